@@ -1,0 +1,431 @@
+//! The loop: run modes, the phases of one iteration, and the operations common to every
+//! handle (close, ref/unref, walk).
+
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::driver::{os::OsDriver, Driver};
+use crate::handle::{Callback, CloseCallback, Extra, Handle, HandleKind, HandleTable};
+use crate::timer::TimerQueue;
+use crate::watchers::{Phase, WatcherList};
+
+/// How [`Loop::run`] runs.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum RunMode {
+    /// Runs until no active, referenced handle or request is left, or [`Loop::stop`] is
+    /// called.
+    Default,
+    /// Runs one iteration, blocking in the poll if there is nothing to do yet. Timers that
+    /// become due during that wait fire before it returns, so each call makes progress.
+    Once,
+    /// Runs one iteration without ever blocking.
+    NoWait,
+}
+
+/// Counters of a loop's work since it was created.
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Loop iterations (polls) run.
+    pub iterations: u64,
+    /// Callbacks dispatched: timers, watchers, wakers, I/O and close callbacks.
+    pub events: u64,
+    /// Time spent blocked in the poll waiting for something to happen.
+    pub idle_time: Duration,
+}
+
+/// Options for a [`Loop`]: `Loop::builder().state(s).build()`.
+#[derive(Debug)]
+pub struct Builder<S = ()> {
+    state: S,
+    event_capacity: usize,
+}
+
+impl Builder<()> {
+    fn new() -> Builder<()> {
+        Builder { state: (), event_capacity: 1024 }
+    }
+}
+
+impl<S> Builder<S> {
+    /// The application state the loop owns, reachable as `lp.state` in every callback.
+    pub fn state<T>(self, state: T) -> Builder<T> {
+        Builder { state, event_capacity: self.event_capacity }
+    }
+
+    /// How many readiness events one poll can return (default 1024). More pending events
+    /// are picked up by the next poll.
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Creates the loop. Fails only if the operating system refuses a poller.
+    pub fn build(self) -> io::Result<Loop<S>> {
+        let driver = Driver::Os(OsDriver::new(self.event_capacity)?);
+        Ok(Loop::from_parts(self.state, driver))
+    }
+}
+
+/// An event loop: owns handles, waits for readiness and calls their callbacks, in libuv's
+/// phase order. `S` is the application's state, owned by the loop; every callback receives
+/// `&mut Loop<S>` and reaches it as `lp.state`.
+///
+/// One iteration runs, in order: pending completions, [`Idle`](crate::Idle) watchers,
+/// [`Prepare`](crate::Prepare) watchers, the poll for I/O (blocking for as long as the next
+/// timer allows, unless an idle watcher is active) and the dispatch of what it found
+/// (I/O, [`Waker`](crate::Waker)s), [`Check`](crate::Check) watchers, close callbacks, then
+/// the [`Timer`](crate::Timer)s due at the updated time. `RunMode::Default` also runs the
+/// timers already due before its first iteration.
+///
+/// Callbacks never run inside the call that asked for them (a zero timeout, a close, a
+/// wake): they always start from the loop, on a fresh stack.
+///
+/// # Panics in callbacks
+///
+/// A panic in a callback propagates out of [`run`](Loop::run). The loop stays usable: the
+/// handle whose callback panicked is closed (its close callback, if one was set, runs in the
+/// next closing phase) and every other handle is left as it was, so a later `run` carries on.
+pub struct Loop<S = ()> {
+    /// The application's state.
+    pub state: S,
+    pub(crate) handles: HandleTable<S>,
+    pub(crate) timers: TimerQueue,
+    pub(crate) watchers: [WatcherList; 3],
+    pub(crate) wakers: Vec<Handle>,
+    closing: VecDeque<Handle>,
+    pub(crate) driver: Driver,
+    time: u64,
+    seq: u64,
+    stop_flag: bool,
+    /// The handle whose callback is running, if any.
+    dispatching: Option<Handle>,
+    running: bool,
+    metrics: Metrics,
+}
+
+impl Loop<()> {
+    /// Creates a loop with no application state.
+    ///
+    /// ```
+    /// let mut lp = evloop::Loop::new()?;
+    /// assert!(!lp.run(evloop::RunMode::Default)?); // nothing to do
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> io::Result<Loop<()>> {
+        Builder::new().build()
+    }
+
+    /// A builder for a loop with options and state.
+    pub fn builder() -> Builder<()> {
+        Builder::new()
+    }
+}
+
+impl<S> Loop<S> {
+    /// Creates a loop that owns `state`.
+    pub fn with_state(state: S) -> io::Result<Loop<S>> {
+        Builder::new().state(state).build()
+    }
+
+    fn from_parts(state: S, driver: Driver) -> Loop<S> {
+        let mut lp = Loop {
+            state,
+            handles: HandleTable::new(),
+            timers: TimerQueue::default(),
+            watchers: Default::default(),
+            wakers: Vec::new(),
+            closing: VecDeque::new(),
+            driver,
+            time: 0,
+            seq: 0,
+            stop_flag: false,
+            dispatching: None,
+            running: false,
+            metrics: Metrics::default(),
+        };
+        lp.update_time();
+        lp
+    }
+
+    /// Runs the loop in `mode`. Returns whether it is still alive: `true` if active,
+    /// referenced handles or requests remain (or [`stop`](Loop::stop) ended the run early),
+    /// `false` when there is nothing left to do.
+    ///
+    /// Returns an error if called from inside one of this loop's callbacks, or if the
+    /// operating system's poll fails.
+    pub fn run(&mut self, mode: RunMode) -> io::Result<bool> {
+        if self.running {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "evloop: run called from inside a callback of the same loop",
+            ));
+        }
+        self.running = true;
+        log::debug!("run start ({mode:?})");
+        let result = panic::catch_unwind(AssertUnwindSafe(|| self.run_iterations(mode)));
+        self.running = false;
+        match result {
+            Ok(result) => {
+                log::debug!("run stop ({mode:?}): {result:?}");
+                result
+            }
+            Err(payload) => {
+                self.recover_from_panic();
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    fn run_iterations(&mut self, mode: RunMode) -> io::Result<bool> {
+        let mut alive = self.alive();
+        if !alive {
+            self.update_time();
+        }
+        if mode == RunMode::Default && alive && !self.stop_flag {
+            self.update_time();
+            self.run_timers();
+        }
+        while alive && !self.stop_flag {
+            let can_sleep = !self.watchers[Phase::Idle as usize].any_active();
+            log::trace!("phase: idle");
+            self.run_watchers(Phase::Idle);
+            log::trace!("phase: prepare");
+            self.run_watchers(Phase::Prepare);
+            let timeout = match mode {
+                RunMode::Default => self.poll_timeout(),
+                RunMode::Once if can_sleep => self.poll_timeout(),
+                _ => Some(0),
+            };
+            log::trace!("phase: poll ({timeout:?} ms)");
+            self.metrics.iterations += 1;
+            self.poll(timeout)?;
+            log::trace!("phase: check");
+            self.run_watchers(Phase::Check);
+            log::trace!("phase: close");
+            self.run_closing();
+            self.update_time();
+            log::trace!("phase: timers");
+            self.run_timers();
+            alive = self.alive();
+            if mode != RunMode::Default {
+                break;
+            }
+        }
+        self.stop_flag = false;
+        Ok(alive)
+    }
+
+    fn poll(&mut self, timeout: Option<u64>) -> io::Result<()> {
+        let blocking = timeout != Some(0);
+        let before = if blocking { Some(Instant::now()) } else { None };
+        self.driver.wait(timeout)?;
+        if let Some(before) = before {
+            self.metrics.idle_time += before.elapsed();
+            // As libuv does: callbacks after a wait see the time it ended, so a timer started
+            // from them counts from then, not from before the wait.
+            self.update_time();
+        }
+        self.run_wakers();
+        Ok(())
+    }
+
+    /// How long the poll may block, in milliseconds: zero if there is work already, the time
+    /// to the next timer, or `None` (no limit).
+    fn poll_timeout(&self) -> Option<u64> {
+        if self.stop_flag
+            || self.handles.alive() == 0
+            || !self.closing.is_empty()
+            || self.watchers[Phase::Idle as usize].any_active()
+            || self.driver.notifier().is_raised()
+        {
+            return Some(0);
+        }
+        self.next_timer_in()
+    }
+
+    /// Whether the loop has anything left that keeps it running: an active, referenced
+    /// handle or request, or a handle whose close callback has yet to run.
+    pub fn alive(&self) -> bool {
+        self.handles.alive() > 0 || !self.closing.is_empty()
+    }
+
+    /// Makes [`run`](Loop::run) return after the current iteration, as soon as possible. If
+    /// called before `run`, that `run` returns at once without running anything. `run` clears
+    /// the request when it returns, so a later `run` carries on.
+    pub fn stop(&mut self) {
+        self.stop_flag = true;
+    }
+
+    /// The loop's cached time, in milliseconds since the loop was created. It is updated at
+    /// the start of each iteration's timer phase and by [`update_time`](Loop::update_time),
+    /// so callbacks of one iteration see the same value.
+    pub fn now(&self) -> u64 {
+        self.time
+    }
+
+    /// Refreshes the cached time from the clock (useful after a long callback, before
+    /// starting a timer).
+    pub fn update_time(&mut self) {
+        self.time = self.driver.now_ms();
+    }
+
+    /// Counters of the loop's work so far.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics
+    }
+
+    /// Calls `f` once for every open handle, closing ones included (libuv's `uv_walk`), for
+    /// debugging or shutdown. `f` may close handles, its own or others; a handle closed by
+    /// an earlier call of `f` is skipped.
+    ///
+    /// ```
+    /// # let mut lp = evloop::Loop::new()?;
+    /// # evloop::Timer::new(&mut lp, |_, _| {});
+    /// // Shut down: close everything that is still open.
+    /// lp.walk(|lp, handle| {
+    ///     if !handle.is_closing(lp) {
+    ///         handle.close(lp).unwrap();
+    ///     }
+    /// });
+    /// # assert!(!lp.run(evloop::RunMode::Default)?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn walk(&mut self, mut f: impl FnMut(&mut Loop<S>, Handle)) {
+        for h in self.handles.ids() {
+            if self.handles.get(h).is_some() {
+                f(self, h);
+            }
+        }
+    }
+
+    /// Number of open handles, closing ones included.
+    pub fn handle_count(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// The poll timeout an embedding host should use before it next calls
+    /// `run(RunMode::NoWait)`: zero if there is work to do now (or nothing active at all),
+    /// the delay to the next timer, or `None` to wait for the backend fd without a limit.
+    pub fn backend_timeout(&self) -> Option<Duration> {
+        self.poll_timeout().map(Duration::from_millis)
+    }
+
+    /// The backend's file descriptor (the epoll instance on Linux). A host program embeds the
+    /// loop by polling this fd for readability, with [`backend_timeout`](Loop::backend_timeout)
+    /// as its timeout, and calling `run(RunMode::NoWait)` when it is readable or the timeout
+    /// passes. See `examples/embed.rs`.
+    #[cfg(unix)]
+    pub fn backend_fd(&self) -> std::os::fd::RawFd {
+        self.driver.backend_fd()
+    }
+
+    // ---- the core's helpers for handle modules ----
+
+    pub(crate) fn open_handle(&mut self, kind: HandleKind, callback: Callback<S>, extra: Extra) -> Handle {
+        let h = self.handles.insert(kind, callback, extra);
+        log::debug!("open {kind:?} {h:?}");
+        h
+    }
+
+    /// The next start order number.
+    pub(crate) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// The start order number the next start will get.
+    pub(crate) fn peek_seq(&self) -> u64 {
+        self.seq + 1
+    }
+
+    /// Calls a handle's callback, taken out of its slot for the call and put back after,
+    /// unless the handle was closed or given a new callback in the meantime.
+    pub(crate) fn dispatch(&mut self, h: Handle) {
+        let Some(mut callback) = self.handles.get_mut(h).and_then(|b| b.callback.take()) else {
+            return;
+        };
+        self.metrics.events += 1;
+        self.dispatching = Some(h);
+        callback(self, h);
+        self.dispatching = None;
+        if let Some(body) = self.handles.get_mut(h) {
+            if body.callback.is_none() && !body.closing {
+                body.callback = Some(callback);
+            }
+        }
+    }
+
+    pub(crate) fn set_ref(&mut self, h: Handle, referenced: bool) -> io::Result<()> {
+        self.handles.usable(h)?;
+        self.handles.update(h, |b| b.referenced = referenced);
+        Ok(())
+    }
+
+    pub(crate) fn close_handle(&mut self, h: Handle, on_close: Option<CloseCallback<S>>) -> io::Result<()> {
+        let kind = self.handles.usable(h)?.kind;
+        match kind {
+            HandleKind::Timer => self.stop_timer(h),
+            HandleKind::Idle => self.stop_watcher(h, Phase::Idle),
+            HandleKind::Prepare => self.stop_watcher(h, Phase::Prepare),
+            HandleKind::Check => self.stop_watcher(h, Phase::Check),
+            HandleKind::Waker => self.close_waker(h),
+        }
+        self.handles.update(h, |b| {
+            b.closing = true;
+            b.close_callback = on_close;
+        });
+        self.closing.push_back(h);
+        log::debug!("close {kind:?} {h:?}");
+        Ok(())
+    }
+
+    /// Frees the handles closed so far and calls their close callbacks, in close order.
+    /// Handles closed by these callbacks wait for the next iteration.
+    fn run_closing(&mut self) {
+        for _ in 0..self.closing.len() {
+            let Some(h) = self.closing.pop_front() else { break };
+            let Some(body) = self.handles.remove(h) else { continue };
+            drop(body.callback);
+            if let Some(on_close) = body.close_callback {
+                self.metrics.events += 1;
+                on_close(self);
+            }
+        }
+    }
+
+    /// After a callback panicked out of `run`: close the handle whose callback was lost, and
+    /// rescan the wakers, whose scan the panic may have cut short.
+    fn recover_from_panic(&mut self) {
+        if let Some(h) = self.dispatching.take() {
+            if self.handles.get(h).is_some_and(|b| !b.closing) {
+                let _ = self.close_handle(h, None);
+            }
+        }
+        self.stop_flag = false;
+        self.driver.notifier().raise_quietly();
+    }
+}
+
+impl<S> Drop for Loop<S> {
+    fn drop(&mut self) {
+        for &h in &self.wakers {
+            if let Some(Extra::Waker(shared)) = self.handles.get(h).map(|b| &b.extra) {
+                shared.close();
+            }
+        }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Loop<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loop")
+            .field("state", &self.state)
+            .field("now", &self.time)
+            .field("handles", &self.handles.len())
+            .field("alive", &self.alive())
+            .finish_non_exhaustive()
+    }
+}

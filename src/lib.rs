@@ -1,0 +1,110 @@
+//! evloop: a callback event loop in the mould of libuv and Node.js.
+//!
+//! One single-threaded [`Loop`] owns handles — [`Timer`]s, [`Idle`], [`Prepare`] and
+//! [`Check`] watchers, cross-thread [`Waker`]s — waits for readiness, and calls the closures
+//! the program registered, in libuv's phase order. Every callback receives the
+//! `&mut Loop<S>`, so it can start timers, close handles or open new ones, and reach the
+//! application's state `S` as `lp.state` without `Rc<RefCell<_>>`.
+//!
+//! # A short tour
+//!
+//! ```
+//! use std::time::Duration;
+//! use evloop::{Check, Loop, RunMode, Timer, Waker};
+//!
+//! #[derive(Default)]
+//! struct App {
+//!     ticks: u32,
+//!     woken: bool,
+//!     log: Vec<String>,
+//! }
+//!
+//! let mut lp = Loop::with_state(App::default())?;
+//!
+//! // A repeating timer that stops itself after three ticks.
+//! let ticker = Timer::new(&mut lp, |lp, timer| {
+//!     lp.state.ticks += 1;
+//!     lp.state.log.push(format!("tick {}", lp.state.ticks));
+//!     if lp.state.ticks == 3 {
+//!         timer.close(lp).unwrap();
+//!     }
+//! });
+//! ticker.start(&mut lp, Duration::from_millis(1), Duration::from_millis(1))?;
+//!
+//! // A waker: another thread asks the loop to run a callback on the loop thread.
+//! let waker = Waker::new(&mut lp, |lp, waker| {
+//!     lp.state.woken = true;
+//!     waker.close(lp).unwrap();
+//! })?;
+//! let remote = waker.clone();
+//! std::thread::spawn(move || remote.wake().unwrap());
+//!
+//! // A check watcher runs after each poll; unreferenced, it does not keep the loop alive.
+//! let check = Check::new(&mut lp, |lp, _| lp.state.log.push("check".into()));
+//! check.start(&mut lp)?;
+//! check.unref(&mut lp)?;
+//!
+//! // Run until nothing referenced is left: the ticker and the waker closed themselves.
+//! let alive = lp.run(RunMode::Default)?;
+//! assert!(!alive);
+//! assert_eq!(lp.state.ticks, 3);
+//! assert!(lp.state.woken);
+//! assert!(lp.state.log.iter().any(|l| l == "check"));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # One iteration
+//!
+//! libuv's order: [`Idle`] watchers, [`Prepare`] watchers, the poll for I/O (blocking no
+//! longer than the next timer allows, and not at all while an idle watcher is active) with
+//! the dispatch of what it found ([`Waker`] callbacks), [`Check`] watchers, close callbacks,
+//! then the timers due at the freshly updated time. [`RunMode::Default`] also runs the timers
+//! already due before its first iteration.
+//!
+//! # Guarantees, and what is not guaranteed
+//!
+//! - Callbacks never run inside the call that asked for them: a zero timeout, a close or a
+//!   wake always completes from the loop.
+//! - Handles are `Copy` ids with a generation: a call through the id of a closed handle
+//!   returns an error and never reaches another handle, even one that reuses its slot.
+//! - Timers due at the same time fire in start order; a timer never fires before the
+//!   loop time at which it was started plus its timeout, in whole milliseconds. It may fire
+//!   late: by how long the loop's callbacks hold it up, and by the scheduler's latency.
+//! - Time is the loop's cached [`Loop::now`], in milliseconds, refreshed once per iteration.
+//!   A long callback makes it stale; [`Loop::update_time`] refreshes it.
+//! - A panic in a callback propagates out of [`Loop::run`]; the handle whose callback
+//!   panicked is closed and the loop stays usable (see [`Loop`]).
+//!
+//! # Embedding
+//!
+//! A host program with its own event loop polls [`Loop::backend_fd`] for readability, with
+//! [`Loop::backend_timeout`] as its timeout, and calls `run(RunMode::NoWait)` whenever the fd
+//! is readable or the timeout expires (`examples/embed.rs`).
+//!
+//! # Logging
+//!
+//! evloop logs through the `log` crate: handle open and close and run start and stop at
+//! `debug`, the phases of each iteration at `trace`. The examples initialise `env_logger`, so
+//! `RUST_LOG=evloop=debug` shows them.
+
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![warn(rust_2018_idioms, unreachable_pub, missing_debug_implementations)]
+
+mod driver;
+mod event_loop;
+mod handle;
+mod timer;
+mod waker;
+mod watchers;
+
+/// The README's example, compiled and run as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+pub use event_loop::{Builder, Loop, Metrics, RunMode};
+pub use handle::{Handle, HandleKind};
+pub use timer::Timer;
+pub use waker::Waker;
+pub use watchers::{Check, Idle, Prepare};

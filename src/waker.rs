@@ -1,0 +1,135 @@
+//! Cross-thread wakeups (libuv's `uv_async_t`).
+//!
+//! A wake sets the waker's own `pending` flag and, if it was clear, the loop-wide notifier,
+//! which interrupts a blocked poll. The loop clears the notifier first and then each waker's
+//! flag as it calls that waker's callback, so a wake that races with the scan either is seen
+//! by it or raises the notifier again: the last wake is never lost, and any number of wakes
+//! before the callback runs coalesce into one call.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::driver::Notifier;
+use crate::event_loop::Loop;
+use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
+
+/// The state a waker shares with the threads that hold it.
+pub(crate) struct WakerShared {
+    pending: AtomicBool,
+    closed: AtomicBool,
+    notifier: Arc<Notifier>,
+}
+
+/// Wakes the loop from any thread and runs a callback on the loop thread (libuv's
+/// `uv_async_t`, Node's cross-thread wakeup).
+///
+/// `Waker` is `Send + Sync + Clone`: hand clones to other threads and call
+/// [`wake`](Waker::wake). Wakes that arrive before the callback has run coalesce into one
+/// call; a wake is never lost, so the callback runs at least once after the last wake.
+/// The loop-side operations (`close`, `unref`, ...) take the `&mut Loop` and so can only be
+/// called on the loop thread.
+///
+/// An open waker is an active handle: it keeps [`RunMode::Default`](crate::RunMode::Default)
+/// running until it is closed or [`unref`](Waker::unref)'d.
+///
+/// ```
+/// use evloop::{Loop, RunMode, Waker};
+///
+/// let mut lp = Loop::with_state(0u32)?;
+/// let waker = Waker::new(&mut lp, |lp, waker| {
+///     lp.state += 1;
+///     waker.close(lp).unwrap();
+/// })?;
+/// let remote = waker.clone();
+/// std::thread::spawn(move || remote.wake().unwrap()).join().unwrap();
+/// lp.run(RunMode::Default)?;
+/// assert_eq!(lp.state, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Waker {
+    handle: Handle,
+    shared: Arc<WakerShared>,
+}
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waker").field("handle", &self.handle).finish()
+    }
+}
+
+common_handle_methods!(Waker);
+
+impl Waker {
+    /// Opens a waker whose `callback` runs on the loop thread after one or more wakes.
+    pub fn new<S>(
+        lp: &mut Loop<S>,
+        mut callback: impl FnMut(&mut Loop<S>, &Waker) + 'static,
+    ) -> io::Result<Waker> {
+        let shared = Arc::new(WakerShared {
+            pending: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            notifier: lp.driver.notifier().clone(),
+        });
+        // The callback needs the `Waker` itself, whose id exists only once the slot does:
+        // open with a no-op (a zero-sized box, no allocation), then install the real one.
+        let handle = lp.open_handle(HandleKind::Waker, Box::new(|_, _| {}), Extra::Waker(shared.clone()));
+        let waker = Waker { handle, shared: shared.clone() };
+        if let Some(body) = lp.handles.get_mut(handle) {
+            body.callback = Some(Box::new(move |lp, _| callback(lp, &waker)));
+        }
+        lp.handles.update(handle, |b| b.active = true);
+        lp.wakers.push(handle);
+        Ok(Waker { handle, shared })
+    }
+
+    /// Wakes the loop; its callback will run on the loop thread. Callable from any thread,
+    /// never blocks.
+    ///
+    /// Returns an error if the waker has been closed or its loop dropped.
+    pub fn wake(&self) -> io::Result<()> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "evloop: waker is closed"));
+        }
+        if !self.shared.pending.swap(true, Ordering::AcqRel) {
+            self.shared.notifier.notify()?;
+        }
+        Ok(())
+    }
+}
+
+impl WakerShared {
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+impl<S> Loop<S> {
+    /// Calls the callback of every waker that was woken since its last call.
+    pub(crate) fn run_wakers(&mut self) {
+        if !self.driver.notifier().take() {
+            return;
+        }
+        let mut i = 0;
+        while i < self.wakers.len() {
+            let h = self.wakers[i];
+            i += 1;
+            let woken = match self.handles.get(h).map(|b| &b.extra) {
+                Some(Extra::Waker(shared)) => shared.pending.swap(false, Ordering::AcqRel),
+                _ => false,
+            };
+            if woken {
+                self.dispatch(h);
+            }
+        }
+    }
+
+    /// Forgets a closing waker: later wakes fail, and the scan no longer visits it.
+    pub(crate) fn close_waker(&mut self, h: Handle) {
+        if let Some(Extra::Waker(shared)) = self.handles.get(h).map(|b| &b.extra) {
+            shared.close();
+        }
+        self.wakers.retain(|&w| w != h);
+    }
+}

@@ -1,0 +1,142 @@
+//! Misuse gets an error and touches nothing else: closed handles, double close, stale ids
+//! after slot reuse, closing from inside callbacks, panics in callbacks.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use evloop::{Idle, Loop, RunMode, Timer, Waker};
+
+#[test]
+fn a_closed_handle_used_again_is_an_error() {
+    let mut lp = Loop::new().unwrap();
+    let t = Timer::new(&mut lp, |_, _| {});
+    t.close(&mut lp).unwrap();
+    // Closing, not yet closed.
+    let closing = t.start(&mut lp, Duration::ZERO, Duration::ZERO).unwrap_err();
+    assert_eq!(closing.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(closing.to_string().contains("closing"), "{closing}");
+    lp.run(RunMode::Default).unwrap();
+    // Closed.
+    for err in [
+        t.start(&mut lp, Duration::ZERO, Duration::ZERO).unwrap_err(),
+        t.stop(&mut lp).unwrap_err(),
+        t.again(&mut lp).unwrap_err(),
+        t.due_in(&mut lp).unwrap_err(),
+        t.unref(&mut lp).unwrap_err(),
+        t.ref_(&mut lp).unwrap_err(),
+        t.close(&mut lp).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("closed"), "{err}");
+    }
+    assert!(!t.is_active(&lp));
+    assert!(t.is_closing(&lp));
+    assert!(!t.has_ref(&lp));
+    assert_eq!(t.handle().kind(&lp), None);
+}
+
+#[test]
+fn a_double_close_is_an_error_and_the_close_callback_runs_once() {
+    let mut lp = Loop::with_state(0u32).unwrap();
+    let i = Idle::new(&mut lp, |_, _| {});
+    i.close_with(&mut lp, |lp| lp.state += 1).unwrap();
+    assert!(i.close_with(&mut lp, |lp| lp.state += 100).is_err());
+    lp.run(RunMode::Default).unwrap();
+    assert!(i.close(&mut lp).is_err());
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.state, 1);
+}
+
+#[test]
+fn a_stale_id_never_reaches_the_handle_that_reuses_its_slot() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let old = Timer::new(&mut lp, |lp, _| lp.state.push("old"));
+    old.close(&mut lp).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    let new = Timer::new(&mut lp, |lp, _| lp.state.push("new"));
+    assert_ne!(old.handle(), new.handle());
+    assert!(old.start(&mut lp, Duration::ZERO, Duration::ZERO).is_err());
+    assert!(old.close(&mut lp).is_err());
+    assert!(!new.is_active(&lp));
+    assert!(!new.is_closing(&lp));
+    new.start(&mut lp, Duration::ZERO, Duration::ZERO).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.state, vec!["new"]);
+}
+
+#[test]
+fn a_callback_that_closes_its_own_handle() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let t = Timer::new(&mut lp, |lp, t| {
+        lp.state.push("fire");
+        t.close_with(lp, |lp| lp.state.push("closed")).unwrap();
+        // Using it again inside the same callback is an error, not a crash.
+        assert!(t.start(lp, Duration::ZERO, Duration::ZERO).is_err());
+    });
+    t.start(&mut lp, Duration::ZERO, Duration::from_millis(1)).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(lp.state, vec!["fire", "closed"]);
+    assert_eq!(lp.handle_count(), 0);
+}
+
+#[test]
+fn a_close_callback_may_open_and_close_handles() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let t = Timer::new(&mut lp, |_, _| {});
+    t.close_with(&mut lp, |lp| {
+        lp.state.push("first closed");
+        let next = Timer::new(lp, |lp, t| {
+            lp.state.push("next fired");
+            t.close_with(lp, |lp| lp.state.push("next closed")).unwrap();
+        });
+        next.start(lp, Duration::ZERO, Duration::ZERO).unwrap();
+    })
+    .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(lp.state, vec!["first closed", "next fired", "next closed"]);
+}
+
+#[test]
+fn a_panic_in_a_callback_propagates_and_the_loop_stays_usable() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let bomb = Timer::new(&mut lp, |_, _| panic!("boom"));
+    let steady = Timer::new(&mut lp, |lp, t| {
+        lp.state.push("steady");
+        if lp.state.len() == 3 {
+            t.close(lp).unwrap();
+        }
+    });
+    let waker = Waker::new(&mut lp, |lp, w| {
+        lp.state.push("woken");
+        w.close(lp).unwrap();
+    })
+    .unwrap();
+    bomb.start(&mut lp, Duration::ZERO, Duration::from_millis(1)).unwrap();
+    steady.start(&mut lp, Duration::from_millis(5), Duration::from_millis(5)).unwrap();
+    waker.wake().unwrap();
+
+    let panic = catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))).unwrap_err();
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"boom"));
+
+    // The handle whose callback panicked is closed; nothing else changed.
+    assert!(bomb.is_closing(&lp));
+    assert!(bomb.start(&mut lp, Duration::ZERO, Duration::ZERO).is_err());
+    assert!(steady.is_active(&lp));
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(lp.state.iter().filter(|s| **s == "steady").count(), 2);
+    assert_eq!(lp.state.iter().filter(|s| **s == "woken").count(), 1);
+    assert_eq!(lp.handle_count(), 0);
+}
+
+#[test]
+fn a_panic_in_a_close_callback_loses_nothing_else() {
+    let mut lp = Loop::with_state(0u32).unwrap();
+    let a = Timer::new(&mut lp, |_, _| {});
+    let b = Timer::new(&mut lp, |_, _| {});
+    a.close_with(&mut lp, |_| panic!("close boom")).unwrap();
+    b.close_with(&mut lp, |lp| lp.state += 1).unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(|| lp.run(RunMode::Default))).is_err());
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(lp.state, 1);
+    assert_eq!(lp.handle_count(), 0);
+}

@@ -1,0 +1,156 @@
+//! Idle, prepare and check semantics (libuv's test-idle.c, test-loop-handles.c).
+
+use std::time::Duration;
+
+use evloop::{Check, Idle, Loop, Prepare, RunMode, Timer};
+
+#[test]
+fn an_active_idle_watcher_keeps_the_poll_from_blocking() {
+    // A timer 10 s away would block the first poll for 10 s if idle did not prevent it; the
+    // idle watcher closes it after 100 iterations, so it must never fire.
+    let mut lp = Loop::with_state((0u32, false)).unwrap();
+    let far = Timer::new(&mut lp, |lp, _| lp.state.1 = true);
+    far.start(&mut lp, Duration::from_secs(10), Duration::ZERO).unwrap();
+    let idle = Idle::new(&mut lp, move |lp, idle| {
+        lp.state.0 += 1;
+        if lp.state.0 == 100 {
+            idle.close(lp).unwrap();
+            far.close(lp).unwrap();
+        }
+    });
+    idle.start(&mut lp).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(lp.state, (100, false));
+}
+
+#[test]
+fn phase_order_within_one_iteration() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let check = Check::new(&mut lp, |lp, _| lp.state.push("check"));
+    let prepare = Prepare::new(&mut lp, |lp, _| lp.state.push("prepare"));
+    let idle = Idle::new(&mut lp, |lp, _| lp.state.push("idle"));
+    let timer = Timer::new(&mut lp, move |lp, t| {
+        lp.state.push("timer");
+        // Close everything: check callbacks of this iteration already ran, close callbacks
+        // run in the next one, after its check phase.
+        for h in [check.handle(), prepare.handle(), idle.handle(), t.handle()] {
+            h.close_with(lp, |lp| lp.state.push("close")).unwrap();
+        }
+    });
+    check.start(&mut lp).unwrap();
+    prepare.start(&mut lp).unwrap();
+    idle.start(&mut lp).unwrap();
+    timer.start(&mut lp, Duration::ZERO, Duration::ZERO).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(lp.state, vec!["idle", "prepare", "check", "timer"]);
+    lp.state.clear();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(lp.state, vec!["close"; 4]);
+}
+
+#[test]
+fn check_callbacks_of_an_iteration_run_before_its_close_callbacks() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let check = Check::new(&mut lp, |lp, _| lp.state.push("check"));
+    let idle = Idle::new(&mut lp, move |lp, idle| {
+        lp.state.push("idle");
+        idle.close_with(lp, |lp| lp.state.push("close idle")).unwrap();
+    });
+    check.start(&mut lp).unwrap();
+    idle.start(&mut lp).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(lp.state, vec!["idle", "check", "close idle"]);
+    check.close(&mut lp).unwrap();
+    lp.run(RunMode::Default).unwrap();
+}
+
+#[test]
+fn a_watcher_stopped_by_another_during_a_pass_is_not_called_later_in_it() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let second = Idle::new(&mut lp, |lp, _| lp.state.push(2));
+    let third = Idle::new(&mut lp, |lp, _| lp.state.push(3));
+    let first = Idle::new(&mut lp, move |lp, first| {
+        lp.state.push(1);
+        second.stop(lp).unwrap();
+        third.close(lp).unwrap();
+        first.stop(lp).unwrap();
+    });
+    first.start(&mut lp).unwrap();
+    second.start(&mut lp).unwrap();
+    third.start(&mut lp).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.state, vec![1]);
+}
+
+#[test]
+fn a_watcher_stopped_and_restarted_during_a_pass_waits_for_the_next() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let second = Prepare::new(&mut lp, |lp, p| {
+        lp.state.push("second");
+        p.stop(lp).unwrap();
+    });
+    let first = Prepare::new(&mut lp, move |lp, p| {
+        lp.state.push("first");
+        second.stop(lp).unwrap();
+        second.start(lp).unwrap();
+        p.stop(lp).unwrap();
+    });
+    first.start(&mut lp).unwrap();
+    second.start(&mut lp).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(lp.state, vec!["first"]);
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(lp.state, vec!["first", "second"]);
+    assert!(!lp.run(RunMode::Default).unwrap());
+}
+
+#[test]
+fn a_watcher_started_during_a_pass_waits_for_the_next() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let late = Check::new(&mut lp, |lp, c| {
+        lp.state.push("late");
+        c.stop(lp).unwrap();
+    });
+    let early = Check::new(&mut lp, move |lp, c| {
+        lp.state.push("early");
+        late.start(lp).unwrap();
+        c.stop(lp).unwrap();
+    });
+    early.start(&mut lp).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(lp.state, vec!["early"]);
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(lp.state, vec!["early", "late"]);
+}
+
+#[test]
+fn watchers_run_once_per_iteration_in_start_order() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let ws: Vec<Idle> = (0..5).map(|i| Idle::new(&mut lp, move |lp, _| lp.state.push(i))).collect();
+    for &i in &[2usize, 0, 4, 1, 3] {
+        ws[i].start(&mut lp).unwrap();
+    }
+    ws[2].start(&mut lp).unwrap(); // starting an active watcher does nothing
+    lp.run(RunMode::NoWait).unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(lp.state, vec![2, 0, 4, 1, 3, 2, 0, 4, 1, 3]);
+}
+
+#[test]
+fn while_run_once_terminates_when_the_work_is_done() {
+    // libuv's run_once.
+    let mut lp = Loop::with_state(0u32).unwrap();
+    let idle = Idle::new(&mut lp, |lp, idle| {
+        lp.state += 1;
+        if lp.state == 64 {
+            idle.stop(lp).unwrap();
+        }
+    });
+    idle.start(&mut lp).unwrap();
+    let mut calls = 0;
+    while lp.run(RunMode::Once).unwrap() {
+        calls += 1;
+        assert!(calls < 1000);
+    }
+    assert_eq!(lp.state, 64);
+}
