@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::driver::{os::OsDriver, Driver};
 use crate::handle::{Callback, CloseCallback, Extra, Handle, HandleKind, HandleTable};
+use crate::net::NetState;
 use crate::timer::TimerQueue;
 use crate::watchers::{Phase, WatcherList};
 
@@ -97,6 +98,7 @@ pub struct Loop<S = ()> {
     pub(crate) wakers: Vec<Handle>,
     closing: VecDeque<Handle>,
     pub(crate) driver: Driver,
+    pub(crate) net: NetState,
     time: u64,
     seq: u64,
     stop_flag: bool,
@@ -139,6 +141,7 @@ impl<S> Loop<S> {
             wakers: Vec::new(),
             closing: VecDeque::new(),
             driver,
+            net: NetState::new(),
             time: 0,
             seq: 0,
             stop_flag: false,
@@ -189,7 +192,9 @@ impl<S> Loop<S> {
             self.run_timers();
         }
         while alive && !self.stop_flag {
-            let can_sleep = !self.watchers[Phase::Idle as usize].any_active();
+            let can_sleep = self.net.pending.is_empty() && !self.watchers[Phase::Idle as usize].any_active();
+            log::trace!("phase: pending");
+            self.run_pending();
             log::trace!("phase: idle");
             self.run_watchers(Phase::Idle);
             log::trace!("phase: prepare");
@@ -202,6 +207,14 @@ impl<S> Loop<S> {
             log::trace!("phase: poll ({timeout:?} ms)");
             self.metrics.iterations += 1;
             self.poll(timeout)?;
+            // Completions that I/O just finished (write callbacks), a few rounds at most so
+            // that callbacks which keep writing cannot starve the loop.
+            for _ in 0..8 {
+                if self.net.pending.is_empty() {
+                    break;
+                }
+                self.run_pending();
+            }
             log::trace!("phase: check");
             self.run_watchers(Phase::Check);
             log::trace!("phase: close");
@@ -220,14 +233,16 @@ impl<S> Loop<S> {
 
     fn poll(&mut self, timeout: Option<u64>) -> io::Result<()> {
         let blocking = timeout != Some(0);
+        self.flush_interest();
         let before = if blocking { Some(Instant::now()) } else { None };
-        self.driver.wait(timeout)?;
+        self.driver.wait(timeout, &mut self.net.ready)?;
         if let Some(before) = before {
             self.metrics.idle_time += before.elapsed();
             // As libuv does: callbacks after a wait see the time it ended, so a timer started
             // from them counts from then, not from before the wait.
             self.update_time();
         }
+        self.dispatch_ready();
         self.run_wakers();
         Ok(())
     }
@@ -236,8 +251,10 @@ impl<S> Loop<S> {
     /// to the next timer, or `None` (no limit).
     fn poll_timeout(&self) -> Option<u64> {
         if self.stop_flag
-            || self.handles.alive() == 0
+            || !self.alive()
             || !self.closing.is_empty()
+            || !self.net.pending.is_empty()
+            || !self.net.interest_dirty.is_empty()
             || self.watchers[Phase::Idle as usize].any_active()
             || self.driver.notifier().is_raised()
         {
@@ -247,9 +264,13 @@ impl<S> Loop<S> {
     }
 
     /// Whether the loop has anything left that keeps it running: an active, referenced
-    /// handle or request, or a handle whose close callback has yet to run.
+    /// handle, a request in flight (a connect, a queued write, a shutdown) or its completion
+    /// yet to be reported, or a handle whose close callback has yet to run.
     pub fn alive(&self) -> bool {
-        self.handles.alive() > 0 || !self.closing.is_empty()
+        self.handles.alive() > 0
+            || self.net.requests > 0
+            || !self.net.pending.is_empty()
+            || !self.closing.is_empty()
     }
 
     /// Makes [`run`](Loop::run) return after the current iteration, as soon as possible. If
@@ -324,7 +345,7 @@ impl<S> Loop<S> {
 
     // ---- the core's helpers for handle modules ----
 
-    pub(crate) fn open_handle(&mut self, kind: HandleKind, callback: Callback<S>, extra: Extra) -> Handle {
+    pub(crate) fn open_handle(&mut self, kind: HandleKind, callback: Callback<S>, extra: Extra<S>) -> Handle {
         let h = self.handles.insert(kind, callback, extra);
         log::debug!("open {kind:?} {h:?}");
         h
@@ -347,13 +368,49 @@ impl<S> Loop<S> {
         let Some(mut callback) = self.handles.get_mut(h).and_then(|b| b.callback.take()) else {
             return;
         };
-        self.metrics.events += 1;
-        self.dispatching = Some(h);
-        callback(self, h);
-        self.dispatching = None;
+        self.call_guarded(h, |lp| callback(lp, h));
         if let Some(body) = self.handles.get_mut(h) {
             if body.callback.is_none() && !body.closing {
                 body.callback = Some(callback);
+            }
+        }
+    }
+
+    /// Calls a callback of `h`, counting it, and remembering `h` so that a panic closes it.
+    pub(crate) fn call_guarded<R>(&mut self, h: Handle, call: impl FnOnce(&mut Self) -> R) -> R {
+        self.metrics.events += 1;
+        self.dispatching = Some(h);
+        let result = call(self);
+        self.dispatching = None;
+        result
+    }
+
+    /// Counts a callback that belongs to no open handle (close callbacks, cancellations).
+    pub(crate) fn count_event(&mut self) {
+        self.metrics.events += 1;
+    }
+
+    /// Calls a callback that lives in a slot of the handle's state (a read or connection
+    /// callback): taken out for the call, put back after unless the handle was closed or
+    /// the slot refilled in the meantime.
+    pub(crate) fn call_slot<C: ?Sized>(
+        &mut self,
+        h: Handle,
+        slot: fn(&mut Extra<S>) -> Option<&mut Option<Box<C>>>,
+        call: impl FnOnce(&mut Self, &mut Box<C>),
+    ) {
+        fn open<S, C: ?Sized>(
+            lp: &mut Loop<S>,
+            h: Handle,
+            slot: fn(&mut Extra<S>) -> Option<&mut Option<Box<C>>>,
+        ) -> Option<&mut Option<Box<C>>> {
+            lp.handles.get_mut(h).filter(|b| !b.closing).and_then(|b| slot(&mut b.extra))
+        }
+        let Some(mut callback) = open(self, h, slot).and_then(Option::take) else { return };
+        self.call_guarded(h, |lp| call(lp, &mut callback));
+        if let Some(place) = open(self, h, slot) {
+            if place.is_none() {
+                *place = Some(callback);
             }
         }
     }
@@ -372,6 +429,8 @@ impl<S> Loop<S> {
             HandleKind::Prepare => self.stop_watcher(h, Phase::Prepare),
             HandleKind::Check => self.stop_watcher(h, Phase::Check),
             HandleKind::Waker => self.close_waker(h),
+            HandleKind::TcpListener => self.close_listener(h),
+            HandleKind::TcpStream => self.close_stream(h),
         }
         self.handles.update(h, |b| {
             b.closing = true;
@@ -389,8 +448,11 @@ impl<S> Loop<S> {
             let Some(h) = self.closing.pop_front() else { break };
             let Some(body) = self.handles.remove(h) else { continue };
             drop(body.callback);
+            if let Extra::Stream(st) = body.extra {
+                self.finish_stream(st);
+            }
             if let Some(on_close) = body.close_callback {
-                self.metrics.events += 1;
+                self.count_event();
                 on_close(self);
             }
         }

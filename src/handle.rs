@@ -9,6 +9,8 @@ use std::fmt;
 use std::io;
 
 use crate::event_loop::Loop;
+use crate::net::listener::ListenerState;
+use crate::net::stream::StreamState;
 use crate::waker::WakerShared;
 use std::sync::Arc;
 
@@ -44,6 +46,10 @@ pub enum HandleKind {
     Check,
     /// A [`Waker`](crate::Waker).
     Waker,
+    /// A [`TcpListener`](crate::TcpListener).
+    TcpListener,
+    /// A [`TcpStream`](crate::TcpStream).
+    TcpStream,
 }
 
 /// A callback stored in a handle's slot. Typed handles wrap the user's closure once, at
@@ -53,10 +59,12 @@ pub(crate) type Callback<S> = Box<dyn FnMut(&mut Loop<S>, Handle)>;
 pub(crate) type CloseCallback<S> = Box<dyn FnOnce(&mut Loop<S>)>;
 
 /// What only some kinds of handle carry.
-pub(crate) enum Extra {
+pub(crate) enum Extra<S> {
     None,
     Timer { deadline: u64, repeat: u64 },
     Waker(Arc<WakerShared>),
+    Listener(Box<ListenerState<S>>),
+    Stream(Box<StreamState<S>>),
 }
 
 /// One open handle.
@@ -71,7 +79,7 @@ pub(crate) struct Body<S> {
     /// `None` while the callback is being dispatched (taken out of its slot).
     pub(crate) callback: Option<Callback<S>>,
     pub(crate) close_callback: Option<CloseCallback<S>>,
-    pub(crate) extra: Extra,
+    pub(crate) extra: Extra<S>,
 }
 
 impl<S> Body<S> {
@@ -100,7 +108,7 @@ impl<S> HandleTable<S> {
         HandleTable { slots: Vec::new(), free: Vec::new(), open: 0, alive: 0 }
     }
 
-    pub(crate) fn insert(&mut self, kind: HandleKind, callback: Callback<S>, extra: Extra) -> Handle {
+    pub(crate) fn insert(&mut self, kind: HandleKind, callback: Callback<S>, extra: Extra<S>) -> Handle {
         let body = Body {
             kind,
             active: false,
@@ -212,6 +220,18 @@ pub(crate) fn closing_error() -> io::Error {
 }
 
 impl Handle {
+    /// The id packed into a poller key. The generation rides along (on 64-bit targets) so an
+    /// event can never be mistaken for one of a later handle in the same slot.
+    pub(crate) fn to_key(self) -> usize {
+        ((self.gen as u64) << 32 | self.index as u64) as usize
+    }
+
+    /// The id a poller key was made from.
+    pub(crate) fn from_key(key: usize) -> Handle {
+        let key = key as u64;
+        Handle { index: key as u32, gen: (key >> 32) as u32 }
+    }
+
     /// The kind of this handle, or `None` if it has been closed.
     pub fn kind<S>(self, lp: &Loop<S>) -> Option<HandleKind> {
         lp.handles.get(self).map(|b| b.kind)

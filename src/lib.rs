@@ -94,6 +94,7 @@
 mod driver;
 mod event_loop;
 mod handle;
+mod net;
 mod timer;
 mod waker;
 mod watchers;
@@ -105,6 +106,9 @@ pub struct ReadmeDoctests;
 
 pub use event_loop::{Builder, Loop, Metrics, RunMode};
 pub use handle::{Handle, HandleKind};
+pub use net::listener::TcpListener;
+pub use net::stream::TcpStream;
+pub use net::{is_cancelled, Cancelled, ListenOptions};
 pub use timer::Timer;
 pub use waker::Waker;
 pub use watchers::{Check, Idle, Prepare};

@@ -6,7 +6,11 @@
 //! and, where the numbers demand it, a Linux epoll driver are further variants. Nothing
 //! outside `driver/` knows which one runs, and user code never names it.
 
-use std::io;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::net::ListenOptions;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -14,34 +18,101 @@ pub(crate) mod os;
 
 /// The backend under a loop.
 pub(crate) enum Driver {
-    /// The operating system: monotonic clock, `polling` (epoll, kqueue, ...).
+    /// The operating system: monotonic clock, `polling` (epoll, kqueue, ...), real sockets.
     Os(os::OsDriver),
 }
 
-impl Driver {
+/// A socket owned by the driver.
+pub(crate) type SocketId = usize;
+
+/// Which readiness a socket is registered for.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) struct Interest {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+}
+
+impl Interest {
+    pub(crate) const NONE: Interest = Interest { readable: false, writable: false };
+}
+
+/// One readiness event: the key is the handle's id ([`Handle::to_key`](crate::Handle)).
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Readiness {
+    pub(crate) key: usize,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+}
+
+/// Defines `Driver` methods that forward to the variant that runs. Each entry starts with
+/// `ref` (takes `&self`) or `mut` (takes `&mut self`).
+macro_rules! forward {
+    (@method ref $(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        $(#[$doc])*
+        pub(crate) fn $name(&self $(, $arg: $ty)*) -> $ret {
+            match self {
+                Driver::Os(d) => d.$name($($arg),*),
+            }
+        }
+    };
+    (@method mut $(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        $(#[$doc])*
+        pub(crate) fn $name(&mut self $(, $arg: $ty)*) -> $ret {
+            match self {
+                Driver::Os(d) => d.$name($($arg),*),
+            }
+        }
+    };
+    ($( $(#[$doc:meta])* $recv:ident fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {
+        impl Driver {
+            $( forward!(@method $recv $(#[$doc])* $name($($arg: $ty),*) -> $ret); )*
+        }
+    };
+}
+
+forward! {
     /// Milliseconds since the driver was created, from a monotonic clock.
-    pub(crate) fn now_ms(&self) -> u64 {
-        match self {
-            Driver::Os(d) => d.now_ms(),
-        }
-    }
-
+    ref fn now_ms() -> u64;
     /// Waits until something is ready, the notifier is raised, or `timeout_ms` has passed
-    /// (`None`: no timeout). Returns whether it really waited in the kernel, which is the
-    /// only case in which the caller needs to measure idle time.
-    pub(crate) fn wait(&mut self, timeout_ms: Option<u64>) -> io::Result<bool> {
-        match self {
-            Driver::Os(d) => d.wait(timeout_ms),
-        }
-    }
+    /// (`None`: no limit), appending what is ready to `ready`. Returns whether it really
+    /// waited, the only case in which the caller measures idle time.
+    mut fn wait(timeout_ms: Option<u64>, ready: &mut Vec<Readiness>) -> io::Result<bool>;
+    /// The notifier that wakes a blocked `wait` from any thread.
+    ref fn notifier() -> &Arc<Notifier>;
+    /// A bound, listening, non-blocking TCP socket.
+    mut fn tcp_listen(addr: SocketAddr, opts: &ListenOptions) -> io::Result<SocketId>;
+    /// Accepts one connection, non-blocking, not registered yet.
+    mut fn tcp_accept(listener: SocketId) -> io::Result<(SocketId, SocketAddr)>;
+    /// Starts a non-blocking connect: the outer error is the socket's creation, the inner
+    /// result the connect's (`true` if it completed at once).
+    mut fn tcp_connect(addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)>;
+    /// The outcome of a connect, once the socket is writable.
+    mut fn connect_result(sock: SocketId) -> io::Result<()>;
+    /// Reads what is there, without blocking.
+    mut fn read(sock: SocketId, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes what fits, without blocking.
+    mut fn write(sock: SocketId, buf: &[u8]) -> io::Result<usize>;
+    /// Writes what fits of several buffers, without blocking.
+    mut fn write_vectored(sock: SocketId, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Sends FIN.
+    mut fn shutdown_write(sock: SocketId) -> io::Result<()>;
+    /// Registers or changes the socket's interest, under `key`.
+    mut fn set_interest(sock: SocketId, key: usize, interest: Interest) -> io::Result<()>;
+    /// Deregisters and closes the socket.
+    mut fn close(sock: SocketId) -> ();
+    /// The socket's local address.
+    ref fn local_addr(sock: SocketId) -> io::Result<SocketAddr>;
+    /// The connected peer's address.
+    ref fn peer_addr(sock: SocketId) -> io::Result<SocketAddr>;
+    /// TCP_NODELAY.
+    ref fn set_nodelay(sock: SocketId, on: bool) -> io::Result<()>;
+    /// TCP_NODELAY.
+    ref fn nodelay(sock: SocketId) -> io::Result<bool>;
+    /// SO_KEEPALIVE with the idle time before the first probe, or off.
+    ref fn set_keepalive(sock: SocketId, idle: Option<Duration>) -> io::Result<()>;
+}
 
-    /// The notifier that wakes a blocked [`wait`](Driver::wait) from any thread.
-    pub(crate) fn notifier(&self) -> &Arc<Notifier> {
-        match self {
-            Driver::Os(d) => d.notifier(),
-        }
-    }
-
+impl Driver {
     /// The backend's pollable file descriptor, for embedding.
     #[cfg(unix)]
     pub(crate) fn backend_fd(&self) -> std::os::fd::RawFd {

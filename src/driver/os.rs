@@ -1,23 +1,57 @@
-//! The real driver: the monotonic clock and `polling`.
+//! The real driver: the monotonic clock, `polling`, and sockets from `socket2` / std.
 //!
 //! `polling` 3 costs about five system calls per `wait` on Linux (it re-arms its timerfd and
 //! its notifier on every call). The loop therefore does not wait at all when the timeout is
 //! zero and nothing is registered or notified, which is every iteration of a loop that only
 //! has timers and watchers.
+//!
+//! Sockets are registered level-triggered, and lazily: a socket enters the poller the first
+//! time it has an interest, with its handle's id as the key, so a freshly accepted socket
+//! that the program starts reading costs one `epoll_ctl`.
 
-use std::io;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{self, Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Notifier;
+use polling::{Event, PollMode};
+use slab::Slab;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+use super::{Interest, Notifier, Readiness, SocketId};
+use crate::net::ListenOptions;
+
+enum Sock {
+    Listener(net::TcpListener),
+    Stream(net::TcpStream),
+}
+
+struct Entry {
+    sock: Sock,
+    /// The interest registered with the poller, `None` while not in the poller.
+    registered: Option<Interest>,
+}
+
+impl Entry {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match &self.sock {
+            Sock::Listener(l) => l.as_fd(),
+            Sock::Stream(s) => s.as_fd(),
+        }
+    }
+}
 
 pub(crate) struct OsDriver {
     poller: Arc<polling::Poller>,
     events: polling::Events,
     notifier: Arc<Notifier>,
     start: Instant,
-    /// Sources registered with the poller.
-    registered: usize,
+    sockets: Slab<Entry>,
+}
+
+fn not_a_stream() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "evloop: not a connected stream")
 }
 
 impl OsDriver {
@@ -30,7 +64,7 @@ impl OsDriver {
             poller,
             events: polling::Events::with_capacity(capacity),
             start: Instant::now(),
-            registered: 0,
+            sockets: Slab::new(),
         })
     }
 
@@ -38,12 +72,17 @@ impl OsDriver {
         self.start.elapsed().as_millis() as u64
     }
 
-    pub(crate) fn wait(&mut self, timeout_ms: Option<u64>) -> io::Result<bool> {
-        if timeout_ms == Some(0) && self.registered == 0 && !self.notifier.is_raised() {
+    pub(crate) fn wait(&mut self, timeout_ms: Option<u64>, ready: &mut Vec<Readiness>) -> io::Result<bool> {
+        if timeout_ms == Some(0) && self.sockets.is_empty() && !self.notifier.is_raised() {
             return Ok(false);
         }
         self.events.clear();
         self.poller.wait(&mut self.events, timeout_ms.map(Duration::from_millis))?;
+        ready.extend(self.events.iter().map(|e| Readiness {
+            key: e.key,
+            readable: e.readable,
+            writable: e.writable,
+        }));
         Ok(timeout_ms != Some(0))
     }
 
@@ -56,4 +95,178 @@ impl OsDriver {
         use std::os::fd::AsRawFd;
         self.poller.as_raw_fd()
     }
+
+    // ---- sockets ----
+
+    pub(crate) fn tcp_listen(&mut self, addr: SocketAddr, opts: &ListenOptions) -> io::Result<SocketId> {
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )?;
+        socket.set_reuse_address(opts.reuse_address)?;
+        #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+        if opts.reuse_port {
+            socket.set_reuse_port(true)?;
+        }
+        if addr.is_ipv6() {
+            if let Some(only_v6) = opts.only_v6 {
+                socket.set_only_v6(only_v6)?;
+            }
+        }
+        socket.bind(&addr.into())?;
+        socket.listen(opts.backlog.min(i32::MAX as u32) as i32)?;
+        Ok(self.sockets.insert(Entry { sock: Sock::Listener(socket.into()), registered: None }))
+    }
+
+    pub(crate) fn tcp_accept(&mut self, listener: SocketId) -> io::Result<(SocketId, SocketAddr)> {
+        let Some(Entry { sock: Sock::Listener(l), .. }) = self.sockets.get(listener) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: not a listener"));
+        };
+        let (stream, peer) = l.accept()?;
+        stream.set_nonblocking(true)?;
+        Ok((self.sockets.insert(Entry { sock: Sock::Stream(stream), registered: None }), peer))
+    }
+
+    /// Starts a non-blocking connect. The outer error means no socket could be created;
+    /// the inner result is the connect's: `Ok(true)` if it completed at once.
+    pub(crate) fn tcp_connect(&mut self, addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)> {
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )?;
+        let outcome = match socket.connect(&addr.into()) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        };
+        let stream: net::TcpStream = socket.into();
+        Ok((self.sockets.insert(Entry { sock: Sock::Stream(stream), registered: None }), outcome))
+    }
+
+    /// The outcome of a connect once the socket reported writable (SO_ERROR, then the peer).
+    pub(crate) fn connect_result(&mut self, sock: SocketId) -> io::Result<()> {
+        let stream = self.stream(sock)?;
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+        // Writable without an error can still be a failed connect on some systems.
+        stream.peer_addr().map(|_| ())
+    }
+
+    fn stream(&self, sock: SocketId) -> io::Result<&net::TcpStream> {
+        match self.sockets.get(sock) {
+            Some(Entry { sock: Sock::Stream(s), .. }) => Ok(s),
+            _ => Err(not_a_stream()),
+        }
+    }
+
+    pub(crate) fn read(&mut self, sock: SocketId, buf: &mut [u8]) -> io::Result<usize> {
+        let mut stream = self.stream(sock)?;
+        loop {
+            match stream.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
+    pub(crate) fn write(&mut self, sock: SocketId, buf: &[u8]) -> io::Result<usize> {
+        let mut stream = self.stream(sock)?;
+        loop {
+            match stream.write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
+    pub(crate) fn write_vectored(&mut self, sock: SocketId, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut stream = self.stream(sock)?;
+        loop {
+            match stream.write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
+    pub(crate) fn shutdown_write(&mut self, sock: SocketId) -> io::Result<()> {
+        self.stream(sock)?.shutdown(Shutdown::Write)
+    }
+
+    /// Registers or changes interest, with `key` as the poller key.
+    pub(crate) fn set_interest(&mut self, sock: SocketId, key: usize, interest: Interest) -> io::Result<()> {
+        let Some(entry) = self.sockets.get_mut(sock) else { return Ok(()) };
+        if entry.registered == Some(interest) || (entry.registered.is_none() && interest == Interest::NONE) {
+            return Ok(());
+        }
+        if interest == Interest::NONE {
+            // Out of the poller rather than registered for nothing: level-triggered epoll
+            // reports a hung-up socket on every wait even with an empty interest.
+            self.poller.delete(entry.fd())?;
+            entry.registered = None;
+            return Ok(());
+        }
+        let event = Event::new(key, interest.readable, interest.writable);
+        match entry.registered {
+            None => {
+                // SAFETY: the fd is owned by `entry`, which stays in `self.sockets` until
+                // `close` deletes it from the poller before dropping it.
+                #[allow(unsafe_code)]
+                unsafe {
+                    self.poller.add_with_mode(entry.fd().as_raw_fd(), event, PollMode::Level)?
+                };
+            }
+            Some(_) => self.poller.modify_with_mode(entry.fd(), event, PollMode::Level)?,
+        }
+        entry.registered = Some(interest);
+        Ok(())
+    }
+
+    /// Deregisters and closes a socket.
+    pub(crate) fn close(&mut self, sock: SocketId) {
+        if let Some(entry) = self.sockets.try_remove(sock) {
+            if entry.registered.is_some() {
+                let _ = self.poller.delete(entry.fd());
+            }
+        }
+    }
+
+    pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
+        match self.sockets.get(sock).map(|e| &e.sock) {
+            Some(Sock::Listener(l)) => l.local_addr(),
+            Some(Sock::Stream(s)) => s.local_addr(),
+            None => Err(not_a_stream()),
+        }
+    }
+
+    pub(crate) fn peer_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
+        self.stream(sock)?.peer_addr()
+    }
+
+    pub(crate) fn set_nodelay(&self, sock: SocketId, on: bool) -> io::Result<()> {
+        self.stream(sock)?.set_nodelay(on)
+    }
+
+    pub(crate) fn nodelay(&self, sock: SocketId) -> io::Result<bool> {
+        self.stream(sock)?.nodelay()
+    }
+
+    pub(crate) fn set_keepalive(&self, sock: SocketId, idle: Option<Duration>) -> io::Result<()> {
+        let s = SockRef::from(self.stream(sock)?);
+        match idle {
+            None => s.set_keepalive(false),
+            Some(idle) => s.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle)),
+        }
+    }
 }
+
+/// EINPROGRESS, to which std gives no stable `ErrorKind` (the crate takes no libc).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const EINPROGRESS: i32 = 115;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const EINPROGRESS: i32 = 36;

@@ -1,0 +1,225 @@
+//! TCP listeners: accept for the user, Node's `net.createServer` style.
+//!
+//! Running out of file descriptors (EMFILE, ENFILE) must neither spin the loop nor kill the
+//! listener. libuv sheds the waiting connection with a reserved descriptor; evloop instead
+//! stops accepting for a back-off period (10 ms, doubling up to 1 s) and tries again, so the
+//! waiting clients stay in the backlog and are served once descriptors come back. Each
+//! episode is logged once, at warn level, and its end at info level.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::stream::TcpStream;
+use super::ListenOptions;
+use crate::driver::{Interest, SocketId};
+use crate::event_loop::Loop;
+use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
+use crate::timer::Timer;
+
+/// Connections accepted per wakeup at most, so a connection storm cannot starve the rest.
+const MAX_ACCEPTS_PER_WAKEUP: usize = 128;
+const BACKOFF_START_MS: u64 = 10;
+const BACKOFF_MAX_MS: u64 = 1000;
+
+type ConnectionCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream)>;
+
+pub(crate) struct ListenerState<S> {
+    pub(crate) sock: SocketId,
+    on_connection: Option<ConnectionCallback<S>>,
+    /// Accepting is paused after EMFILE / ENFILE until the back-off timer fires.
+    paused: bool,
+    backoff_ms: u64,
+    /// The back-off timer, opened on the first exhaustion.
+    backoff: Option<Timer>,
+    pub(crate) interest_dirty: bool,
+}
+
+impl<S> ListenerState<S> {
+    pub(crate) fn interest(&self) -> Interest {
+        Interest { readable: !self.paused, writable: false }
+    }
+}
+
+/// A listening TCP socket that accepts connections and hands each to a callback (Node's
+/// `net.createServer`, libuv's `uv_listen`). Stop listening by closing it.
+///
+/// ```
+/// use evloop::{Loop, RunMode, TcpListener, TcpStream};
+///
+/// let mut lp = Loop::new()?;
+/// // An echo server on a free port.
+/// let server = TcpListener::bind(&mut lp, "127.0.0.1:0".parse().unwrap(), |lp, stream| {
+///     stream
+///         .read_start(lp, |lp, stream, data| match data {
+///             Ok(bytes) if !bytes.is_empty() => {
+///                 stream.write(lp, bytes).unwrap();
+///             }
+///             // End of stream: send FIN once the queued echoes have gone, then close.
+///             // (`close` at once would cancel writes still queued.)
+///             Ok(_) => stream.shutdown(lp, move |lp, _| stream.close(lp).unwrap()).unwrap(),
+///             Err(_) => stream.close(lp).unwrap(),
+///         })
+///         .unwrap();
+/// })?;
+/// let addr = server.local_addr(&mut lp)?;
+///
+/// // A client: send, check the echo, close everything.
+/// TcpStream::connect(&mut lp, addr, move |lp, client, result| {
+///     result.unwrap();
+///     client.write(lp, b"ping").unwrap();
+///     client
+///         .read_start(lp, move |lp, client, data| {
+///             assert_eq!(data.unwrap(), b"ping");
+///             client.close(lp).unwrap();
+///             server.close(lp).unwrap();
+///         })
+///         .unwrap();
+/// })?;
+/// lp.run(RunMode::Default)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct TcpListener {
+    handle: Handle,
+}
+
+common_handle_methods!(TcpListener);
+
+impl TcpListener {
+    /// Binds to `addr` with the default [`ListenOptions`] and starts accepting; each new
+    /// connection is handed to `on_connection`. Bind to port 0 for a free port and read it
+    /// back with [`local_addr`](TcpListener::local_addr).
+    pub fn bind<S>(
+        lp: &mut Loop<S>,
+        addr: SocketAddr,
+        on_connection: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
+    ) -> io::Result<TcpListener> {
+        Self::bind_with(lp, addr, &ListenOptions::default(), on_connection)
+    }
+
+    /// Like [`bind`](TcpListener::bind), with options (backlog, `SO_REUSEADDR`,
+    /// `SO_REUSEPORT`, `IPV6_V6ONLY`).
+    pub fn bind_with<S>(
+        lp: &mut Loop<S>,
+        addr: SocketAddr,
+        options: &ListenOptions,
+        on_connection: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
+    ) -> io::Result<TcpListener> {
+        let sock = lp.driver.tcp_listen(addr, options)?;
+        let state = ListenerState {
+            sock,
+            on_connection: Some(Box::new(on_connection)),
+            paused: false,
+            backoff_ms: BACKOFF_START_MS,
+            backoff: None,
+            interest_dirty: false,
+        };
+        let handle =
+            lp.open_handle(HandleKind::TcpListener, Box::new(|_, _| {}), Extra::Listener(Box::new(state)));
+        lp.handles.update(handle, |b| b.active = true);
+        lp.mark_interest(handle);
+        Ok(TcpListener { handle })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr<S>(&self, lp: &mut Loop<S>) -> io::Result<SocketAddr> {
+        let sock = lp.listener_state(self.handle)?.sock;
+        lp.driver.local_addr(sock)
+    }
+}
+
+impl<S> Loop<S> {
+    fn listener_state(&mut self, h: Handle) -> io::Result<&mut ListenerState<S>> {
+        match &mut self.handles.usable(h)?.extra {
+            Extra::Listener(l) => Ok(l),
+            _ => Err(crate::handle::closed_error()),
+        }
+    }
+
+    pub(crate) fn listener_ready(&mut self, h: Handle) {
+        for _ in 0..MAX_ACCEPTS_PER_WAKEUP {
+            let Ok(l) = self.listener_state(h) else { return };
+            if l.paused {
+                return;
+            }
+            let sock = l.sock;
+            match self.driver.tcp_accept(sock) {
+                Ok((stream_sock, peer)) => {
+                    if let Ok(l) = self.listener_state(h) {
+                        if l.backoff_ms != BACKOFF_START_MS {
+                            log::info!("{h:?}: accepting again: file descriptors are available");
+                            l.backoff_ms = BACKOFF_START_MS;
+                        }
+                    }
+                    let stream = TcpStream::from_handle(self.open_stream(stream_sock));
+                    log::trace!("{h:?}: accepted {stream:?} from {peer}");
+                    self.call_slot(
+                        h,
+                        |extra| match extra {
+                            Extra::Listener(l) => Some(&mut l.on_connection),
+                            _ => None,
+                        },
+                        |lp, cb| cb(lp, stream),
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_fd_exhaustion(&e) => {
+                    self.pause_accepting(h, e);
+                    return;
+                }
+                // The peer gave up before we accepted (ECONNABORTED) and the like: skip it.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => log::debug!("{h:?}: accept failed: {e}"),
+            }
+        }
+    }
+
+    fn pause_accepting(&mut self, h: Handle, e: io::Error) {
+        let Ok(l) = self.listener_state(h) else { return };
+        let delay = l.backoff_ms;
+        if delay == BACKOFF_START_MS {
+            log::warn!("{h:?}: cannot accept ({e}); pausing accepts until descriptors are free");
+        }
+        l.paused = true;
+        l.backoff_ms = (delay * 2).min(BACKOFF_MAX_MS);
+        let existing = l.backoff;
+        let timer = match existing {
+            Some(t) if !t.is_closing(self) => t,
+            _ => {
+                let t = Timer::new(self, move |lp, _| lp.resume_accepting(h));
+                // The listener keeps the loop alive; its back-off timer must not.
+                let _ = t.unref(self);
+                if let Ok(l) = self.listener_state(h) {
+                    l.backoff = Some(t);
+                }
+                t
+            }
+        };
+        let _ = timer.start(self, Duration::from_millis(delay), Duration::ZERO);
+        self.mark_interest(h);
+    }
+
+    fn resume_accepting(&mut self, h: Handle) {
+        if let Ok(l) = self.listener_state(h) {
+            l.paused = false;
+            self.mark_interest(h);
+        }
+    }
+
+    /// Closes the listening socket and its back-off timer.
+    pub(crate) fn close_listener(&mut self, h: Handle) {
+        let Ok(l) = self.listener_state(h) else { return };
+        let (sock, backoff) = (l.sock, l.backoff.take());
+        self.driver.close(sock);
+        if let Some(t) = backoff {
+            let _ = t.close(self);
+        }
+    }
+}
+
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: the process or system is out of a resource that
+/// closing connections gives back.
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
+}

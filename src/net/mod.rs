@@ -1,0 +1,219 @@
+//! TCP: listeners and streams with libuv's and Node's semantics, on the driver seam.
+//!
+//! Every socket operation goes through the [`Driver`](crate::driver::Driver), so the
+//! simulated driver can provide the same streams in memory.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+
+use crate::driver::Readiness;
+use crate::event_loop::Loop;
+use crate::handle::{Extra, Handle, HandleKind};
+
+pub(crate) mod listener;
+pub(crate) mod stream;
+pub(crate) mod write_queue;
+
+/// A callback that completes one request (a write, a shutdown, a connect).
+pub(crate) type Completion<S> = Box<dyn FnOnce(&mut Loop<S>, io::Result<()>)>;
+
+/// Options for [`TcpListener::bind_with`](crate::TcpListener::bind_with).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ListenOptions {
+    /// The accept backlog (default 511, as libuv and Node use).
+    pub backlog: u32,
+    /// `SO_REUSEADDR` (default on, as libuv sets it), so a restarted server can bind while
+    /// old connections linger in TIME_WAIT.
+    pub reuse_address: bool,
+    /// `SO_REUSEPORT` (default off): lets several sockets, one loop per core say, listen on
+    /// the same port; the kernel spreads connections among them.
+    pub reuse_port: bool,
+    /// `IPV6_V6ONLY` for IPv6 addresses; `None` keeps the system's default.
+    pub only_v6: Option<bool>,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions { backlog: 511, reuse_address: true, reuse_port: false, only_v6: None }
+    }
+}
+
+impl ListenOptions {
+    /// The defaults: backlog 511, `SO_REUSEADDR` on, `SO_REUSEPORT` off.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the accept backlog.
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Sets `SO_REUSEADDR`.
+    pub fn reuse_address(mut self, on: bool) -> Self {
+        self.reuse_address = on;
+        self
+    }
+
+    /// Sets `SO_REUSEPORT`.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Sets `IPV6_V6ONLY` (IPv6 addresses only).
+    pub fn only_v6(mut self, on: bool) -> Self {
+        self.only_v6 = Some(on);
+        self
+    }
+}
+
+/// The error a request gets when its handle is closed before the request completed
+/// (libuv's `UV_ECANCELED`). It is the inner error of an [`io::Error`] of kind
+/// [`Interrupted`](io::ErrorKind::Interrupted); [`is_cancelled`] recognises it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("evloop: operation cancelled: its handle was closed")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// Whether `err` is the cancellation of a request whose handle was closed.
+pub fn is_cancelled(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|e| e.is::<Cancelled>())
+}
+
+pub(crate) fn cancelled() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, Cancelled)
+}
+
+/// A copy of an I/O error, for when one failure must reach several callbacks.
+pub(crate) fn copy_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+/// What a stream has finished, delivered in order in the pending phase.
+pub(crate) enum Done<S> {
+    /// A request's callback and its result.
+    Completion(Completion<S>, io::Result<()>),
+    /// The write queue drained after `write` reported the high-water mark.
+    Drain,
+}
+
+/// The loop's TCP bookkeeping.
+pub(crate) struct NetState {
+    /// Streams with finished requests to report, in the order they finished.
+    pub(crate) pending: VecDeque<Handle>,
+    /// Handles whose poller interest may have changed since the last poll.
+    pub(crate) interest_dirty: Vec<Handle>,
+    /// In-flight requests (connects, queued writes, shutdowns): they keep the loop alive.
+    pub(crate) requests: usize,
+    /// The buffer every read borrows from; taken out while a read callback runs.
+    pub(crate) read_buf: Vec<u8>,
+    /// Readiness found by the last poll, dispatched after it.
+    pub(crate) ready: Vec<Readiness>,
+}
+
+/// Size of the loop's read buffer.
+pub(crate) const READ_BUF_SIZE: usize = 64 * 1024;
+
+impl NetState {
+    pub(crate) fn new() -> NetState {
+        NetState {
+            pending: VecDeque::new(),
+            interest_dirty: Vec::new(),
+            requests: 0,
+            read_buf: vec![0; READ_BUF_SIZE],
+            ready: Vec::new(),
+        }
+    }
+}
+
+impl<S> Loop<S> {
+    /// Applies the interest changes of this iteration, once per handle, before the poll.
+    pub(crate) fn flush_interest(&mut self) {
+        if self.net.interest_dirty.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.net.interest_dirty);
+        for &h in &dirty {
+            let wanted = match self.handles.get_mut(h).map(|b| &mut b.extra) {
+                Some(Extra::Stream(st)) => {
+                    st.interest_dirty = false;
+                    Some((st.sock, st.interest()))
+                }
+                Some(Extra::Listener(l)) => {
+                    l.interest_dirty = false;
+                    Some((l.sock, l.interest()))
+                }
+                _ => None,
+            };
+            if let Some((sock, interest)) = wanted {
+                if let Err(e) = self.driver.set_interest(sock, h.to_key(), interest) {
+                    log::warn!("{h:?}: cannot change poller interest: {e}");
+                }
+            }
+        }
+        // Keep the vector's capacity for the next iteration.
+        let mut dirty = dirty;
+        dirty.clear();
+        self.net.interest_dirty = dirty;
+    }
+
+    /// Dispatches the readiness the last poll found.
+    pub(crate) fn dispatch_ready(&mut self) {
+        let ready = std::mem::take(&mut self.net.ready);
+        for r in &ready {
+            let h = Handle::from_key(r.key);
+            // Dropped: events of a handle closed earlier in this batch (the key carries the
+            // generation, and a closing handle is still in its slot).
+            let kind = match self.handles.get(h) {
+                Some(b) if !b.closing => b.kind,
+                _ => continue,
+            };
+            match kind {
+                HandleKind::TcpListener => self.listener_ready(h),
+                HandleKind::TcpStream => self.stream_ready(h, r.readable, r.writable),
+                _ => {}
+            }
+        }
+        let mut ready = ready;
+        ready.clear();
+        self.net.ready = ready;
+    }
+
+    /// Delivers finished requests, stream by stream, in the order they finished. Requests that
+    /// finish during this pass are delivered by the next one.
+    pub(crate) fn run_pending(&mut self) {
+        for _ in 0..self.net.pending.len() {
+            let Some(h) = self.net.pending.pop_front() else { break };
+            let count = match self.stream_state(h) {
+                Some(st) => {
+                    st.in_pending = false;
+                    st.done.len()
+                }
+                None => continue,
+            };
+            for _ in 0..count {
+                // A callback may close the stream: the close phase then reports the rest.
+                let Some(done) = self.stream_state(h).and_then(|st| st.done.pop_front()) else { break };
+                match done {
+                    Done::Completion(callback, result) => {
+                        self.call_guarded(h, |lp| callback(lp, result));
+                    }
+                    Done::Drain => self.call_drain(h),
+                }
+            }
+        }
+    }
+}

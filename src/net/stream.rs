@@ -1,0 +1,600 @@
+//! TCP streams: connect, read, write with backpressure, shutdown, close.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::write_queue::WriteQueue;
+use super::{cancelled, copy_error, Completion, Done, READ_BUF_SIZE};
+use crate::driver::{Interest, SocketId};
+use crate::event_loop::Loop;
+use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
+
+/// The callback `read_start` installs.
+pub(crate) type ReadCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>)>;
+type DrainCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream)>;
+
+/// Reads per stream per wakeup, so that one busy connection cannot starve the others.
+const MAX_READS_PER_WAKEUP: usize = 32;
+
+/// Default high-water mark of the write queue.
+pub(crate) const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024;
+
+enum Shutdown<S> {
+    No,
+    /// Requested; sent once the queued writes have gone.
+    Requested(Completion<S>),
+    Sent,
+}
+
+pub(crate) struct StreamState<S> {
+    pub(crate) sock: SocketId,
+    /// The connect's callback, while connecting.
+    connect: Option<Completion<S>>,
+    reading: bool,
+    read_callback: Option<ReadCallback<S>>,
+    queue: WriteQueue<S>,
+    pub(crate) done: VecDeque<Done<S>>,
+    pub(crate) in_pending: bool,
+    shutdown: Shutdown<S>,
+    high_water_mark: usize,
+    /// `write` reported the high-water mark; a drain notification is owed.
+    drain_owed: bool,
+    drain_callback: Option<DrainCallback<S>>,
+    /// A write failed: later writes fail at once.
+    write_error: Option<io::Error>,
+    pub(crate) interest_dirty: bool,
+}
+
+impl<S> StreamState<S> {
+    fn new(sock: SocketId) -> Self {
+        StreamState {
+            sock,
+            connect: None,
+            reading: false,
+            read_callback: None,
+            queue: WriteQueue::new(),
+            done: VecDeque::new(),
+            in_pending: false,
+            shutdown: Shutdown::No,
+            high_water_mark: DEFAULT_HIGH_WATER_MARK,
+            drain_owed: false,
+            drain_callback: None,
+            write_error: None,
+            interest_dirty: false,
+        }
+    }
+
+    /// What the poller should watch for, given the stream's state.
+    pub(crate) fn interest(&self) -> Interest {
+        Interest { readable: self.reading, writable: self.connect.is_some() || !self.queue.is_empty() }
+    }
+
+    fn connecting(&self) -> bool {
+        self.connect.is_some()
+    }
+}
+
+/// A TCP connection (libuv's `uv_tcp_t`, Node's `net.Socket`).
+///
+/// A stream comes from [`TcpStream::connect`] or from a
+/// [`TcpListener`](crate::TcpListener)'s connection callback. Reads are delivered to the
+/// callback given to [`read_start`](TcpStream::read_start) as a `&[u8]` borrowed from one
+/// loop-owned 64 KiB buffer (copy what you keep); `Ok` with an empty slice is the end of the
+/// stream, as with [`std::io::Read`]. [`write`](TcpStream::write) tries the socket at once and
+/// queues only what it could not take.
+///
+/// ```no_run
+/// use evloop::{Loop, RunMode, TcpStream};
+///
+/// let mut lp = Loop::new()?;
+/// let addr = "127.0.0.1:7000".parse().unwrap();
+/// TcpStream::connect(&mut lp, addr, |lp, stream, result| {
+///     if result.is_err() {
+///         return; // refused, unreachable: the error says which
+///     }
+///     stream.write(lp, b"hello\n").unwrap();
+///     stream
+///         .read_start(lp, |lp, stream, data| match data {
+///             Ok(bytes) if !bytes.is_empty() => println!("got {bytes:?}"),
+///             _ => stream.close(lp).unwrap(), // end of stream, or an error
+///         })
+///         .unwrap();
+/// })?;
+/// lp.run(RunMode::Default)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct TcpStream {
+    handle: Handle,
+}
+
+common_handle_methods!(TcpStream);
+
+impl TcpStream {
+    /// Connects to `addr`. `on_connect` runs once, from the loop, with the outcome: `Ok`, or
+    /// the error (refused, unreachable, ...). Writes and a shutdown may be issued before the
+    /// connection is up; they are queued. Closing the stream while it connects cancels the
+    /// connect: `on_connect` gets a [`Cancelled`](crate::Cancelled) error.
+    ///
+    /// Returns an error only if no socket could be created (for instance, out of file
+    /// descriptors).
+    pub fn connect<S>(
+        lp: &mut Loop<S>,
+        addr: SocketAddr,
+        on_connect: impl FnOnce(&mut Loop<S>, TcpStream, io::Result<()>) + 'static,
+    ) -> io::Result<TcpStream> {
+        let (sock, outcome) = lp.driver.tcp_connect(addr)?;
+        let stream = TcpStream { handle: lp.open_stream(sock) };
+        let callback: Completion<S> = Box::new(move |lp, result| on_connect(lp, stream, result));
+        match outcome {
+            Ok(false) => {
+                lp.with_stream(stream.handle, |st| st.connect = Some(callback));
+                lp.net.requests += 1;
+                lp.mark_interest(stream.handle);
+            }
+            Ok(true) => lp.push_done(stream.handle, Done::Completion(callback, Ok(()))),
+            Err(e) => lp.push_done(stream.handle, Done::Completion(callback, Err(e))),
+        }
+        Ok(stream)
+    }
+
+    /// Starts reading: `on_read` gets each chunk as it arrives, then `Ok(&[])` once at the end
+    /// of the stream, or an error (a reset peer gives `ConnectionReset`). Reading stops by
+    /// itself after the end or an error. Calling it again replaces the callback.
+    pub fn read_start<S>(
+        &self,
+        lp: &mut Loop<S>,
+        on_read: impl FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>) + 'static,
+    ) -> io::Result<()> {
+        let st = lp.stream_usable(self.handle)?;
+        st.read_callback = Some(Box::new(on_read));
+        if !st.reading {
+            st.reading = true;
+            lp.mark_interest(self.handle);
+        }
+        Ok(())
+    }
+
+    /// Stops reading. The kernel keeps buffering what arrives, up to its window, which is
+    /// how a reader applies backpressure to its peer.
+    pub fn read_stop<S>(&self, lp: &mut Loop<S>) -> io::Result<()> {
+        let st = lp.stream_usable(self.handle)?;
+        if st.reading {
+            st.reading = false;
+            lp.mark_interest(self.handle);
+        }
+        Ok(())
+    }
+
+    /// Whether the stream is reading.
+    pub fn is_reading<S>(&self, lp: &mut Loop<S>) -> bool {
+        lp.stream_usable(self.handle).is_ok_and(|st| st.reading)
+    }
+
+    /// Writes `data`: what the socket takes now is sent at once, the rest is copied into the
+    /// write queue and sent in order as the socket drains. Returns `Ok(true)` while the queue
+    /// is below the high-water mark, `Ok(false)` once it has reached it (Node's `write`
+    /// returning false): stop producing until the [`on_drain`](TcpStream::on_drain) callback.
+    ///
+    /// A failure of the connection is reported to the write's callback, if it has one (see
+    /// [`write_with`](TcpStream::write_with)), and to the reader; later writes return it.
+    pub fn write<S>(&self, lp: &mut Loop<S>, data: &[u8]) -> io::Result<bool> {
+        lp.stream_write(self.handle, data, None)
+    }
+
+    /// Like [`write`](TcpStream::write), and calls `on_written` from the loop once all of
+    /// `data` has been handed to the kernel, or with the error that stopped it. Callbacks run
+    /// in submission order and never inside this call. If the stream is closed first, the
+    /// callback gets a [`Cancelled`](crate::Cancelled) error.
+    pub fn write_with<S>(
+        &self,
+        lp: &mut Loop<S>,
+        data: &[u8],
+        on_written: impl FnOnce(&mut Loop<S>, io::Result<()>) + 'static,
+    ) -> io::Result<bool> {
+        lp.stream_write(self.handle, data, Some(Box::new(on_written)))
+    }
+
+    /// Writes what the socket takes now and queues nothing (libuv's `uv_try_write`). Returns
+    /// the number of bytes written, or `WouldBlock` if the socket is full or writes are
+    /// already queued (which must go first).
+    pub fn try_write<S>(&self, lp: &mut Loop<S>, data: &[u8]) -> io::Result<usize> {
+        let st = lp.stream_usable(self.handle)?;
+        if let Some(e) = &st.write_error {
+            return Err(copy_error(e));
+        }
+        if st.connecting() || !st.queue.is_empty() || !matches!(st.shutdown, Shutdown::No) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let sock = st.sock;
+        lp.driver.write(sock, data)
+    }
+
+    /// Bytes queued and not yet handed to the kernel.
+    pub fn write_queue_size<S>(&self, lp: &mut Loop<S>) -> io::Result<usize> {
+        Ok(lp.stream_usable(self.handle)?.queue.bytes())
+    }
+
+    /// Sets the write queue's high-water mark (default 64 KiB), see
+    /// [`write`](TcpStream::write).
+    pub fn set_high_water_mark<S>(&self, lp: &mut Loop<S>, bytes: usize) -> io::Result<()> {
+        lp.stream_usable(self.handle)?.high_water_mark = bytes;
+        Ok(())
+    }
+
+    /// Sets the callback that runs when the write queue has emptied after a
+    /// [`write`](TcpStream::write) returned `false` (Node's `'drain'` event).
+    pub fn on_drain<S>(
+        &self,
+        lp: &mut Loop<S>,
+        on_drain: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
+    ) -> io::Result<()> {
+        lp.stream_usable(self.handle)?.drain_callback = Some(Box::new(on_drain));
+        Ok(())
+    }
+
+    /// Sends FIN once every queued write has gone (half-close); the stream can still read.
+    /// `on_shutdown` runs from the loop with the outcome. Writes after this are an error.
+    pub fn shutdown<S>(
+        &self,
+        lp: &mut Loop<S>,
+        on_shutdown: impl FnOnce(&mut Loop<S>, io::Result<()>) + 'static,
+    ) -> io::Result<()> {
+        let st = lp.stream_usable(self.handle)?;
+        if !matches!(st.shutdown, Shutdown::No) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: shutdown already requested"));
+        }
+        st.shutdown = Shutdown::Requested(Box::new(on_shutdown));
+        let ready = !st.connecting() && st.queue.is_empty();
+        lp.net.requests += 1;
+        if ready {
+            lp.send_shutdown(self.handle);
+        }
+        Ok(())
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
+    pub fn set_nodelay<S>(&self, lp: &mut Loop<S>, on: bool) -> io::Result<()> {
+        let sock = lp.stream_usable(self.handle)?.sock;
+        lp.driver.set_nodelay(sock, on)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay<S>(&self, lp: &mut Loop<S>) -> io::Result<bool> {
+        let sock = lp.stream_usable(self.handle)?.sock;
+        lp.driver.nodelay(sock)
+    }
+
+    /// Turns TCP keep-alive on, with `idle` before the first probe, or off with `None`.
+    pub fn set_keepalive<S>(&self, lp: &mut Loop<S>, idle: Option<Duration>) -> io::Result<()> {
+        let sock = lp.stream_usable(self.handle)?.sock;
+        lp.driver.set_keepalive(sock, idle)
+    }
+
+    /// The address of the peer.
+    pub fn peer_addr<S>(&self, lp: &mut Loop<S>) -> io::Result<SocketAddr> {
+        let sock = lp.stream_usable(self.handle)?.sock;
+        lp.driver.peer_addr(sock)
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr<S>(&self, lp: &mut Loop<S>) -> io::Result<SocketAddr> {
+        let sock = lp.stream_usable(self.handle)?.sock;
+        lp.driver.local_addr(sock)
+    }
+}
+
+fn read_slot<S>(extra: &mut Extra<S>) -> Option<&mut Option<ReadCallback<S>>> {
+    match extra {
+        Extra::Stream(st) => Some(&mut st.read_callback),
+        _ => None,
+    }
+}
+
+fn drain_slot<S>(extra: &mut Extra<S>) -> Option<&mut Option<DrainCallback<S>>> {
+    match extra {
+        Extra::Stream(st) => Some(&mut st.drain_callback),
+        _ => None,
+    }
+}
+
+impl TcpStream {
+    pub(crate) fn from_handle(handle: Handle) -> TcpStream {
+        TcpStream { handle }
+    }
+}
+
+impl<S> Loop<S> {
+    pub(crate) fn open_stream(&mut self, sock: SocketId) -> Handle {
+        let h = self.open_handle(
+            HandleKind::TcpStream,
+            Box::new(|_, _| {}),
+            Extra::Stream(Box::new(StreamState::new(sock))),
+        );
+        // A stream is active for as long as it is open, as a listener is: it may receive.
+        self.handles.update(h, |b| b.active = true);
+        h
+    }
+
+    /// The state of an open stream, closing or not.
+    pub(crate) fn stream_state(&mut self, h: Handle) -> Option<&mut StreamState<S>> {
+        match self.handles.get_mut(h).map(|b| (b.closing, &mut b.extra)) {
+            Some((false, Extra::Stream(st))) => Some(st),
+            _ => None,
+        }
+    }
+
+    fn stream_usable(&mut self, h: Handle) -> io::Result<&mut StreamState<S>> {
+        match &mut self.handles.usable(h)?.extra {
+            Extra::Stream(st) => Ok(st),
+            _ => Err(crate::handle::closed_error()),
+        }
+    }
+
+    fn with_stream<R>(&mut self, h: Handle, f: impl FnOnce(&mut StreamState<S>) -> R) -> Option<R> {
+        self.stream_state(h).map(f)
+    }
+
+    /// Queues the stream's poller interest for the next flush.
+    pub(crate) fn mark_interest(&mut self, h: Handle) {
+        let flag = match self.handles.get_mut(h).map(|b| &mut b.extra) {
+            Some(Extra::Stream(st)) => &mut st.interest_dirty,
+            Some(Extra::Listener(l)) => &mut l.interest_dirty,
+            _ => return,
+        };
+        if !*flag {
+            *flag = true;
+            self.net.interest_dirty.push(h);
+        }
+    }
+
+    /// Records a finished request and makes sure the pending phase visits the stream.
+    fn push_done(&mut self, h: Handle, done: Done<S>) {
+        let Some(st) = self.stream_state(h) else { return };
+        st.done.push_back(done);
+        if !st.in_pending {
+            st.in_pending = true;
+            self.net.pending.push_back(h);
+        }
+    }
+
+    fn schedule_pending(&mut self, h: Handle) {
+        if let Some(st) = self.stream_state(h) {
+            if !st.done.is_empty() && !st.in_pending {
+                st.in_pending = true;
+                self.net.pending.push_back(h);
+            }
+        }
+    }
+
+    fn stream_write(&mut self, h: Handle, data: &[u8], callback: Option<Completion<S>>) -> io::Result<bool> {
+        let st = self.stream_usable(h)?;
+        if let Some(e) = &st.write_error {
+            return Err(copy_error(e));
+        }
+        if !matches!(st.shutdown, Shutdown::No) {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "evloop: write after shutdown"));
+        }
+        let sock = st.sock;
+        let mut written = 0;
+        if st.queue.is_empty() && !st.connecting() {
+            match self.driver.write(sock, data) {
+                Ok(n) => written = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    self.fail_writes(h, e, callback);
+                    return Ok(false);
+                }
+            }
+        }
+        if written == data.len() {
+            if let Some(callback) = callback {
+                self.push_done(h, Done::Completion(callback, Ok(())));
+            }
+            return Ok(true);
+        }
+        let Some(st) = self.stream_state(h) else { return Ok(false) };
+        let was_empty = st.queue.is_empty();
+        st.queue.push(data[written..].to_vec(), callback);
+        let below = st.queue.bytes() < st.high_water_mark;
+        if !below {
+            st.drain_owed = true;
+        }
+        self.net.requests += 1;
+        if was_empty {
+            self.mark_interest(h);
+        }
+        Ok(below)
+    }
+
+    /// A write failed: that write and every queued one get the error; later writes return it.
+    fn fail_writes(&mut self, h: Handle, e: io::Error, current: Option<Completion<S>>) {
+        log::debug!("{h:?}: write failed: {e}");
+        let Some(st) = self.stream_state(h) else { return };
+        let mut failed = Vec::new();
+        let n = st.queue.drain_callbacks(|cb| failed.push(cb));
+        failed.extend(current);
+        for cb in failed {
+            st.done.push_back(Done::Completion(cb, Err(copy_error(&e))));
+        }
+        if matches!(st.shutdown, Shutdown::Requested(_)) {
+            if let Shutdown::Requested(cb) = std::mem::replace(&mut st.shutdown, Shutdown::Sent) {
+                st.done.push_back(Done::Completion(cb, Err(copy_error(&e))));
+                self.net.requests -= 1;
+            }
+        }
+        if let Some(st) = self.stream_state(h) {
+            st.write_error = Some(e);
+        }
+        self.net.requests -= n;
+        self.mark_interest(h);
+        self.schedule_pending(h);
+    }
+
+    /// Sends FIN now that nothing is queued.
+    fn send_shutdown(&mut self, h: Handle) {
+        let Some(st) = self.stream_state(h) else { return };
+        if !matches!(st.shutdown, Shutdown::Requested(_)) {
+            return;
+        }
+        let Shutdown::Requested(callback) = std::mem::replace(&mut st.shutdown, Shutdown::Sent) else {
+            return;
+        };
+        let sock = st.sock;
+        let result = self.driver.shutdown_write(sock);
+        self.net.requests -= 1;
+        self.push_done(h, Done::Completion(callback, result));
+    }
+
+    pub(crate) fn stream_ready(&mut self, h: Handle, readable: bool, writable: bool) {
+        let Some(st) = self.stream_state(h) else { return };
+        if st.connecting() {
+            if !(readable || writable) {
+                return;
+            }
+            self.finish_connect(h);
+            return;
+        }
+        if writable && !st.queue.is_empty() {
+            self.flush_writes(h);
+        }
+        if readable {
+            self.read_ready(h);
+        }
+    }
+
+    fn finish_connect(&mut self, h: Handle) {
+        let Some(st) = self.stream_state(h) else { return };
+        let sock = st.sock;
+        let Some(callback) = st.connect.take() else { return };
+        self.net.requests -= 1;
+        let result = self.driver.connect_result(sock);
+        self.mark_interest(h);
+        match result {
+            Ok(()) => {
+                self.push_done(h, Done::Completion(callback, Ok(())));
+                // Writes and a shutdown issued while connecting go out now.
+                if self.stream_state(h).is_some_and(|st| !st.queue.is_empty()) {
+                    self.flush_writes(h);
+                } else {
+                    self.send_shutdown(h);
+                }
+            }
+            Err(e) => {
+                let copy = copy_error(&e);
+                self.push_done(h, Done::Completion(callback, Err(e)));
+                self.fail_writes(h, copy, None);
+            }
+        }
+    }
+
+    fn flush_writes(&mut self, h: Handle) {
+        let Some(Extra::Stream(st)) = self.handles.get_mut(h).map(|b| &mut b.extra) else { return };
+        let sock = st.sock;
+        let result = st.queue.flush(&mut self.driver, sock, &mut st.done);
+        match result {
+            Ok(finished) => {
+                self.net.requests -= finished;
+                let Some(st) = self.stream_state(h) else { return };
+                if st.queue.is_empty() {
+                    if std::mem::take(&mut st.drain_owed) {
+                        st.done.push_back(Done::Drain);
+                    }
+                    self.mark_interest(h);
+                    self.send_shutdown(h);
+                }
+                self.schedule_pending(h);
+            }
+            Err(e) => self.fail_writes(h, e, None),
+        }
+    }
+
+    fn read_ready(&mut self, h: Handle) {
+        let mut buf = std::mem::take(&mut self.net.read_buf);
+        if buf.is_empty() {
+            // A read callback panicked while it held the buffer.
+            buf = vec![0; READ_BUF_SIZE];
+        }
+        for _ in 0..MAX_READS_PER_WAKEUP {
+            let Some(st) = self.stream_state(h) else { break };
+            if !st.reading {
+                break;
+            }
+            let sock = st.sock;
+            match self.driver.read(sock, &mut buf) {
+                Ok(0) => {
+                    self.stop_reading(h);
+                    self.call_read(h, Ok(&[]));
+                    break;
+                }
+                Ok(n) => {
+                    self.call_read(h, Ok(&buf[..n]));
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.stop_reading(h);
+                    self.call_read(h, Err(e));
+                    break;
+                }
+            }
+        }
+        self.net.read_buf = buf;
+    }
+
+    fn stop_reading(&mut self, h: Handle) {
+        if let Some(st) = self.stream_state(h) {
+            st.reading = false;
+            self.mark_interest(h);
+        }
+    }
+
+    /// Calls the read callback, taken out of its slot for the call.
+    fn call_read(&mut self, h: Handle, result: io::Result<&[u8]>) {
+        self.call_slot(h, read_slot, |lp, cb| cb(lp, TcpStream { handle: h }, result));
+    }
+
+    pub(crate) fn call_drain(&mut self, h: Handle) {
+        self.call_slot(h, drain_slot, |lp, cb| cb(lp, TcpStream { handle: h }));
+    }
+
+    /// Closes the socket at once; the requests still open are cancelled in the close phase.
+    pub(crate) fn close_stream(&mut self, h: Handle) {
+        let Some(st) = self.stream_state(h) else { return };
+        let sock = st.sock;
+        let open = st.queue.len()
+            + usize::from(st.connecting())
+            + usize::from(matches!(st.shutdown, Shutdown::Requested(_)));
+        st.reading = false;
+        self.net.requests -= open;
+        self.driver.close(sock);
+    }
+
+    /// Reports everything a closed stream still owes, in libuv's order: the connect, the
+    /// finished requests, the queued writes, the shutdown (all but the finished ones with
+    /// a cancellation error).
+    pub(crate) fn finish_stream(&mut self, mut st: Box<StreamState<S>>) {
+        let mut owed: Vec<(Completion<S>, io::Result<()>)> = Vec::new();
+        if let Some(cb) = st.connect.take() {
+            owed.push((cb, Err(cancelled())));
+        }
+        for done in st.done.drain(..) {
+            if let Done::Completion(cb, result) = done {
+                owed.push((cb, result));
+            }
+        }
+        st.queue.drain_callbacks(|cb| owed.push((cb, Err(cancelled()))));
+        if let Shutdown::Requested(cb) = std::mem::replace(&mut st.shutdown, Shutdown::Sent) {
+            owed.push((cb, Err(cancelled())));
+        }
+        drop(st);
+        for (cb, result) in owed {
+            self.count_event();
+            cb(self, result);
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use evloop::{Loop, Timer};
+
+/// Fails the test if the loop is still running after `secs` seconds: an unreferenced timer,
+/// so it never keeps the loop alive by itself.
+pub fn time_limit<S>(lp: &mut Loop<S>, secs: u64) {
+    let t = Timer::new(lp, move |_, _| panic!("the test did not finish within {secs} s"));
+    t.start(lp, Duration::from_secs(secs), Duration::ZERO).unwrap();
+    t.unref(lp).unwrap();
+}
+
+/// 127.0.0.1 with port 0: the kernel picks a free port.
+pub fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// A deterministic byte pattern of length `n`, so corruption or reordering shows.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// The open-file limit, raised to the hard limit if it is below `want` (through `prlimit`,
+/// since the crate takes no libc). Returns the soft limit in force.
+pub fn ensure_fd_limit(want: u64) -> u64 {
+    let soft = current_fd_limit();
+    if soft >= want {
+        return soft;
+    }
+    let pid = std::process::id().to_string();
+    let _ =
+        std::process::Command::new("prlimit").args(["--pid", &pid, &format!("--nofile={want}:")]).status();
+    current_fd_limit()
+}
+
+fn current_fd_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
+
+/// Runs a blocking peer `f` on a thread. When it returns, it wakes the loop, whose callback
+/// runs `on_done` (typically: close the server), so `run(RunMode::Default)` ends by itself.
+pub fn peer<S: 'static, T: Send + 'static>(
+    lp: &mut Loop<S>,
+    on_done: impl FnOnce(&mut Loop<S>) + 'static,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let mut on_done = Some(on_done);
+    let waker = evloop::Waker::new(lp, move |lp, w| {
+        if let Some(done) = on_done.take() {
+            done(lp);
+        }
+        w.close(lp).unwrap();
+    })
+    .unwrap();
+    std::thread::spawn(move || {
+        let result = f();
+        waker.wake().unwrap();
+        result
+    })
+}
