@@ -41,3 +41,17 @@ pub fn rate(n: u64, d: Duration) -> f64 {
 pub fn report(bench: &str, metric: &str, value: f64, unit: &str) {
     println!("{bench:<12} {metric:<22} {value:>14.0} {unit}");
 }
+
+/// Runs a server on its own loop in a thread; returns its address once it listens.
+pub fn start_echo_server_thread(
+    serve: fn(&mut evloop::Loop<()>, std::net::SocketAddr) -> std::io::Result<evloop::TcpListener>,
+) -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lp = evloop::Loop::new().unwrap();
+        let server = serve(&mut lp, "127.0.0.1:0".parse().unwrap()).unwrap();
+        tx.send(server.local_addr(&mut lp).unwrap()).unwrap();
+        lp.run(evloop::RunMode::Default).unwrap();
+    });
+    rx.recv().unwrap()
+}

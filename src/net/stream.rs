@@ -178,8 +178,10 @@ impl TcpStream {
     /// is below the high-water mark, `Ok(false)` once it has reached it (Node's `write`
     /// returning false): stop producing until the [`on_drain`](TcpStream::on_drain) callback.
     ///
-    /// A failure of the connection is reported to the write's callback, if it has one (see
-    /// [`write_with`](TcpStream::write_with)), and to the reader; later writes return it.
+    /// Returns an error if the stream is closed or shut down, or if the connection has
+    /// failed (a reset peer): then nothing was sent or queued. A failure found later, while
+    /// queued data goes out, is reported to the callbacks of the queued writes (see
+    /// [`write_with`](TcpStream::write_with)); later writes return it.
     pub fn write<S>(&self, lp: &mut Loop<S>, data: &[u8]) -> io::Result<bool> {
         lp.stream_write(self.handle, data, None)
     }
@@ -187,7 +189,8 @@ impl TcpStream {
     /// Like [`write`](TcpStream::write), and calls `on_written` from the loop once all of
     /// `data` has been handed to the kernel, or with the error that stopped it. Callbacks run
     /// in submission order and never inside this call. If the stream is closed first, the
-    /// callback gets a [`Cancelled`](crate::Cancelled) error.
+    /// callback gets a [`Cancelled`](crate::Cancelled) error. If this call returns an error,
+    /// the callback is dropped without being called.
     pub fn write_with<S>(
         &self,
         lp: &mut Loop<S>,
@@ -384,8 +387,11 @@ impl<S> Loop<S> {
                 Ok(n) => written = n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => {
-                    self.fail_writes(h, e, callback);
-                    return Ok(false);
+                    // The data was neither sent nor queued: the call fails, and its callback
+                    // is dropped uncalled (a callback runs only for an accepted write).
+                    drop(callback);
+                    self.fail_writes(h, copy_error(&e), None);
+                    return Err(e);
                 }
             }
         }

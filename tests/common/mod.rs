@@ -68,3 +68,58 @@ pub fn peer<S: 'static, T: Send + 'static>(
         result
     })
 }
+
+/// A running example program, killed when dropped so that it never outlives its test.
+pub struct Example {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Path of a compiled example (`cargo test` builds them next to the test binaries).
+pub fn example_path(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap(); // target/debug
+    dir.join("examples").join(name)
+}
+
+/// Starts `command` (an example, perhaps under a wrapper such as `prlimit`) and waits for
+/// its `listening on ADDR` line.
+pub fn start_example(mut command: std::process::Command) -> Example {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = command.stdout(Stdio::piped()).spawn().expect("cannot start the example");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .parse()
+        .unwrap();
+    Example { child, addr }
+}
+
+/// Whether an outside client is installed. If it is not, the test is skipped with a clear
+/// message, unless `EVLOOP_REQUIRE_CLIENTS` is set (CI sets it), in which case it fails.
+pub fn have_client(test: &str, client: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {client}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return true;
+    }
+    if std::env::var_os("EVLOOP_REQUIRE_CLIENTS").is_some() {
+        panic!("{test}: `{client}` is not installed, and EVLOOP_REQUIRE_CLIENTS is set");
+    }
+    eprintln!("SKIPPED: {test}: {client} not installed");
+    false
+}

@@ -1,0 +1,66 @@
+//! An echo server: every byte a client sends comes back.
+//!
+//! Usage: `echo_server [ADDR]` (default `127.0.0.1:7000`). Prints `listening on ADDR` once
+//! bound. It is the target of the echo and ping-pong benchmarks, so it stays lean: no copy
+//! beyond what the socket cannot take at once, and backpressure instead of unbounded
+//! buffering — when a client stops reading, the server stops reading from it until its
+//! write queue drains.
+
+#![allow(dead_code)] // `serve` is also used by the tests and benchmarks
+
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+
+use evloop::{Loop, RunMode, TcpListener, TcpStream};
+
+fn main() -> io::Result<()> {
+    env_logger::init();
+    let addr: SocketAddr = match std::env::args().nth(1) {
+        Some(a) => a.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{a}: {e}")))?,
+        None => "127.0.0.1:7000".parse().unwrap(),
+    };
+    let mut lp = Loop::new()?;
+    let server = serve(&mut lp, addr)?;
+    println!("listening on {}", server.local_addr(&mut lp)?);
+    io::stdout().flush()?;
+    lp.run(RunMode::Default)?;
+    Ok(())
+}
+
+/// Starts an echo server on `addr`.
+pub fn serve<S: 'static>(lp: &mut Loop<S>, addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(lp, addr, |lp, stream| {
+        // Resume reading once a client that stopped reading has caught up.
+        let resumed = stream.on_drain(lp, |lp, stream| {
+            let _ = stream.read_start(lp, echo);
+        });
+        if resumed.and_then(|()| stream.read_start(lp, echo)).is_err() {
+            let _ = stream.close(lp);
+        }
+    })
+}
+
+fn echo<S>(lp: &mut Loop<S>, stream: TcpStream, data: io::Result<&[u8]>) {
+    match data {
+        Ok(bytes) if !bytes.is_empty() => match stream.write(lp, bytes) {
+            Ok(true) => {}
+            // The client is not reading: stop reading from it until the queue drains.
+            Ok(false) => {
+                let _ = stream.read_stop(lp);
+            }
+            Err(_) => {
+                let _ = stream.close(lp);
+            }
+        },
+        // End of stream: send FIN once the echoes have gone, then close.
+        Ok(_) => {
+            if stream.shutdown(lp, move |lp, _| drop(stream.close(lp))).is_err() {
+                let _ = stream.close(lp);
+            }
+        }
+        Err(e) => {
+            log::debug!("{stream:?}: {e}");
+            let _ = stream.close(lp);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The echo examples end to end, against real clients: nc, echo_client, and a server run
+//! out of file descriptors under `prlimit`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{example_path, have_client, start_example};
+
+fn echo_server() -> common::Example {
+    let mut cmd = Command::new(example_path("echo_server"));
+    cmd.arg("127.0.0.1:0");
+    start_example(cmd)
+}
+
+#[test]
+fn nc_gets_its_bytes_back() {
+    if !have_client("nc_gets_its_bytes_back", "nc") {
+        return;
+    }
+    let server = echo_server();
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "printf 'hello from nc\\nsecond line\\n' | timeout 10 nc -N {} {}",
+                server.addr.ip(),
+                server.addr.port()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from nc\nsecond line\n");
+}
+
+#[test]
+fn echo_client_checks_every_echo() {
+    let server = echo_server();
+    let out = Command::new(example_path("echo_client"))
+        .args([&server.addr.to_string(), "20", "200", "1024"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("20 connections x 200 messages x 1024 B"), "{stdout}");
+    assert!(stdout.contains("round trips/s"), "{stdout}");
+}
+
+#[test]
+fn a_client_that_stops_reading_does_not_make_the_server_buffer_without_bound() {
+    let server = echo_server();
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    // Send without reading: once the server's queue reaches its high-water mark it stops
+    // reading, the kernel windows fill, and our writes stall.
+    let chunk = vec![7u8; 64 << 10];
+    let mut sent = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "writes never stalled after {sent} bytes");
+        match s.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                break
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(sent < 256 << 20, "the server buffered {sent} bytes");
+    // Reading everything back resumes the flow, byte for byte.
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut back = vec![0u8; sent];
+    s.read_exact(&mut back).unwrap();
+    assert!(back.iter().all(|&b| b == 7));
+}
+
+/// CPU time (user + system) of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Reads an echo of `msg` if one has arrived, without waiting.
+fn echoed_now(s: &mut TcpStream, msg: &[u8]) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; msg.len()];
+    let got = matches!(s.read(&mut buf), Ok(n) if n > 0);
+    s.set_nonblocking(false).unwrap();
+    got
+}
+
+#[test]
+fn out_of_file_descriptors_the_server_neither_spins_nor_dies_and_recovers() {
+    if !have_client("out_of_file_descriptors", "prlimit") {
+        return;
+    }
+    const LIMIT: u32 = 40;
+    const CLIENTS: usize = 60;
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nofile={LIMIT}:{LIMIT}"))
+        .arg("--")
+        .arg(example_path("echo_server"))
+        .arg("127.0.0.1:0")
+        .env("RUST_LOG", "evloop=warn")
+        .stderr(std::process::Stdio::piped());
+    let mut server = start_example(cmd);
+    let pid = server.child.id();
+
+    // More clients than the server has descriptors for; the kernel queues them all.
+    let mut clients: Vec<TcpStream> =
+        (0..CLIENTS).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(format!("{i:04}").as_bytes()).unwrap();
+    }
+    // Wait (bounded) until the first client is served, so the server is past its first
+    // exhaustion.
+    clients[0].set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut first = [0u8; 4];
+    clients[0].read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"0000");
+
+    // Over one second while out of descriptors, a spinning server would burn ~100 ticks.
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let burned = cpu_ticks(pid) - before;
+    assert!(burned < 30, "the server used {burned} ticks of CPU in 1 s while out of descriptors");
+
+    let mut served = vec![true];
+    for (i, c) in clients.iter_mut().enumerate().skip(1) {
+        served.push(echoed_now(c, format!("{i:04}").as_bytes()));
+    }
+    let count = served.iter().filter(|s| **s).count();
+    assert!(count < CLIENTS, "all {CLIENTS} clients were served under a limit of {LIMIT} descriptors");
+
+    // Clients leave; the ones that waited are served once descriptors come back.
+    let mut waiting = Vec::new();
+    for (c, was_served) in clients.into_iter().zip(&served) {
+        if !was_served {
+            waiting.push(c);
+        }
+    }
+    for c in &mut waiting {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 4];
+        c.read_exact(&mut buf).unwrap();
+    }
+    // And the server still takes new connections.
+    drop(waiting);
+    let mut late = TcpStream::connect(server.addr).unwrap();
+    late.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    late.write_all(b"late").unwrap();
+    let mut buf = [0u8; 4];
+    late.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"late");
+
+    // One warning for the one episode.
+    let _ = server.child.kill();
+    let mut stderr = String::new();
+    server.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(stderr.matches("pausing accepts").count(), 1, "{stderr}");
+}
