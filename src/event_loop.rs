@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use crate::driver::{os::OsDriver, Driver};
 use crate::handle::{Callback, CloseCallback, Extra, Handle, HandleKind, HandleTable};
 use crate::net::NetState;
+use crate::pool::{Completed, Pool};
 use crate::timer::TimerQueue;
+use crate::waker::Wakers;
 use crate::watchers::{Phase, WatcherList};
 
 /// How [`Loop::run`] runs.
@@ -42,18 +44,19 @@ pub struct Metrics {
 pub struct Builder<S = ()> {
     state: S,
     event_capacity: usize,
+    threadpool_size: Option<usize>,
 }
 
 impl Builder<()> {
     fn new() -> Builder<()> {
-        Builder { state: (), event_capacity: 1024 }
+        Builder { state: (), event_capacity: 1024, threadpool_size: None }
     }
 }
 
 impl<S> Builder<S> {
     /// The application state the loop owns, reachable as `lp.state` in every callback.
     pub fn state<T>(self, state: T) -> Builder<T> {
-        Builder { state, event_capacity: self.event_capacity }
+        Builder { state, event_capacity: self.event_capacity, threadpool_size: self.threadpool_size }
     }
 
     /// How many readiness events one poll can return (default 1024). More pending events
@@ -63,10 +66,17 @@ impl<S> Builder<S> {
         self
     }
 
+    /// How many worker threads the thread pool starts on first use (clamped to 1..=1024).
+    /// Without it, the `EVLOOP_THREADPOOL_SIZE` environment variable decides, else 4.
+    pub fn threadpool_size(mut self, threads: usize) -> Self {
+        self.threadpool_size = Some(threads);
+        self
+    }
+
     /// Creates the loop. Fails only if the operating system refuses a poller.
     pub fn build(self) -> io::Result<Loop<S>> {
         let driver = Driver::Os(OsDriver::new(self.event_capacity)?);
-        Ok(Loop::from_parts(self.state, driver))
+        Ok(Loop::from_parts(self.state, driver, Pool::new(self.threadpool_size)))
     }
 }
 
@@ -95,10 +105,12 @@ pub struct Loop<S = ()> {
     pub(crate) handles: HandleTable<S>,
     pub(crate) timers: TimerQueue,
     pub(crate) watchers: [WatcherList; 3],
-    pub(crate) wakers: Vec<Handle>,
+    pub(crate) wakers: Wakers,
     closing: VecDeque<Handle>,
     pub(crate) driver: Driver,
     pub(crate) net: NetState,
+    pub(crate) pool: Pool<S>,
+    pub(crate) completions: VecDeque<Completed<S>>,
     time: u64,
     seq: u64,
     stop_flag: bool,
@@ -132,16 +144,18 @@ impl<S> Loop<S> {
         Builder::new().state(state).build()
     }
 
-    fn from_parts(state: S, driver: Driver) -> Loop<S> {
+    fn from_parts(state: S, driver: Driver, pool: Pool<S>) -> Loop<S> {
         let mut lp = Loop {
             state,
             handles: HandleTable::new(),
             timers: TimerQueue::default(),
             watchers: Default::default(),
-            wakers: Vec::new(),
+            wakers: Wakers::default(),
             closing: VecDeque::new(),
             driver,
             net: NetState::new(),
+            pool,
+            completions: VecDeque::new(),
             time: 0,
             seq: 0,
             stop_flag: false,
@@ -244,6 +258,7 @@ impl<S> Loop<S> {
         }
         self.dispatch_ready();
         self.run_wakers();
+        self.run_completions();
         Ok(())
     }
 
@@ -255,6 +270,7 @@ impl<S> Loop<S> {
             || !self.closing.is_empty()
             || !self.net.pending.is_empty()
             || !self.net.interest_dirty.is_empty()
+            || !self.completions.is_empty()
             || self.watchers[Phase::Idle as usize].any_active()
             || self.driver.notifier().is_raised()
         {
@@ -269,6 +285,8 @@ impl<S> Loop<S> {
     pub fn alive(&self) -> bool {
         self.handles.alive() > 0
             || self.net.requests > 0
+            || self.pool.in_flight() > 0
+            || !self.completions.is_empty()
             || !self.net.pending.is_empty()
             || !self.closing.is_empty()
     }
@@ -431,6 +449,8 @@ impl<S> Loop<S> {
             HandleKind::Waker => self.close_waker(h),
             HandleKind::TcpListener => self.close_listener(h),
             HandleKind::TcpStream => self.close_stream(h),
+            // The descriptor closes once the requests that hold it are done.
+            HandleKind::File => {}
         }
         self.handles.update(h, |b| {
             b.closing = true;
@@ -468,16 +488,6 @@ impl<S> Loop<S> {
         }
         self.stop_flag = false;
         self.driver.notifier().raise_quietly();
-    }
-}
-
-impl<S> Drop for Loop<S> {
-    fn drop(&mut self) {
-        for &h in &self.wakers {
-            if let Some(Extra::Waker(shared)) = self.handles.get(h).map(|b| &b.extra) {
-                shared.close();
-            }
-        }
     }
 }
 

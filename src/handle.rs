@@ -11,8 +11,6 @@ use std::io;
 use crate::event_loop::Loop;
 use crate::net::listener::ListenerState;
 use crate::net::stream::StreamState;
-use crate::waker::WakerShared;
-use std::sync::Arc;
 
 /// An untyped id of any handle of a [`Loop`]: a slot index with a generation.
 ///
@@ -50,6 +48,8 @@ pub enum HandleKind {
     TcpListener,
     /// A [`TcpStream`](crate::TcpStream).
     TcpStream,
+    /// An open [`fs::File`](crate::fs::File).
+    File,
 }
 
 /// A callback stored in a handle's slot. Typed handles wrap the user's closure once, at
@@ -62,9 +62,9 @@ pub(crate) type CloseCallback<S> = Box<dyn FnOnce(&mut Loop<S>)>;
 pub(crate) enum Extra<S> {
     None,
     Timer { deadline: u64, repeat: u64 },
-    Waker(Arc<WakerShared>),
     Listener(Box<ListenerState<S>>),
     Stream(Box<StreamState<S>>),
+    File(std::sync::Arc<std::fs::File>),
 }
 
 /// One open handle.

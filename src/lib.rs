@@ -91,10 +91,13 @@
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub, missing_debug_implementations)]
 
+pub mod dns;
 mod driver;
 mod event_loop;
+pub mod fs;
 mod handle;
 mod net;
+mod pool;
 mod timer;
 mod waker;
 mod watchers;
@@ -109,6 +112,7 @@ pub use handle::{Handle, HandleKind};
 pub use net::listener::TcpListener;
 pub use net::stream::TcpStream;
 pub use net::{is_cancelled, Cancelled, ListenOptions};
+pub use pool::WorkRequest;
 pub use timer::Timer;
 pub use waker::Waker;
 pub use watchers::{Check, Idle, Prepare};

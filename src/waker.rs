@@ -74,13 +74,13 @@ impl Waker {
         });
         // The callback needs the `Waker` itself, whose id exists only once the slot does:
         // open with a no-op (a zero-sized box, no allocation), then install the real one.
-        let handle = lp.open_handle(HandleKind::Waker, Box::new(|_, _| {}), Extra::Waker(shared.clone()));
+        let handle = lp.open_handle(HandleKind::Waker, Box::new(|_, _| {}), Extra::None);
         let waker = Waker { handle, shared: shared.clone() };
         if let Some(body) = lp.handles.get_mut(handle) {
             body.callback = Some(Box::new(move |lp, _| callback(lp, &waker)));
         }
         lp.handles.update(handle, |b| b.active = true);
-        lp.wakers.push(handle);
+        lp.wakers.0.push((handle, shared.clone()));
         Ok(Waker { handle, shared })
     }
 
@@ -105,6 +105,19 @@ impl WakerShared {
     }
 }
 
+/// The loop's open wakers. Dropping it (with the loop) closes them all, so a wake from
+/// another thread after the loop is gone returns an error.
+#[derive(Default)]
+pub(crate) struct Wakers(Vec<(Handle, Arc<WakerShared>)>);
+
+impl Drop for Wakers {
+    fn drop(&mut self) {
+        for (_, shared) in &self.0 {
+            shared.close();
+        }
+    }
+}
+
 impl<S> Loop<S> {
     /// Calls the callback of every waker that was woken since its last call.
     pub(crate) fn run_wakers(&mut self) {
@@ -112,14 +125,10 @@ impl<S> Loop<S> {
             return;
         }
         let mut i = 0;
-        while i < self.wakers.len() {
-            let h = self.wakers[i];
+        while let Some((h, shared)) = self.wakers.0.get(i) {
             i += 1;
-            let woken = match self.handles.get(h).map(|b| &b.extra) {
-                Some(Extra::Waker(shared)) => shared.pending.swap(false, Ordering::AcqRel),
-                _ => false,
-            };
-            if woken {
+            if shared.pending.swap(false, Ordering::AcqRel) {
+                let h = *h;
                 self.dispatch(h);
             }
         }
@@ -127,9 +136,11 @@ impl<S> Loop<S> {
 
     /// Forgets a closing waker: later wakes fail, and the scan no longer visits it.
     pub(crate) fn close_waker(&mut self, h: Handle) {
-        if let Some(Extra::Waker(shared)) = self.handles.get(h).map(|b| &b.extra) {
-            shared.close();
-        }
-        self.wakers.retain(|&w| w != h);
+        self.wakers.0.retain(|(w, shared)| {
+            if *w == h {
+                shared.close();
+            }
+            *w != h
+        });
     }
 }
