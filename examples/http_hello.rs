@@ -1,0 +1,350 @@
+//! A minimal HTTP/1.1 server: `GET /` answers `Hello, World!`.
+//!
+//! Usage: `http_hello [ADDR] [IDLE_TIMEOUT_MS]` (defaults `127.0.0.1:8080`, 5000). It prints
+//! `listening on <addr>` once bound, so that a caller can bind port 0 and learn the port.
+//!
+//! What it speaks: keep-alive (the HTTP/1.1 default; `Connection: close` is honoured, HTTP/1.0
+//! closes unless it asks for keep-alive), pipelined requests answered in order, request bodies
+//! with `Content-Length` skipped unread. `GET` and `HEAD` of `/` get 200, any other path 404,
+//! any other method on `/` 405. A malformed head gets 400, a head over `max_head` bytes 431,
+//! `Transfer-Encoding` (which it does not decode) 501; after those the connection is closed.
+//! A connection is closed after `idle_timeout` without anything read from it.
+//!
+//! All of a connection's state lives in its read closure ([`Conn`]); its idle [`Timer`] and
+//! the shutdown callback hold only the two handle ids, to close them.
+
+#![allow(dead_code)]
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use evloop::{Loop, RunMode, TcpListener, TcpStream, Timer};
+
+/// The server's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// A connection from which nothing arrives for this long is closed.
+    pub idle_timeout: Duration,
+    /// The largest request head (request line and headers, with the blank line) accepted.
+    pub max_head: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { idle_timeout: Duration::from_millis(5000), max_head: 8192 }
+    }
+}
+
+/// Binds `addr` and serves every connection the listener accepts on `lp`.
+pub fn serve<S: 'static>(lp: &mut Loop<S>, addr: SocketAddr, config: Config) -> io::Result<TcpListener> {
+    TcpListener::bind(lp, addr, move |lp, stream| {
+        let timer = Timer::new(lp, move |lp, timer| {
+            log::debug!("{stream:?}: idle, closing");
+            let _ = stream.close(lp);
+            let _ = timer.close(lp);
+        });
+        let conn = Conn { stream, timer, config, buf: Vec::new(), scanned: 0, skip: 0, closing: false };
+        // Responses are written whole; Nagle would only delay them.
+        let started = timer
+            .start(lp, config.idle_timeout, config.idle_timeout)
+            .and_then(|()| stream.set_nodelay(lp, true))
+            .and_then(|()| stream.read_start(lp, reader(conn)));
+        if let Err(e) = started {
+            log::debug!("{stream:?}: cannot start: {e}");
+            let _ = stream.close(lp);
+            let _ = timer.close(lp);
+        }
+    })
+}
+
+/// One connection.
+struct Conn {
+    stream: TcpStream,
+    timer: Timer,
+    config: Config,
+    /// Received bytes not yet consumed: at most one partial head after each read, unless
+    /// closing (then the rest is never looked at).
+    buf: Vec<u8>,
+    /// How much of `buf` has been searched for the end of the head, so a head that trickles
+    /// in byte by byte is not searched again from its start each time.
+    scanned: usize,
+    /// Body bytes of the last request still to be discarded.
+    skip: u64,
+    /// A last response is queued and FIN follows it: what still arrives is discarded.
+    closing: bool,
+}
+
+/// The read callback. `conn` is `None` only after it was handed to the drain callback.
+fn reader<S: 'static>(conn: Conn) -> impl FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>) + 'static {
+    let mut conn = Some(conn);
+    move |lp, stream, data| {
+        let Some(c) = conn.as_mut() else { return };
+        match data {
+            Err(e) => {
+                log::debug!("{stream:?}: read failed: {e}");
+                c.close(lp);
+            }
+            Ok([]) => c.peer_finished(lp),
+            Ok(_) if c.closing => {}
+            Ok(bytes) => {
+                let _ = c.timer.again(lp);
+                c.buf.extend_from_slice(bytes);
+                if !c.serve(lp) {
+                    // The peer does not read its responses: stop reading its requests until
+                    // the write queue drains, else the queue would grow without bound. The
+                    // state moves to the drain callback, which installs a new reader with it
+                    // (a stopped stream cannot resume with its old callback).
+                    let _ = stream.read_stop(lp);
+                    let mut parked = conn.take();
+                    let _ = stream.on_drain(lp, move |lp, stream| {
+                        if let Some(c) = parked.take() {
+                            let _ = stream.read_start(lp, reader(c));
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Answers every complete request in the buffer with one write. Returns whether to keep
+    /// reading (`false`: the write queue is full).
+    fn serve<S>(&mut self, lp: &mut Loop<S>) -> bool {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while !self.closing {
+            let skipped = self.skip.min((self.buf.len() - pos) as u64);
+            pos += skipped as usize;
+            self.skip -= skipped;
+            if self.skip > 0 {
+                break;
+            }
+            let rest = &self.buf[pos..];
+            let from = self.scanned.saturating_sub(3);
+            let Some(end) = rest[from..].windows(4).position(|w| w == b"\r\n\r\n").map(|i| from + i + 4)
+            else {
+                self.scanned = rest.len();
+                if rest.len() >= self.config.max_head {
+                    respond(&mut out, 431, false, Reply::Close);
+                    self.closing = true;
+                }
+                break;
+            };
+            self.scanned = 0;
+            pos += end;
+            let request = if end > self.config.max_head { Err(431) } else { parse(&rest[..end - 4]) };
+            match request {
+                Ok(req) => {
+                    let code = match (req.method, req.target.split('?').next()) {
+                        (_, Some(path)) if path != "/" => 404,
+                        ("GET" | "HEAD", _) => 200,
+                        _ => 405,
+                    };
+                    // A client that expects `100 Continue` may hold its body back: as it
+                    // gets none, the body's framing is unknown and the connection must end.
+                    self.closing = !req.keep_alive || (req.expect_continue && req.body > 0);
+                    let reply = match (self.closing, req.http10) {
+                        (true, _) => Reply::Close,
+                        (false, true) => Reply::KeepAlive,
+                        (false, false) => Reply::Default,
+                    };
+                    respond(&mut out, code, req.method == "HEAD", reply);
+                    self.skip = req.body;
+                }
+                Err(code) => {
+                    log::debug!("{:?}: bad request: {code}", self.stream);
+                    respond(&mut out, code, false, Reply::Close);
+                    self.closing = true;
+                }
+            }
+        }
+        self.buf.drain(..pos);
+        out.is_empty() || self.send(lp, &out)
+    }
+
+    /// Queues `out`, then FIN if the connection is ending. Returns whether to keep reading.
+    fn send<S>(&mut self, lp: &mut Loop<S>, out: &[u8]) -> bool {
+        let below_mark = match self.stream.write(lp, out) {
+            Ok(below) => below,
+            Err(e) => {
+                log::debug!("{:?}: write failed: {e}", self.stream);
+                return self.close(lp);
+            }
+        };
+        if self.closing {
+            self.finish(lp);
+            return true;
+        }
+        below_mark
+    }
+
+    /// The peer sent FIN.
+    fn peer_finished<S>(&mut self, lp: &mut Loop<S>) {
+        if !self.closing {
+            self.closing = true;
+            self.finish(lp);
+        } else if self.stream.write_queue_size(lp).unwrap_or(0) == 0 {
+            // Our FIN went out with the last response: both sides are done.
+            self.close(lp);
+        }
+    }
+
+    /// Sends FIN after the queued responses, then closes once the peer has closed its side
+    /// too, or after one more idle timeout. Closing at once could reset the connection and
+    /// destroy the response in flight if the peer's unread requests are still in our receive
+    /// buffer (the "lingering close" of RFC 9112, section 9.6).
+    fn finish<S>(&mut self, lp: &mut Loop<S>) {
+        let (stream, timer) = (self.stream, self.timer);
+        let shutdown = stream.shutdown(lp, move |lp, result| {
+            // Reading stops by itself at the peer's FIN or at an error.
+            if result.is_err() || !stream.is_reading(lp) {
+                let _ = stream.close(lp);
+                let _ = timer.close(lp);
+            } else {
+                let _ = timer.again(lp);
+            }
+        });
+        if shutdown.is_err() {
+            self.close(lp);
+        }
+    }
+
+    /// Closes the stream (cancelling what is still queued) and its timer. Returns `true`:
+    /// there is nothing to pause.
+    fn close<S>(&mut self, lp: &mut Loop<S>) -> bool {
+        let _ = self.stream.close(lp);
+        let _ = self.timer.close(lp);
+        true
+    }
+}
+
+/// How a response speaks of the connection.
+enum Reply {
+    /// HTTP/1.1 keep-alive: no `Connection` header.
+    Default,
+    /// `Connection: keep-alive`, which an HTTP/1.0 client needs to keep the connection.
+    KeepAlive,
+    /// `Connection: close`.
+    Close,
+}
+
+/// Appends a response with status `code` to `out`; an error's body is its reason phrase.
+fn respond(out: &mut Vec<u8>, code: u16, head_only: bool, reply: Reply) {
+    let reason = match code {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Not Implemented",
+    };
+    let body = if code == 200 { "Hello, World!" } else { reason };
+    let allow = if code == 405 { "Allow: GET, HEAD\r\n" } else { "" };
+    let connection = match reply {
+        Reply::Default => "",
+        Reply::KeepAlive => "Connection: keep-alive\r\n",
+        Reply::Close => "Connection: close\r\n",
+    };
+    let _ = write!(
+        out,
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{allow}{connection}\r\n",
+        body.len()
+    );
+    if !head_only {
+        out.extend_from_slice(body.as_bytes());
+    }
+}
+
+/// What the server needs of a request head.
+struct Request<'a> {
+    method: &'a str,
+    target: &'a str,
+    http10: bool,
+    keep_alive: bool,
+    body: u64,
+    expect_continue: bool,
+}
+
+/// Parses a request head without its final blank line, or returns the error status. Strict:
+/// lines end with CRLF, the head is UTF-8, no control characters but tabs in header values,
+/// no line folding, one `Host` in HTTP/1.1, no conflicting `Content-Length`.
+fn parse(head: &[u8]) -> Result<Request<'_>, u16> {
+    let head = std::str::from_utf8(head).map_err(|_| 400u16)?;
+    let mut lines = head.split("\r\n");
+    let mut parts = lines.next().unwrap_or("").split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(400);
+    };
+    let http10 = match version {
+        "HTTP/1.0" => true,
+        "HTTP/1.1" => false,
+        _ => return Err(400),
+    };
+    if !is_token(method) || target.is_empty() || target.bytes().any(|b| b.is_ascii_control()) {
+        return Err(400);
+    }
+    let (mut close, mut keep_alive, mut hosts) = (false, false, 0);
+    let (mut body, mut expect_continue) = (None, false);
+    for line in lines {
+        let (name, value) = line.split_once(':').ok_or(400u16)?;
+        // A token excludes the whitespace of "Name :" and of obsolete folded lines.
+        let value = value.trim_matches([' ', '\t']);
+        if !is_token(name) || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            return Err(400);
+        }
+        let is = |h: &str| name.eq_ignore_ascii_case(h);
+        if is("content-length") {
+            // Digits only: `parse` would take a sign.
+            let n = value.bytes().all(|b| b.is_ascii_digit()).then(|| value.parse::<u64>().ok()).flatten();
+            match (n, body) {
+                (Some(n), None) => body = Some(n),
+                (Some(n), Some(m)) if n == m => {}
+                _ => return Err(400),
+            }
+        } else if is("transfer-encoding") {
+            return Err(501);
+        } else if is("connection") {
+            for option in value.split(',').map(|o| o.trim_matches([' ', '\t'])) {
+                close |= option.eq_ignore_ascii_case("close");
+                keep_alive |= option.eq_ignore_ascii_case("keep-alive");
+            }
+        } else if is("host") {
+            hosts += 1;
+        } else if is("expect") {
+            expect_continue = value.eq_ignore_ascii_case("100-continue");
+        }
+    }
+    if !http10 && hosts != 1 {
+        return Err(400);
+    }
+    let keep_alive = !close && (!http10 || keep_alive);
+    Ok(Request { method, target, http10, keep_alive, body: body.unwrap_or(0), expect_continue })
+}
+
+/// Whether `s` is an HTTP token (a method, a header name).
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn main() -> io::Result<()> {
+    env_logger::init();
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
+    let idle = args.next().unwrap_or_else(|| "5000".into());
+    let (Ok(addr), Ok(idle)) = (addr.parse(), idle.parse()) else {
+        eprintln!("usage: http_hello [ADDR] [IDLE_TIMEOUT_MS]");
+        std::process::exit(2);
+    };
+    let config = Config { idle_timeout: Duration::from_millis(idle), ..Config::default() };
+    let mut lp = Loop::new()?;
+    let listener = serve(&mut lp, addr, config)?;
+    let mut stdout = io::stdout();
+    writeln!(stdout, "listening on {}", listener.local_addr(&mut lp)?)?;
+    stdout.flush()?;
+    lp.run(RunMode::Default)?;
+    Ok(())
+}
