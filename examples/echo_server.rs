@@ -31,9 +31,7 @@ fn main() -> io::Result<()> {
 pub fn serve<S: 'static>(lp: &mut Loop<S>, addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(lp, addr, |lp, stream| {
         // Resume reading once a client that stopped reading has caught up.
-        let resumed = stream.on_drain(lp, |lp, stream| {
-            let _ = stream.read_start(lp, echo);
-        });
+        let resumed = stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp)));
         if resumed.and_then(|()| stream.read_start(lp, echo)).is_err() {
             let _ = stream.close(lp);
         }

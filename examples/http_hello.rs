@@ -49,6 +49,7 @@ pub fn serve<S: 'static>(lp: &mut Loop<S>, addr: SocketAddr, config: Config) -> 
         let started = timer
             .start(lp, config.idle_timeout, config.idle_timeout)
             .and_then(|()| stream.set_nodelay(lp, true))
+            .and_then(|()| stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp))))
             .and_then(|()| stream.read_start(lp, reader(conn)));
         if let Err(e) = started {
             log::debug!("{stream:?}: cannot start: {e}");
@@ -75,34 +76,23 @@ struct Conn {
     closing: bool,
 }
 
-/// The read callback. `conn` is `None` only after it was handed to the drain callback.
-fn reader<S: 'static>(conn: Conn) -> impl FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>) + 'static {
-    let mut conn = Some(conn);
-    move |lp, stream, data| {
-        let Some(c) = conn.as_mut() else { return };
-        match data {
-            Err(e) => {
-                log::debug!("{stream:?}: read failed: {e}");
-                c.close(lp);
-            }
-            Ok([]) => c.peer_finished(lp),
-            Ok(_) if c.closing => {}
-            Ok(bytes) => {
-                let _ = c.timer.again(lp);
-                c.buf.extend_from_slice(bytes);
-                if !c.serve(lp) {
-                    // The peer does not read its responses: stop reading its requests until
-                    // the write queue drains, else the queue would grow without bound. The
-                    // state moves to the drain callback, which installs a new reader with it
-                    // (a stopped stream cannot resume with its old callback).
-                    let _ = stream.read_stop(lp);
-                    let mut parked = conn.take();
-                    let _ = stream.on_drain(lp, move |lp, stream| {
-                        if let Some(c) = parked.take() {
-                            let _ = stream.read_start(lp, reader(c));
-                        }
-                    });
-                }
+/// The read callback, owning the connection's state.
+fn reader<S: 'static>(mut c: Conn) -> impl FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>) + 'static {
+    move |lp, stream, data| match data {
+        Err(e) => {
+            log::debug!("{stream:?}: read failed: {e}");
+            c.close(lp);
+        }
+        Ok([]) => c.peer_finished(lp),
+        Ok(_) if c.closing => {}
+        Ok(bytes) => {
+            let _ = c.timer.again(lp);
+            c.buf.extend_from_slice(bytes);
+            if !c.serve(lp) {
+                // The peer does not read its responses: stop reading its requests until the
+                // write queue drains (the drain callback resumes), else the queue would grow
+                // without bound.
+                let _ = stream.read_stop(lp);
             }
         }
     }

@@ -568,3 +568,67 @@ fn after_a_peer_reset_reads_report_it_and_writes_fail_at_once() {
     resetter.join().unwrap();
     assert_eq!(lp.state, vec!["read: Some(ConnectionReset)", "write failed: true"]);
 }
+
+#[test]
+fn read_resume_keeps_the_reader_and_its_state() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    time_limit(&mut lp, 30);
+    let (server, addr) = echo_server(&mut lp);
+    TcpStream::connect(&mut lp, addr, move |lp, c, r| {
+        r.unwrap();
+        assert!(c.read_resume(lp).is_err(), "nothing to resume before read_start");
+        let mut seen = 0; // state inside the reader survives the pause
+        c.read_start(lp, move |lp, c, d| {
+            let d = d.unwrap();
+            seen += d.len();
+            lp.state.push(seen);
+            c.read_stop(lp).unwrap();
+            if seen < 6 {
+                c.write(lp, b"abc").unwrap();
+                c.read_resume(lp).unwrap();
+            } else {
+                c.close(lp).unwrap();
+                server.close(lp).unwrap();
+            }
+        })
+        .unwrap();
+        c.write(lp, b"abc").unwrap();
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.state, vec![3, 6]);
+}
+
+#[test]
+fn a_write_failure_while_reading_is_paused_reaches_the_reader() {
+    // The peer resets while we are paused with data queued: nobody reads, and no drain can
+    // come, so the read callback must hear of the failure.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted_tx, accepted_rx) = mpsc::channel::<std::net::TcpStream>();
+    let peer = thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        accepted_tx.send(s).unwrap();
+    });
+    let mut lp = Loop::with_state(Vec::<String>::new()).unwrap();
+    time_limit(&mut lp, 30);
+    TcpStream::connect(&mut lp, addr, move |lp, c, r| {
+        r.unwrap();
+        c.read_start(lp, |lp, c, d| {
+            lp.state.push(format!("reader: {:?}", d.map(|b| b.len()).map_err(|e| e.kind())));
+            c.close(lp).unwrap();
+        })
+        .unwrap();
+        c.read_stop(lp).unwrap();
+        // Fill the peer's window so data stays queued here.
+        while c.write(lp, &[0u8; 1 << 16]).unwrap() {}
+        let s = accepted_rx.recv().unwrap();
+        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(s); // RST
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    peer.join().unwrap();
+    assert_eq!(lp.state.len(), 1, "{:?}", lp.state);
+    assert!(lp.state[0].starts_with("reader: Err("), "{:?}", lp.state);
+}

@@ -108,6 +108,8 @@ pub(crate) enum Done<S> {
     Completion(Completion<S>, io::Result<()>),
     /// The write queue drained after `write` reported the high-water mark.
     Drain,
+    /// A write failed while reading was paused: the reader hears of it.
+    ReadError(io::Error),
 }
 
 /// The loop's TCP bookkeeping.
@@ -212,6 +214,7 @@ impl<S> Loop<S> {
                         self.call_guarded(h, |lp| callback(lp, result));
                     }
                     Done::Drain => self.call_drain(h),
+                    Done::ReadError(e) => self.call_read_error(h, e),
                 }
             }
         }

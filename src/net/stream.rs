@@ -39,6 +39,10 @@ pub(crate) struct StreamState<S> {
     /// The connect's callback, while connecting.
     connect: Option<Completion<S>>,
     reading: bool,
+    /// The end of the stream or a read error was delivered: reading is over.
+    read_ended: bool,
+    /// `read_start` gave a callback (which is out of its slot while it runs).
+    reader_installed: bool,
     read_callback: Option<ReadCallback<S>>,
     queue: WriteQueue<S>,
     pub(crate) done: VecDeque<Done<S>>,
@@ -60,6 +64,8 @@ impl<S> StreamState<S> {
             fallback: Vec::new(),
             connect: None,
             reading: false,
+            read_ended: false,
+            reader_installed: false,
             read_callback: None,
             queue: WriteQueue::new(),
             done: VecDeque::new(),
@@ -91,6 +97,11 @@ impl<S> StreamState<S> {
 /// loop-owned 64 KiB buffer (copy what you keep); `Ok` with an empty slice is the end of the
 /// stream, as with [`std::io::Read`]. [`write`](TcpStream::write) tries the socket at once and
 /// queues only what it could not take.
+///
+/// `close` is abrupt, as in libuv: queued writes are cancelled, and if unread input remains
+/// the kernel answers with a reset, which can discard data the peer has not received yet.
+/// To end a connection gracefully, [`shutdown`](TcpStream::shutdown) first, read until the
+/// end of the stream, then close.
 ///
 /// ```no_run
 /// use evloop::{Loop, RunMode, TcpStream};
@@ -175,6 +186,7 @@ impl TcpStream {
     ) -> io::Result<()> {
         let st = lp.stream_usable(self.handle)?;
         st.read_callback = Some(Box::new(on_read));
+        st.reader_installed = true;
         if !st.reading {
             st.reading = true;
             lp.mark_interest(self.handle);
@@ -183,11 +195,33 @@ impl TcpStream {
     }
 
     /// Stops reading. The kernel keeps buffering what arrives, up to its window, which is
-    /// how a reader applies backpressure to its peer.
+    /// how a reader applies backpressure to its peer. [`read_resume`](TcpStream::read_resume)
+    /// starts again with the same callback. If a write fails while reading is stopped, the
+    /// error is delivered to the read callback.
     pub fn read_stop<S>(&self, lp: &mut Loop<S>) -> io::Result<()> {
         let st = lp.stream_usable(self.handle)?;
         if st.reading {
             st.reading = false;
+            lp.mark_interest(self.handle);
+        }
+        Ok(())
+    }
+
+    /// Starts reading again with the callback given to the last
+    /// [`read_start`](TcpStream::read_start), keeping whatever state it holds (Node's
+    /// `resume()`); the usual partner of `read_stop` for backpressure. Does nothing if the
+    /// stream is reading; an error if no read callback was ever set or the stream has
+    /// reached its end.
+    pub fn read_resume<S>(&self, lp: &mut Loop<S>) -> io::Result<()> {
+        let st = lp.stream_usable(self.handle)?;
+        if !st.reader_installed {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: read_resume before read_start"));
+        }
+        if st.read_ended {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "evloop: the stream has ended"));
+        }
+        if !st.reading {
+            st.reading = true;
             lp.mark_interest(self.handle);
         }
         Ok(())
@@ -457,6 +491,12 @@ impl<S> Loop<S> {
             }
         }
         if let Some(st) = self.stream_state(h) {
+            // A reader that paused would otherwise never hear of it: nothing reads, and the
+            // drain it waits for cannot come.
+            if !st.reading && !st.read_ended && st.reader_installed {
+                st.read_ended = true;
+                st.done.push_back(Done::ReadError(copy_error(&e)));
+            }
             st.write_error = Some(e);
         }
         self.net.requests -= n;
@@ -629,6 +669,7 @@ impl<S> Loop<S> {
     fn stop_reading(&mut self, h: Handle) {
         if let Some(st) = self.stream_state(h) {
             st.reading = false;
+            st.read_ended = true;
             self.mark_interest(h);
         }
     }
@@ -636,6 +677,11 @@ impl<S> Loop<S> {
     /// Calls the read callback, taken out of its slot for the call.
     fn call_read(&mut self, h: Handle, result: io::Result<&[u8]>) {
         self.call_slot(h, read_slot, |lp, cb| cb(lp, TcpStream { handle: h }, result));
+    }
+
+    /// Reports a failure to the read callback, as a read would have.
+    pub(crate) fn call_read_error(&mut self, h: Handle, e: io::Error) {
+        self.call_read(h, Err(e));
     }
 
     pub(crate) fn call_drain(&mut self, h: Handle) {
