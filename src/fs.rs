@@ -12,7 +12,7 @@
 //! let mut lp = Loop::with_state(String::new())?;
 //! fs::create_dir_all(&mut lp, &dir, move |lp, r| {
 //!     r.unwrap();
-//!     fs::write(lp, &file, "hello", move |lp, r| {
+//!     fs::write(lp, file.clone(), "hello", move |lp, r| {
 //!         r.unwrap();
 //!         fs::read_to_string(lp, &file, |lp, r| lp.state = r.unwrap()).unwrap();
 //!     })

@@ -107,8 +107,7 @@ impl<S> StreamState<S> {
 /// use evloop::{Loop, RunMode, TcpStream};
 ///
 /// let mut lp = Loop::new()?;
-/// let addr = "127.0.0.1:7000".parse().unwrap();
-/// TcpStream::connect(&mut lp, addr, |lp, stream, result| {
+/// TcpStream::connect(&mut lp, "127.0.0.1:7000", |lp, stream, result| {
 ///     if result.is_err() {
 ///         return; // refused, unreachable: the error says which
 ///     }
