@@ -38,7 +38,7 @@ fn main() {
         .unwrap();
     })
     .unwrap();
-    let addr = server.local_addr(&mut lp).unwrap();
+    let addr = server.local_addr(&lp).unwrap();
     // Warm up the loop's own allocations before measuring.
     lp.run(RunMode::NoWait).unwrap();
     let before = common::rss_kib().unwrap_or(0);

@@ -35,7 +35,7 @@ fn main() -> io::Result<()> {
     };
     let mut lp = Loop::new()?;
     let server = serve(&mut lp, addr, &root)?;
-    println!("listening on {}", server.local_addr(&mut lp)?);
+    println!("listening on {}", server.local_addr(&lp)?);
     io::stdout().flush()?;
     lp.run(RunMode::Default)?;
     Ok(())

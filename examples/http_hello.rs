@@ -333,7 +333,7 @@ fn main() -> io::Result<()> {
     let mut lp = Loop::new()?;
     let listener = serve(&mut lp, addr, config)?;
     let mut stdout = io::stdout();
-    writeln!(stdout, "listening on {}", listener.local_addr(&mut lp)?)?;
+    writeln!(stdout, "listening on {}", listener.local_addr(&lp)?)?;
     stdout.flush()?;
     lp.run(RunMode::Default)?;
     Ok(())

@@ -144,7 +144,7 @@ impl<S> Loop<S> {
         Builder::new().state(state).build()
     }
 
-    fn from_parts(state: S, driver: Driver, pool: Pool<S>) -> Loop<S> {
+    pub(crate) fn from_parts(state: S, driver: Driver, pool: Pool<S>) -> Loop<S> {
         let mut lp = Loop {
             state,
             handles: HandleTable::new(),
@@ -340,6 +340,11 @@ impl<S> Loop<S> {
         }
     }
 
+    /// Ids of every open handle, closing ones included.
+    pub(crate) fn handle_ids(&self) -> Vec<Handle> {
+        self.handles.ids()
+    }
+
     /// Number of open handles, closing ones included.
     pub fn handle_count(&self) -> usize {
         self.handles.len()
@@ -397,6 +402,7 @@ impl<S> Loop<S> {
     /// Calls a callback of `h`, counting it, and remembering `h` so that a panic closes it.
     pub(crate) fn call_guarded<R>(&mut self, h: Handle, call: impl FnOnce(&mut Self) -> R) -> R {
         self.metrics.events += 1;
+        self.driver.trace(h.index(), "callback");
         self.dispatching = Some(h);
         let result = call(self);
         self.dispatching = None;

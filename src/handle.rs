@@ -174,6 +174,15 @@ impl<S> HandleTable<S> {
         }
     }
 
+    /// Like `usable`, for reading.
+    pub(crate) fn usable_ref(&self, h: Handle) -> io::Result<&Body<S>> {
+        match self.get(h) {
+            None => Err(closed_error()),
+            Some(body) if body.closing => Err(closing_error()),
+            Some(body) => Ok(body),
+        }
+    }
+
     /// Changes a handle's flags through `f`, keeping the count of live handles right.
     pub(crate) fn update<R>(&mut self, h: Handle, f: impl FnOnce(&mut Body<S>) -> R) -> Option<R> {
         let body = self.get_mut(h)?;
@@ -220,6 +229,11 @@ pub(crate) fn closing_error() -> io::Error {
 }
 
 impl Handle {
+    /// The slot index (stable while the handle is open; reused after).
+    pub(crate) fn index(self) -> usize {
+        self.index as usize
+    }
+
     /// The id packed into a poller key. The generation rides along (on 64-bit targets) so an
     /// event can never be mistaken for one of a later handle in the same slot.
     pub(crate) fn to_key(self) -> usize {

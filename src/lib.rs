@@ -98,6 +98,7 @@ pub mod fs;
 mod handle;
 mod net;
 mod pool;
+pub mod sim;
 mod timer;
 mod waker;
 mod watchers;

@@ -8,15 +8,18 @@
 //! coalesced wakeup and are drained in one pass per iteration.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use slab::Slab;
 
+use crate::driver::sim::world::World;
 use crate::driver::Notifier;
 use crate::event_loop::Loop;
 use crate::net::cancelled;
@@ -26,15 +29,15 @@ pub(crate) const DEFAULT_SIZE: usize = 4;
 /// Most workers a pool may have.
 pub(crate) const MAX_SIZE: usize = 1024;
 
-type Output = Box<dyn Any + Send>;
-type Job = Box<dyn FnOnce() -> Output + Send>;
+pub(crate) type Output = Box<dyn Any + Send>;
+pub(crate) type Job = Box<dyn FnOnce() -> Output + Send>;
 pub(crate) type After<S> = Box<dyn FnOnce(&mut Loop<S>, io::Result<Output>)>;
 /// A finished request: its callback and result.
 pub(crate) type Completed<S> = (After<S>, io::Result<Output>);
 
-const QUEUED: u8 = 0;
-const RUNNING: u8 = 1;
-const CANCELLED: u8 = 2;
+pub(crate) const QUEUED: u8 = 0;
+pub(crate) const RUNNING: u8 = 1;
+pub(crate) const CANCELLED: u8 = 2;
 
 /// Which lane a job waits in.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -90,6 +93,8 @@ struct Request<S> {
 pub(crate) struct Pool<S> {
     size: usize,
     shared: Option<Arc<Shared>>,
+    /// The simulated pool, for a simulated loop: jobs run in the world, not on threads.
+    sim: Option<Rc<RefCell<World>>>,
     workers: Vec<JoinHandle<()>>,
     requests: Slab<Request<S>>,
     generation: u64,
@@ -103,11 +108,19 @@ impl<S> Pool<S> {
         Pool {
             size,
             shared: None,
+            sim: None,
             workers: Vec::new(),
             requests: Slab::new(),
             generation: 0,
             drained: Vec::new(),
         }
+    }
+
+    /// A pool whose jobs the simulated world runs.
+    pub(crate) fn simulated(world: Rc<RefCell<World>>) -> Pool<S> {
+        let mut pool = Pool::new(Some(1));
+        pool.sim = Some(world);
+        pool
     }
 
     /// Requests submitted and not yet completed: they keep the loop alive.
@@ -151,10 +164,22 @@ impl<S> Pool<S> {
         job: Job,
         after: After<S>,
     ) -> io::Result<WorkRequest> {
-        let shared = self.start(notifier)?;
         self.generation += 1;
         let state = Arc::new(AtomicU8::new(QUEUED));
         let id = self.requests.insert(Request { generation: self.generation, state: state.clone(), after });
+        if let Some(world) = &self.sim {
+            let mut w = world.borrow_mut();
+            let now = w.now;
+            w.pool.submit(now, id, state, job);
+            return Ok(WorkRequest { id, generation: self.generation });
+        }
+        let shared = match self.start(notifier) {
+            Ok(shared) => shared,
+            Err(e) => {
+                self.requests.remove(id);
+                return Err(e);
+            }
+        };
         let mut queue = lock(&shared.queue);
         queue.seq += 1;
         let queued = Queued { id, seq: queue.seq, state, job };
@@ -180,7 +205,9 @@ impl<S> Pool<S> {
             Ok(_) => {
                 // Report it like a finished job, through the same list, so `after` runs from
                 // the loop in completion order and never inside this call.
-                if let Some(shared) = &self.shared {
+                if let Some(world) = &self.sim {
+                    world.borrow_mut().pool.done.push((req.id, Err(String::new())));
+                } else if let Some(shared) = &self.shared {
                     lock(&shared.done).push((req.id, Err(String::new())));
                     shared.notifier.raise_quietly();
                 }
@@ -198,8 +225,13 @@ impl<S> Pool<S> {
 
     /// Takes every finished request with its `after` callback and result, in finishing order.
     pub(crate) fn take_completions(&mut self, out: &mut VecDeque<Completed<S>>) {
-        let Some(shared) = &self.shared else { return };
-        std::mem::swap(&mut *lock(&shared.done), &mut self.drained);
+        if let Some(world) = &self.sim {
+            std::mem::swap(&mut world.borrow_mut().pool.done, &mut self.drained);
+        } else if let Some(shared) = &self.shared {
+            std::mem::swap(&mut *lock(&shared.done), &mut self.drained);
+        } else {
+            return;
+        }
         for (id, result) in self.drained.drain(..) {
             let Some(req) = self.requests.try_remove(id) else { continue };
             let result = match result {
@@ -285,7 +317,7 @@ fn configured_size(builder: Option<usize>, env: Option<&str>) -> usize {
     builder.or_else(|| env.and_then(|v| v.trim().parse().ok())).unwrap_or(DEFAULT_SIZE).clamp(1, MAX_SIZE)
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {

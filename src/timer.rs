@@ -90,15 +90,15 @@ impl Timer {
     }
 
     /// The repeat interval.
-    pub fn repeat<S>(&self, lp: &mut Loop<S>) -> io::Result<Duration> {
+    pub fn repeat<S>(&self, lp: &Loop<S>) -> io::Result<Duration> {
         self.repeat_millis(lp).map(Duration::from_millis)
     }
 
     /// Time left until the timer is due, measured from [`Loop::now`]; zero if it is inactive
     /// or already due.
-    pub fn due_in<S>(&self, lp: &mut Loop<S>) -> io::Result<Duration> {
+    pub fn due_in<S>(&self, lp: &Loop<S>) -> io::Result<Duration> {
         let now = lp.now();
-        let body = lp.handles.usable(self.handle)?;
+        let body = lp.handles.usable_ref(self.handle)?;
         Ok(match body.extra {
             Extra::Timer { deadline, .. } if body.active => {
                 Duration::from_millis(deadline.saturating_sub(now))
@@ -107,8 +107,8 @@ impl Timer {
         })
     }
 
-    fn repeat_millis<S>(&self, lp: &mut Loop<S>) -> io::Result<u64> {
-        match lp.handles.usable(self.handle)?.extra {
+    fn repeat_millis<S>(&self, lp: &Loop<S>) -> io::Result<u64> {
+        match lp.handles.usable_ref(self.handle)?.extra {
             Extra::Timer { repeat, .. } => Ok(repeat),
             _ => Err(crate::handle::closed_error()),
         }

@@ -37,7 +37,7 @@ fn connect_accepts_host_port_and_finds_a_server_on_127_0_0_1() {
         .unwrap();
     })
     .unwrap();
-    let port = server.local_addr(&mut lp).unwrap().port();
+    let port = server.local_addr(&lp).unwrap().port();
     TcpStream::connect(&mut lp, format!("localhost:{port}"), move |lp, s, r| {
         r.unwrap();
         s.write(lp, b"by name").unwrap();

@@ -21,7 +21,7 @@ fn a_closed_handle_used_again_is_an_error() {
         t.start(&mut lp, Duration::ZERO, Duration::ZERO).unwrap_err(),
         t.stop(&mut lp).unwrap_err(),
         t.again(&mut lp).unwrap_err(),
-        t.due_in(&mut lp).unwrap_err(),
+        t.due_in(&lp).unwrap_err(),
         t.unref(&mut lp).unwrap_err(),
         t.ref_(&mut lp).unwrap_err(),
         t.close(&mut lp).unwrap_err(),

@@ -152,7 +152,7 @@ fn half_close_the_peer_still_receives_the_whole_reply() {
             .unwrap();
     })
     .unwrap();
-    let addr = server.local_addr(&mut lp).unwrap();
+    let addr = server.local_addr(&lp).unwrap();
     let client = common::peer(
         &mut lp,
         move |lp| server.close(lp).unwrap(),
@@ -202,7 +202,7 @@ fn a_peer_reset_in_the_middle_of_a_large_write_errors_and_the_loop_serves_on() {
             .unwrap();
     })
     .unwrap();
-    let addr = server.local_addr(&mut lp).unwrap();
+    let addr = server.local_addr(&lp).unwrap();
     let resetter = thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.write_all(b"big").unwrap();
@@ -428,7 +428,7 @@ fn events_of_a_handle_closed_earlier_in_the_batch_are_dropped() {
         lp.state.streams.push(stream);
     })
     .unwrap();
-    let addr = server.local_addr(&mut lp).unwrap();
+    let addr = server.local_addr(&lp).unwrap();
     lp.state.server = Some(server);
     let mut clients: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
     while lp.state.streams.len() < 2 {
@@ -492,7 +492,7 @@ fn reuse_port_lets_two_listeners_share_a_port_and_in_use_is_an_error() {
     let mut lp = Loop::new().unwrap();
     let opts = ListenOptions::new().reuse_port(true);
     let a = TcpListener::bind_with(&mut lp, any_port(), &opts, |_, _| {}).unwrap();
-    let addr = a.local_addr(&mut lp).unwrap();
+    let addr = a.local_addr(&lp).unwrap();
     let b = TcpListener::bind_with(&mut lp, addr, &opts, |_, _| {}).unwrap();
     let err = TcpListener::bind(&mut lp, addr, |_, _| {}).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
@@ -525,7 +525,7 @@ fn ipv6_loopback_with_v6only() {
         eprintln!("SKIPPED: ipv6_loopback_with_v6only: no IPv6 loopback on this machine");
         return;
     };
-    let addr = server.local_addr(&mut lp).unwrap();
+    let addr = server.local_addr(&lp).unwrap();
     assert!(addr.is_ipv6());
     TcpStream::connect(&mut lp, addr, move |lp, c, r| {
         r.unwrap();

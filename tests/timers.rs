@@ -106,7 +106,7 @@ fn sub_millisecond_timeouts_round_up() {
     let mut lp = Loop::new().unwrap();
     let t = Timer::new(&mut lp, |_, _| {});
     t.start(&mut lp, Duration::from_micros(100), Duration::ZERO).unwrap();
-    assert_eq!(t.due_in(&mut lp).unwrap(), ms(1));
+    assert_eq!(t.due_in(&lp).unwrap(), ms(1));
 }
 
 #[test]
@@ -115,9 +115,9 @@ fn huge_timeouts_saturate() {
     let t = Timer::new(&mut lp, |lp, _| lp.state += 1);
     t.start(&mut lp, Duration::MAX, Duration::MAX).unwrap();
     assert!(t.is_active(&lp));
-    let due = t.due_in(&mut lp).unwrap();
+    let due = t.due_in(&lp).unwrap();
     assert_eq!(due, ms(u64::MAX - lp.now()));
-    assert_eq!(t.repeat(&mut lp).unwrap(), ms(u64::MAX));
+    assert_eq!(t.repeat(&lp).unwrap(), ms(u64::MAX));
     // It is not due: a non-blocking run does not fire it.
     assert!(lp.run(RunMode::NoWait).unwrap());
     assert_eq!(lp.state, 0);
@@ -129,19 +129,19 @@ fn huge_timeouts_saturate() {
 fn stop_again_set_repeat_and_due_in() {
     let mut lp = Loop::with_state(0u32).unwrap();
     let t = Timer::new(&mut lp, |lp, _| lp.state += 1);
-    assert_eq!(t.due_in(&mut lp).unwrap(), Duration::ZERO);
+    assert_eq!(t.due_in(&lp).unwrap(), Duration::ZERO);
     // again() on a one-shot timer does nothing.
     t.again(&mut lp).unwrap();
     assert!(!t.is_active(&lp));
     t.start(&mut lp, ms(1000), Duration::ZERO).unwrap();
-    assert_eq!(t.due_in(&mut lp).unwrap(), ms(1000));
+    assert_eq!(t.due_in(&lp).unwrap(), ms(1000));
     t.set_repeat(&mut lp, ms(50)).unwrap();
-    assert_eq!(t.repeat(&mut lp).unwrap(), ms(50));
+    assert_eq!(t.repeat(&lp).unwrap(), ms(50));
     t.again(&mut lp).unwrap();
-    assert_eq!(t.due_in(&mut lp).unwrap(), ms(50));
+    assert_eq!(t.due_in(&lp).unwrap(), ms(50));
     t.stop(&mut lp).unwrap();
     assert!(!t.is_active(&lp));
-    assert_eq!(t.due_in(&mut lp).unwrap(), Duration::ZERO);
+    assert_eq!(t.due_in(&lp).unwrap(), Duration::ZERO);
     t.stop(&mut lp).unwrap(); // stopping twice is fine
     assert!(!lp.run(RunMode::Default).unwrap());
     assert_eq!(lp.state, 0);

@@ -50,7 +50,7 @@ pub fn start_echo_server_thread(
     std::thread::spawn(move || {
         let mut lp = evloop::Loop::new().unwrap();
         let server = serve(&mut lp, "127.0.0.1:0".parse().unwrap()).unwrap();
-        tx.send(server.local_addr(&mut lp).unwrap()).unwrap();
+        tx.send(server.local_addr(&lp).unwrap()).unwrap();
         lp.run(evloop::RunMode::Default).unwrap();
     });
     rx.recv().unwrap()

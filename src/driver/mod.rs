@@ -15,11 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub(crate) mod os;
+pub(crate) mod sim;
 
 /// The backend under a loop.
 pub(crate) enum Driver {
     /// The operating system: monotonic clock, `polling` (epoll, kqueue, ...), real sockets.
     Os(os::OsDriver),
+    /// The simulation: virtual clock, in-memory network, faults.
+    Sim(sim::SimDriver),
 }
 
 /// A socket owned by the driver.
@@ -52,6 +55,7 @@ macro_rules! forward {
         pub(crate) fn $name(&self $(, $arg: $ty)*) -> $ret {
             match self {
                 Driver::Os(d) => d.$name($($arg),*),
+                Driver::Sim(d) => d.$name($($arg),*),
             }
         }
     };
@@ -60,6 +64,7 @@ macro_rules! forward {
         pub(crate) fn $name(&mut self $(, $arg: $ty)*) -> $ret {
             match self {
                 Driver::Os(d) => d.$name($($arg),*),
+                Driver::Sim(d) => d.$name($($arg),*),
             }
         }
     };
@@ -118,6 +123,15 @@ impl Driver {
     pub(crate) fn backend_fd(&self) -> std::os::fd::RawFd {
         match self {
             Driver::Os(d) => d.backend_fd(),
+            // A simulated loop has no descriptor to poll: nothing becomes readable.
+            Driver::Sim(_) => -1,
+        }
+    }
+
+    /// Records a callback in the simulation's trace (nothing on the real driver).
+    pub(crate) fn trace(&self, id: usize, kind: &'static str) {
+        if let Driver::Sim(d) = self {
+            d.trace(id, kind, 0);
         }
     }
 }
@@ -126,18 +140,21 @@ impl Driver {
 /// is raised, the backend's own wakeup so that a blocked wait returns.
 pub(crate) struct Notifier {
     raised: AtomicBool,
-    poller: Arc<polling::Poller>,
+    /// The backend to interrupt; `None` for the simulated driver, which never blocks.
+    poller: Option<Arc<polling::Poller>>,
 }
 
 impl Notifier {
-    pub(crate) fn new(poller: Arc<polling::Poller>) -> Notifier {
+    pub(crate) fn new(poller: Option<Arc<polling::Poller>>) -> Notifier {
         Notifier { raised: AtomicBool::new(false), poller }
     }
 
     /// Raises the flag, and interrupts the backend if it was not raised yet.
     pub(crate) fn notify(&self) -> io::Result<()> {
         if !self.raised.swap(true, Ordering::AcqRel) {
-            self.poller.notify()?;
+            if let Some(poller) = &self.poller {
+                poller.notify()?;
+            }
         }
         Ok(())
     }

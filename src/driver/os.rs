@@ -60,7 +60,7 @@ impl OsDriver {
         let capacity =
             std::num::NonZeroUsize::new(event_capacity.max(1)).unwrap_or(std::num::NonZeroUsize::MIN);
         Ok(OsDriver {
-            notifier: Arc::new(Notifier::new(poller.clone())),
+            notifier: Arc::new(Notifier::new(Some(poller.clone()))),
             poller,
             events: polling::Events::with_capacity(capacity),
             start: Instant::now(),

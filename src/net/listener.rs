@@ -62,7 +62,7 @@ impl<S> ListenerState<S> {
 ///         })
 ///         .unwrap();
 /// })?;
-/// let addr = server.local_addr(&mut lp)?;
+/// let addr = server.local_addr(&lp)?;
 ///
 /// // A client: send, check the echo, close everything.
 /// TcpStream::connect(&mut lp, addr, move |lp, client, result| {
@@ -123,8 +123,11 @@ impl TcpListener {
     }
 
     /// The address the listener is bound to.
-    pub fn local_addr<S>(&self, lp: &mut Loop<S>) -> io::Result<SocketAddr> {
-        let sock = lp.listener_state(self.handle)?.sock;
+    pub fn local_addr<S>(&self, lp: &Loop<S>) -> io::Result<SocketAddr> {
+        let Extra::Listener(l) = &lp.handles.usable_ref(self.handle)?.extra else {
+            return Err(crate::handle::closed_error());
+        };
+        let sock = l.sock;
         lp.driver.local_addr(sock)
     }
 }

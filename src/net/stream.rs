@@ -227,8 +227,8 @@ impl TcpStream {
     }
 
     /// Whether the stream is reading.
-    pub fn is_reading<S>(&self, lp: &mut Loop<S>) -> bool {
-        lp.stream_usable(self.handle).is_ok_and(|st| st.reading)
+    pub fn is_reading<S>(&self, lp: &Loop<S>) -> bool {
+        lp.stream_ref(self.handle).is_ok_and(|st| st.reading)
     }
 
     /// Writes `data`: what the socket takes now is sent at once, the rest is copied into the
@@ -274,8 +274,8 @@ impl TcpStream {
     }
 
     /// Bytes queued and not yet handed to the kernel.
-    pub fn write_queue_size<S>(&self, lp: &mut Loop<S>) -> io::Result<usize> {
-        Ok(lp.stream_usable(self.handle)?.queue.bytes())
+    pub fn write_queue_size<S>(&self, lp: &Loop<S>) -> io::Result<usize> {
+        Ok(lp.stream_ref(self.handle)?.queue.bytes())
     }
 
     /// Sets the write queue's high-water mark (default 64 KiB), see
@@ -323,8 +323,8 @@ impl TcpStream {
     }
 
     /// Whether `TCP_NODELAY` is set.
-    pub fn nodelay<S>(&self, lp: &mut Loop<S>) -> io::Result<bool> {
-        let sock = lp.stream_usable(self.handle)?.sock;
+    pub fn nodelay<S>(&self, lp: &Loop<S>) -> io::Result<bool> {
+        let sock = lp.stream_ref(self.handle)?.sock;
         lp.driver.nodelay(sock)
     }
 
@@ -335,14 +335,14 @@ impl TcpStream {
     }
 
     /// The address of the peer.
-    pub fn peer_addr<S>(&self, lp: &mut Loop<S>) -> io::Result<SocketAddr> {
-        let sock = lp.stream_usable(self.handle)?.sock;
+    pub fn peer_addr<S>(&self, lp: &Loop<S>) -> io::Result<SocketAddr> {
+        let sock = lp.stream_ref(self.handle)?.sock;
         lp.driver.peer_addr(sock)
     }
 
     /// The local address of the connection.
-    pub fn local_addr<S>(&self, lp: &mut Loop<S>) -> io::Result<SocketAddr> {
-        let sock = lp.stream_usable(self.handle)?.sock;
+    pub fn local_addr<S>(&self, lp: &Loop<S>) -> io::Result<SocketAddr> {
+        let sock = lp.stream_ref(self.handle)?.sock;
         lp.driver.local_addr(sock)
     }
 }
@@ -384,6 +384,13 @@ impl<S> Loop<S> {
         match self.handles.get_mut(h).map(|b| (b.closing, &mut b.extra)) {
             Some((false, Extra::Stream(st))) => Some(st),
             _ => None,
+        }
+    }
+
+    fn stream_ref(&self, h: Handle) -> io::Result<&StreamState<S>> {
+        match &self.handles.usable_ref(h)?.extra {
+            Extra::Stream(st) => Ok(st),
+            _ => Err(crate::handle::closed_error()),
         }
     }
 

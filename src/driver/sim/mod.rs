@@ -1,0 +1,427 @@
+//! The simulated driver: virtual time and in-memory TCP, with faults.
+//!
+//! `wait` never sleeps. If something is ready it returns at once; otherwise, unless the
+//! timeout is zero, it moves the virtual clock to the earliest of the loop's timeout, the next
+//! event of the network or the pool, and the harness's horizon. With no timeout, no event and
+//! no horizon, nothing can ever happen again: it returns a `Stalled` error instead of hanging.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) mod pool;
+pub(crate) mod world;
+
+use world::{ConnectFault, ConnectState, End, Listening, Sock, SockKind, World};
+
+use super::{Interest, Notifier, Readiness, SocketId};
+use crate::net::ListenOptions;
+
+/// A small seeded generator (splitmix64): every random choice of a simulation comes from it.
+#[derive(Clone, Debug)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `1..=max` (`max` at least 1).
+    pub(crate) fn between_1_and(&mut self, max: usize) -> usize {
+        1 + (self.next_u64() % max.max(1) as u64) as usize
+    }
+
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}
+
+/// The marker inside the error `wait` returns when nothing can ever happen again.
+#[derive(Debug)]
+pub(crate) struct StalledMarker;
+
+impl std::fmt::Display for StalledMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("evloop::sim: stalled: live handles wait for an event that can never come")
+    }
+}
+
+impl std::error::Error for StalledMarker {}
+
+fn err(kind: io::ErrorKind) -> io::Error {
+    io::Error::from(kind)
+}
+
+pub(crate) struct SimDriver {
+    pub(crate) world: Rc<RefCell<World>>,
+    notifier: Arc<Notifier>,
+}
+
+impl SimDriver {
+    pub(crate) fn new(world: Rc<RefCell<World>>) -> SimDriver {
+        SimDriver { world, notifier: Arc::new(Notifier::new(None)) }
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.world.borrow().now
+    }
+
+    pub(crate) fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
+    }
+
+    pub(crate) fn wait(&mut self, timeout_ms: Option<u64>, ready: &mut Vec<Readiness>) -> io::Result<bool> {
+        let mut w = self.world.borrow_mut();
+        let start = ready.len();
+        w.settle();
+        w.run_pool_jobs();
+        collect_ready(&mut w, ready);
+        if ready.len() > start || self.notifier.is_raised() || w.pool.has_done() || timeout_ms == Some(0) {
+            return Ok(false);
+        }
+        let now = w.now;
+        let limit = timeout_ms.map(|t| now.saturating_add(t));
+        let target =
+            [limit, w.next_event(), Some(w.horizon).filter(|&h| h != u64::MAX)].into_iter().flatten().min();
+        let Some(target) = target else {
+            return Err(io::Error::other(StalledMarker));
+        };
+        w.now = target.max(now);
+        w.settle();
+        w.run_pool_jobs();
+        collect_ready(&mut w, ready);
+        Ok(true)
+    }
+
+    /// Whether anything is ready now, without moving time (for the harness).
+    pub(crate) fn has_ready(&self) -> bool {
+        let mut w = self.world.borrow_mut();
+        w.settle();
+        let mut ready = Vec::new();
+        collect_ready(&mut w, &mut ready);
+        !ready.is_empty() || w.pool.has_done() || w.pool.runnable(w.now)
+    }
+
+    pub(crate) fn trace(&self, id: usize, kind: &'static str, bytes: usize) {
+        self.world.borrow_mut().record(id, kind, bytes);
+    }
+
+    pub(crate) fn tcp_listen(&mut self, addr: SocketAddr, _opts: &ListenOptions) -> io::Result<SocketId> {
+        let mut w = self.world.borrow_mut();
+        let addr = if addr.port() == 0 { w.ephemeral(addr) } else { addr };
+        if w.listening.contains_key(&addr) {
+            return Err(err(io::ErrorKind::AddrInUse));
+        }
+        let id = w.socks.insert(Sock {
+            kind: SockKind::Listener { addr, backlog: Default::default() },
+            interest: None,
+            nodelay: false,
+        });
+        w.listening.insert(addr, Listening::Loop(id));
+        w.record(id, "listen", 0);
+        Ok(id)
+    }
+
+    pub(crate) fn tcp_accept(&mut self, listener: SocketId) -> io::Result<(SocketId, SocketAddr)> {
+        let mut w = self.world.borrow_mut();
+        let now = w.now;
+        if now < w.emfile_until {
+            return Err(io::Error::from_raw_os_error(24)); // EMFILE
+        }
+        let Some(Sock { kind: SockKind::Listener { addr, backlog }, .. }) = w.socks.get_mut(listener) else {
+            return Err(err(io::ErrorKind::InvalidInput));
+        };
+        let local = *addr;
+        let Some(pos) = backlog.iter().position(|&(_, at)| at <= now) else {
+            return Err(err(io::ErrorKind::WouldBlock));
+        };
+        let (conn, _) = backlog.remove(pos).unwrap_or_else(|| unreachable!());
+        let peer = w.conns[conn].addrs[0];
+        let id = w.socks.insert(Sock {
+            kind: SockKind::Stream {
+                conn: Some(conn),
+                side: 1,
+                connect: ConnectState::Connected,
+                local,
+                peer,
+            },
+            interest: None,
+            nodelay: false,
+        });
+        w.conns[conn].ends[1] = End::Sock(id);
+        w.record(id, "accept", 0);
+        Ok((id, peer))
+    }
+
+    pub(crate) fn tcp_connect(&mut self, addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)> {
+        let mut w = self.world.borrow_mut();
+        let now = w.now;
+        let at = now + w.latency;
+        let local = w.ephemeral(addr);
+        let id = w.socks.vacant_key();
+        let (conn, connect) = match (w.connect_faults.get(&addr).copied(), w.listening.get(&addr).copied()) {
+            (Some(ConnectFault::Blackhole), _) => (None, ConnectState::Pending { at: None, refused: false }),
+            (Some(ConnectFault::Refuse), _) | (None, None) => {
+                (None, ConnectState::Pending { at: Some(at), refused: true })
+            }
+            (None, Some(Listening::Loop(listener))) => {
+                let conn = w.new_conn([End::Sock(id), End::Backlog], [local, addr]);
+                if let Some(Sock { kind: SockKind::Listener { backlog, .. }, .. }) = w.socks.get_mut(listener)
+                {
+                    backlog.push_back((conn, at));
+                }
+                (Some(conn), ConnectState::Pending { at: Some(at), refused: false })
+            }
+            (None, Some(Listening::Fake(fake))) => {
+                let conn = w.new_conn([End::Sock(id), End::Peer], [local, addr]);
+                w.fake_listeners[fake].accepted.push_back(conn);
+                (Some(conn), ConnectState::Pending { at: Some(at), refused: false })
+            }
+        };
+        w.socks.insert(Sock {
+            kind: SockKind::Stream { conn, side: 0, connect, local, peer: addr },
+            interest: None,
+            nodelay: false,
+        });
+        w.record(id, "connect", 0);
+        Ok((id, Ok(false)))
+    }
+
+    pub(crate) fn connect_result(&mut self, sock: SocketId) -> io::Result<()> {
+        let mut w = self.world.borrow_mut();
+        let now = w.now;
+        let Some(Sock { kind: SockKind::Stream { connect, .. }, .. }) = w.socks.get_mut(sock) else {
+            return Err(err(io::ErrorKind::NotConnected));
+        };
+        let result = match connect {
+            ConnectState::Connected => Ok(()),
+            ConnectState::Failed(kind) => Err(err(*kind)),
+            ConnectState::Pending { at: Some(at), refused } if *at <= now => {
+                if *refused {
+                    *connect = ConnectState::Failed(io::ErrorKind::ConnectionRefused);
+                    Err(err(io::ErrorKind::ConnectionRefused))
+                } else {
+                    *connect = ConnectState::Connected;
+                    Ok(())
+                }
+            }
+            ConnectState::Pending { .. } => Err(err(io::ErrorKind::WouldBlock)),
+        };
+        w.record(sock, if result.is_ok() { "connected" } else { "connect failed" }, 0);
+        result
+    }
+
+    pub(crate) fn read(&mut self, sock: SocketId, buf: &mut [u8]) -> io::Result<usize> {
+        let mut w = self.world.borrow_mut();
+        let now = w.now;
+        let (conn, side) = stream_of(&w, sock)?;
+        if w.conns[conn].faults.spurious > 0 {
+            w.conns[conn].faults.spurious -= 1;
+            return Err(err(io::ErrorKind::WouldBlock));
+        }
+        let limit = match w.chunking {
+            world::Chunking::Whole => buf.len(),
+            world::Chunking::Fixed(n) => n.max(1),
+            world::Chunking::Random { max } => w.rng.between_1_and(max),
+        };
+        let c = &mut w.conns[conn];
+        let limit = limit.min(buf.len());
+        let n = c.pipes[1 - side].read(now, &mut buf[..limit]);
+        if n > 0 {
+            w.record(sock, "read", n);
+            return Ok(n);
+        }
+        if c.reset[side].is_some_and(|at| at <= now) {
+            if !c.reset_reported[side] {
+                c.reset_reported[side] = true;
+                w.record(sock, "reset", 0);
+                return Err(err(io::ErrorKind::ConnectionReset));
+            }
+            return Ok(0);
+        }
+        if c.pipes[1 - side].ended(now) {
+            w.record(sock, "eof", 0);
+            return Ok(0);
+        }
+        Err(err(io::ErrorKind::WouldBlock))
+    }
+
+    pub(crate) fn write(&mut self, sock: SocketId, data: &[u8]) -> io::Result<usize> {
+        let mut w = self.world.borrow_mut();
+        let now = w.now;
+        let (conn, side) = stream_of(&w, sock)?;
+        let chaos = w.chaos_hit();
+        let chaos_limit = if chaos { Some(w.rng.between_1_and(data.len())) } else { None };
+        let c = &mut w.conns[conn];
+        if c.reset[side].is_some_and(|at| at <= now) {
+            return Err(err(io::ErrorKind::ConnectionReset));
+        }
+        if c.pipes[side].fin.is_some() {
+            return Err(err(io::ErrorKind::BrokenPipe));
+        }
+        let f = &mut c.faults;
+        if f.would_block > 0 {
+            f.would_block -= 1;
+            return Err(err(io::ErrorKind::WouldBlock));
+        }
+        let mut limit = chaos_limit.unwrap_or(data.len());
+        if f.partial_after > 0 {
+            f.partial_after -= 1;
+        } else if f.partial_count > 0 {
+            f.partial_count -= 1;
+            limit = limit.min(f.partial_limit);
+        }
+        if let Some(reset_at) = f.reset_at {
+            limit = limit.min(reset_at.saturating_sub(c.loop_written) as usize);
+        }
+        let n = c.pipes[side].push(now + c.latency, &data[..limit.min(data.len())]);
+        c.loop_written += n as u64;
+        if c.faults.reset_at.is_some_and(|at| c.loop_written >= at) {
+            // The peer resets once it has this much: it knows now, the loop after the latency.
+            c.faults.reset_at = None;
+            c.reset[1 - side] = Some(now);
+            c.reset[side] = Some(now + c.latency);
+        }
+        if n == 0 && !data.is_empty() {
+            return Err(err(io::ErrorKind::WouldBlock));
+        }
+        w.record(sock, "write", n);
+        Ok(n)
+    }
+
+    pub(crate) fn write_vectored(&mut self, sock: SocketId, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let flat: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        self.write(sock, &flat)
+    }
+
+    pub(crate) fn shutdown_write(&mut self, sock: SocketId) -> io::Result<()> {
+        let mut w = self.world.borrow_mut();
+        let (conn, side) = stream_of(&w, sock)?;
+        let now = w.now;
+        let c = &mut w.conns[conn];
+        if c.pipes[side].fin.is_none() {
+            c.pipes[side].fin = Some(now + c.latency);
+        }
+        w.record(sock, "shutdown", 0);
+        Ok(())
+    }
+
+    pub(crate) fn set_interest(&mut self, sock: SocketId, key: usize, interest: Interest) -> io::Result<()> {
+        if let Some(s) = self.world.borrow_mut().socks.get_mut(sock) {
+            s.interest = (interest != Interest::NONE).then_some((key, interest));
+        }
+        Ok(())
+    }
+
+    /// Closes like a real socket: FIN after what was written, or RST if input was left unread.
+    pub(crate) fn close(&mut self, sock: SocketId) {
+        let mut w = self.world.borrow_mut();
+        let now = w.now;
+        let Some(s) = w.socks.try_remove(sock) else { return };
+        w.record(sock, "close", 0);
+        match s.kind {
+            SockKind::Listener { addr, backlog } => {
+                w.listening.remove(&addr);
+                for (conn, _) in backlog {
+                    let c = &mut w.conns[conn];
+                    c.reset[0] = Some(now + c.latency);
+                    c.ends[1] = End::Closed;
+                }
+            }
+            SockKind::Stream { conn: Some(conn), side, .. } => {
+                let c = &mut w.conns[conn];
+                c.ends[side] = End::Closed;
+                if c.pipes[1 - side].bytes_unread() > 0 {
+                    c.reset[1 - side] = Some(now + c.latency);
+                } else if c.pipes[side].fin.is_none() {
+                    c.pipes[side].fin = Some(now + c.latency);
+                }
+            }
+            SockKind::Stream { conn: None, .. } => {}
+        }
+    }
+
+    pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
+        match self.world.borrow().socks.get(sock).map(|s| &s.kind) {
+            Some(SockKind::Listener { addr, .. }) => Ok(*addr),
+            Some(SockKind::Stream { local, .. }) => Ok(*local),
+            None => Err(err(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    pub(crate) fn peer_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
+        match self.world.borrow().socks.get(sock).map(|s| &s.kind) {
+            Some(SockKind::Stream { peer, connect: ConnectState::Connected, .. }) => Ok(*peer),
+            _ => Err(err(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    pub(crate) fn set_nodelay(&self, sock: SocketId, on: bool) -> io::Result<()> {
+        match self.world.borrow_mut().socks.get_mut(sock) {
+            Some(s) => {
+                s.nodelay = on;
+                Ok(())
+            }
+            None => Err(err(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    pub(crate) fn nodelay(&self, sock: SocketId) -> io::Result<bool> {
+        self.world.borrow().socks.get(sock).map(|s| s.nodelay).ok_or_else(|| err(io::ErrorKind::NotConnected))
+    }
+
+    pub(crate) fn set_keepalive(&self, sock: SocketId, _idle: Option<Duration>) -> io::Result<()> {
+        self.world.borrow().socks.get(sock).map(|_| ()).ok_or_else(|| err(io::ErrorKind::NotConnected))
+    }
+}
+
+fn stream_of(w: &World, sock: SocketId) -> io::Result<(usize, usize)> {
+    match w.socks.get(sock).map(|s| &s.kind) {
+        Some(SockKind::Stream { conn: Some(conn), side, connect: ConnectState::Connected, .. }) => {
+            Ok((*conn, *side))
+        }
+        _ => Err(err(io::ErrorKind::NotConnected)),
+    }
+}
+
+/// Level-triggered readiness of every registered socket, as epoll would report it.
+fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>) {
+    let now = w.now;
+    for (_, sock) in w.socks.iter() {
+        let Some((key, interest)) = sock.interest else { continue };
+        // (readable, writable, error or hang-up)
+        let (readable, writable, hangup) = match &sock.kind {
+            SockKind::Listener { backlog, .. } => (backlog.iter().any(|&(_, at)| at <= now), false, false),
+            SockKind::Stream { connect: ConnectState::Pending { at, .. }, .. } => {
+                (false, at.is_some_and(|at| at <= now), false)
+            }
+            SockKind::Stream { connect: ConnectState::Failed(_), .. } => (true, true, true),
+            SockKind::Stream { conn: Some(conn), side, .. } => {
+                let c = &w.conns[*conn];
+                let reset = c.reset[*side].is_some_and(|at| at <= now);
+                let input = &c.pipes[1 - side];
+                let spurious = c.faults.spurious > 0;
+                let readable = input.arrived(now) > 0 || input.ended(now) || spurious;
+                (readable, c.pipes[*side].room() > 0 || spurious, reset)
+            }
+            SockKind::Stream { conn: None, .. } => (false, false, false),
+        };
+        // Errors and hang-ups are reported whatever the interest, as epoll does.
+        let readable = hangup || (readable && interest.readable);
+        let writable = hangup || (writable && interest.writable);
+        if readable || writable {
+            ready.push(Readiness { key, readable, writable });
+        }
+    }
+}

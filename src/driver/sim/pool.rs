@@ -1,0 +1,123 @@
+//! The simulated thread pool: deterministic, on the loop thread.
+//!
+//! Jobs run while virtual time stands still, in the order the mode says: `Inline` runs every
+//! job at the next poll in submission order, `Seeded` runs them in an order drawn from the
+//! seed, `Manual` leaves them until the test runs them. A delay fault makes jobs finish that
+//! much virtual time after they were submitted; a failure fault makes them fail.
+
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use super::Rng;
+use crate::pool::{panic_message, Job, Output, QUEUED, RUNNING};
+
+/// How the simulated pool runs jobs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PoolMode {
+    /// Every job runs at the next poll, in submission order.
+    #[default]
+    Inline,
+    /// Jobs due at a poll run in an order drawn from the seed.
+    Seeded,
+    /// Jobs wait until the test runs them ([`Sim::run_pool_job`](crate::sim::Sim::run_pool_job)).
+    Manual,
+}
+
+struct SimJob {
+    id: usize,
+    state: Arc<AtomicU8>,
+    job: Job,
+    due: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct SimPool {
+    pub(crate) mode: PoolMode,
+    queue: VecDeque<SimJob>,
+    pub(crate) done: Vec<(usize, Result<Output, String>)>,
+    /// Virtual time every job takes (a slow-disk fault).
+    pub(crate) delay: u64,
+    /// This many next jobs fail instead of running.
+    pub(crate) fail_next: usize,
+}
+
+impl SimPool {
+    pub(crate) fn submit(&mut self, now: u64, id: usize, state: Arc<AtomicU8>, job: Job) {
+        self.queue.push_back(SimJob { id, state, job, due: now + self.delay });
+    }
+
+    pub(crate) fn has_done(&self) -> bool {
+        !self.done.is_empty()
+    }
+
+    /// Whether a job would run at a poll now.
+    pub(crate) fn runnable(&self, now: u64) -> bool {
+        self.mode != PoolMode::Manual && self.queue.iter().any(|j| j.due <= now)
+    }
+
+    pub(crate) fn next_event(&self, now: u64) -> Option<u64> {
+        if self.mode == PoolMode::Manual {
+            return None;
+        }
+        self.queue.iter().map(|j| j.due).filter(|&d| d > now).min()
+    }
+
+    /// Jobs still queued (not run, not cancelled).
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.iter().filter(|j| j.state.load(Ordering::Acquire) == QUEUED).count()
+    }
+
+    /// Runs the jobs due now, as the mode says.
+    pub(crate) fn run_due(&mut self, now: u64, rng: &mut Rng) {
+        if self.mode == PoolMode::Manual {
+            return;
+        }
+        let mut due: Vec<SimJob> = Vec::new();
+        let mut later = VecDeque::new();
+        for job in self.queue.drain(..) {
+            if job.due <= now {
+                due.push(job);
+            } else {
+                later.push_back(job);
+            }
+        }
+        self.queue = later;
+        if self.mode == PoolMode::Seeded {
+            // Fisher-Yates with the simulation's generator.
+            for i in (1..due.len()).rev() {
+                due.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+            }
+        }
+        for job in due {
+            self.run(job);
+        }
+    }
+
+    /// Runs the oldest queued job now, whatever the mode; false if there is none.
+    pub(crate) fn run_next(&mut self) -> bool {
+        while let Some(job) = self.queue.pop_front() {
+            if job.state.load(Ordering::Acquire) == QUEUED {
+                self.run(job);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn run(&mut self, job: SimJob) {
+        if job.state.compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return; // cancelled: its cancellation is already reported
+        }
+        let result = if self.fail_next > 0 {
+            self.fail_next -= 1;
+            Err("evloop::sim: injected pool failure".to_string())
+        } else {
+            let work = job.job;
+            panic::catch_unwind(AssertUnwindSafe(work)).map_err(|p| panic_message(&*p))
+        };
+        self.done.push((job.id, result));
+    }
+}

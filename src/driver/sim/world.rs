@@ -1,0 +1,376 @@
+//! The simulated world: a virtual clock and in-memory TCP.
+//!
+//! A connection is two pipes, one per direction. A pipe holds segments stamped with the
+//! virtual time at which they arrive (the link's latency after they were written) and has a
+//! window: a writer may put at most `window` bytes into it that the reader has not taken, so a
+//! reader that stops reading stops its writer, as on a real socket. FIN and RST travel the same
+//! way, stamped with their arrival time. What a real socket does after RST (measured on
+//! Linux): the reader first gets the data already delivered, then `ConnectionReset`, then EOF.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+
+use slab::Slab;
+
+use super::Rng;
+use crate::driver::{Interest, SocketId};
+
+/// How reads are cut: how many bytes one read returns at most.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Chunking {
+    /// As much as the reader's buffer takes.
+    Whole,
+    /// At most this many bytes per read (1 delivers byte by byte).
+    Fixed(usize),
+    /// A seeded random size from 1 to `max` for every read.
+    Random {
+        /// The largest chunk.
+        max: usize,
+    },
+}
+
+pub(crate) struct Seg {
+    at: u64,
+    data: Vec<u8>,
+    pos: usize,
+}
+
+/// One direction of a connection.
+pub(crate) struct Pipe {
+    segs: VecDeque<Seg>,
+    /// Bytes written and not yet read.
+    bytes: usize,
+    /// FIN, with its arrival time.
+    pub(crate) fin: Option<u64>,
+    window: usize,
+}
+
+impl Pipe {
+    fn new(window: usize) -> Pipe {
+        Pipe { segs: VecDeque::new(), bytes: 0, fin: None, window }
+    }
+
+    pub(crate) fn room(&self) -> usize {
+        if self.fin.is_some() {
+            return 0;
+        }
+        self.window.saturating_sub(self.bytes)
+    }
+
+    /// Writes what the window takes; returns how much.
+    pub(crate) fn push(&mut self, at: u64, data: &[u8]) -> usize {
+        let n = data.len().min(self.room());
+        if n > 0 {
+            self.segs.push_back(Seg { at, data: data[..n].to_vec(), pos: 0 });
+            self.bytes += n;
+        }
+        n
+    }
+
+    /// Bytes that have arrived by `now`.
+    pub(crate) fn arrived(&self, now: u64) -> usize {
+        self.segs.iter().take_while(|s| s.at <= now).map(|s| s.data.len() - s.pos).sum()
+    }
+
+    /// Whether FIN has arrived and everything before it has been read.
+    pub(crate) fn ended(&self, now: u64) -> bool {
+        self.fin.is_some_and(|at| at <= now) && self.segs.is_empty()
+    }
+
+    /// Reads up to `buf.len()` arrived bytes.
+    pub(crate) fn read(&mut self, now: u64, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(seg) = self.segs.front_mut() else { break };
+            if seg.at > now {
+                break;
+            }
+            let take = (seg.data.len() - seg.pos).min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&seg.data[seg.pos..seg.pos + take]);
+            seg.pos += take;
+            n += take;
+            if seg.pos == seg.data.len() {
+                self.segs.pop_front();
+            }
+        }
+        self.bytes -= n;
+        n
+    }
+
+    /// Bytes written and not read yet, arrived or not.
+    pub(crate) fn bytes_unread(&self) -> usize {
+        self.bytes
+    }
+
+    /// Everything that has arrived, taken at once (for fake peers).
+    pub(crate) fn drain_arrived(&mut self, now: u64, out: &mut Vec<u8>) {
+        while let Some(seg) = self.segs.front() {
+            if seg.at > now {
+                break;
+            }
+            let seg = self.segs.pop_front().unwrap_or_else(|| unreachable!());
+            self.bytes -= seg.data.len() - seg.pos;
+            out.extend_from_slice(&seg.data[seg.pos..]);
+        }
+    }
+
+    /// The next arrival after `now`.
+    fn next_event(&self, now: u64) -> Option<u64> {
+        let seg = self.segs.iter().map(|s| s.at).find(|&at| at > now);
+        let fin = self.fin.filter(|&at| at > now);
+        seg.into_iter().chain(fin).min()
+    }
+}
+
+/// One end of a connection.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum End {
+    /// A socket of the loop.
+    Sock(SocketId),
+    /// A fake peer, driven by the test.
+    Peer,
+    /// Waiting in a listener's backlog.
+    Backlog,
+    /// Closed: data sent to it is answered with a reset.
+    Closed,
+}
+
+pub(crate) struct Conn {
+    /// `pipes[i]` carries data from side `i` to side `1 - i`.
+    pub(crate) pipes: [Pipe; 2],
+    pub(crate) ends: [End; 2],
+    pub(crate) addrs: [SocketAddr; 2],
+    /// RST, as seen by side `i`: when it arrives.
+    pub(crate) reset: [Option<u64>; 2],
+    /// Side `i` already reported the reset to its reader.
+    pub(crate) reset_reported: [bool; 2],
+    pub(crate) latency: u64,
+    /// What a fake peer has received; its outbox; whether it pauses reading.
+    pub(crate) peer_inbox: Vec<u8>,
+    pub(crate) peer_outbox: VecDeque<u8>,
+    pub(crate) peer_fin_pending: bool,
+    pub(crate) peer_paused: bool,
+    pub(crate) faults: ConnFaults,
+    /// Bytes the loop's side has written so far (for reset-at-offset).
+    pub(crate) loop_written: u64,
+}
+
+/// Faults aimed at one connection's loop side.
+#[derive(Default, Debug, Clone)]
+pub(crate) struct ConnFaults {
+    /// Writes by the loop to skip before the next fault applies.
+    pub(crate) partial_after: usize,
+    /// The next `partial_count` writes accept at most `partial_limit` bytes.
+    pub(crate) partial_count: usize,
+    pub(crate) partial_limit: usize,
+    /// The next writes that fail with WouldBlock although there is room.
+    pub(crate) would_block: usize,
+    /// Readiness reported although nothing is ready.
+    pub(crate) spurious: usize,
+    /// Reset once the loop has written this many bytes.
+    pub(crate) reset_at: Option<u64>,
+}
+
+pub(crate) enum ConnectState {
+    Connected,
+    /// Completes at `at` with this outcome; `None` time: never answered.
+    Pending {
+        at: Option<u64>,
+        refused: bool,
+    },
+    Failed(io::ErrorKind),
+}
+
+pub(crate) enum SockKind {
+    Listener { addr: SocketAddr, backlog: VecDeque<(usize, u64)> },
+    Stream { conn: Option<usize>, side: usize, connect: ConnectState, local: SocketAddr, peer: SocketAddr },
+}
+
+pub(crate) struct Sock {
+    pub(crate) kind: SockKind,
+    pub(crate) interest: Option<(usize, Interest)>,
+    pub(crate) nodelay: bool,
+}
+
+/// What a listening address leads to.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Listening {
+    Loop(SocketId),
+    Fake(usize),
+}
+
+/// A fake listener's queue of connections the loop made to it.
+pub(crate) struct FakeListen {
+    pub(crate) addr: SocketAddr,
+    pub(crate) accepted: VecDeque<usize>,
+}
+
+/// Where connect attempts to an address go wrong.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ConnectFault {
+    Refuse,
+    Blackhole,
+}
+
+/// One recorded event, for the determinism check and for debugging.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// Virtual time, in milliseconds.
+    pub time: u64,
+    /// The handle or socket involved (its slot index).
+    pub id: usize,
+    /// What happened.
+    pub kind: &'static str,
+    /// Bytes moved, where that applies.
+    pub bytes: usize,
+}
+
+/// The simulated world.
+pub(crate) struct World {
+    pub(crate) now: u64,
+    /// Time may not move past this (set by the harness).
+    pub(crate) horizon: u64,
+    pub(crate) rng: Rng,
+    pub(crate) window: usize,
+    pub(crate) latency: u64,
+    pub(crate) chunking: Chunking,
+    pub(crate) chaos: f64,
+    pub(crate) socks: Slab<Sock>,
+    pub(crate) conns: Slab<Conn>,
+    pub(crate) listening: HashMap<SocketAddr, Listening>,
+    pub(crate) fake_listeners: Slab<FakeListen>,
+    pub(crate) connect_faults: HashMap<SocketAddr, ConnectFault>,
+    /// Accepts fail with EMFILE until this time.
+    pub(crate) emfile_until: u64,
+    next_port: u16,
+    pub(crate) trace: Vec<TraceEvent>,
+    pub(crate) pool: super::pool::SimPool,
+}
+
+impl World {
+    pub(crate) fn new(seed: u64, window: usize, latency: u64, chunking: Chunking, chaos: f64) -> World {
+        World {
+            now: 0,
+            horizon: u64::MAX,
+            rng: Rng::new(seed),
+            window,
+            latency,
+            chunking,
+            chaos,
+            socks: Slab::new(),
+            conns: Slab::new(),
+            listening: HashMap::new(),
+            fake_listeners: Slab::new(),
+            connect_faults: HashMap::new(),
+            emfile_until: 0,
+            next_port: 40_000,
+            trace: Vec::new(),
+            pool: super::pool::SimPool::default(),
+        }
+    }
+
+    pub(crate) fn record(&mut self, id: usize, kind: &'static str, bytes: usize) {
+        self.trace.push(TraceEvent { time: self.now, id, kind, bytes });
+    }
+
+    /// A fresh local address on the loopback network.
+    pub(crate) fn ephemeral(&mut self, like: SocketAddr) -> SocketAddr {
+        self.next_port = self.next_port.checked_add(1).unwrap_or(40_000);
+        SocketAddr::new(like.ip(), self.next_port)
+    }
+
+    pub(crate) fn new_conn(&mut self, ends: [End; 2], addrs: [SocketAddr; 2]) -> usize {
+        let window = self.window;
+        self.conns.insert(Conn {
+            pipes: [Pipe::new(window), Pipe::new(window)],
+            ends,
+            addrs,
+            reset: [None, None],
+            reset_reported: [false, false],
+            latency: self.latency,
+            peer_inbox: Vec::new(),
+            peer_outbox: VecDeque::new(),
+            peer_fin_pending: false,
+            peer_paused: false,
+            faults: ConnFaults::default(),
+            loop_written: 0,
+        })
+    }
+
+    /// Moves data for fake peers: their outboxes into the pipes as windows allow, and what
+    /// has arrived for them into their inboxes unless they pause reading.
+    pub(crate) fn settle(&mut self) {
+        let now = self.now;
+        for (_, conn) in self.conns.iter_mut() {
+            for side in 0..2 {
+                if conn.ends[side] != End::Peer {
+                    continue;
+                }
+                if conn.ends[1 - side] == End::Closed
+                    && !conn.peer_outbox.is_empty()
+                    && conn.reset[side].is_none()
+                {
+                    // Data for a closed socket: the kernel answers with a reset.
+                    conn.reset[side] = Some(now + conn.latency);
+                    conn.peer_outbox.clear();
+                }
+                if !conn.peer_outbox.is_empty() && conn.reset[side].is_none() {
+                    let (a, b) = conn.peer_outbox.as_slices();
+                    let chunk: Vec<u8> = a.iter().chain(b).copied().take(conn.pipes[side].room()).collect();
+                    let n = conn.pipes[side].push(now + conn.latency, &chunk);
+                    conn.peer_outbox.drain(..n);
+                }
+                if conn.peer_outbox.is_empty() && conn.peer_fin_pending {
+                    conn.peer_fin_pending = false;
+                    conn.pipes[side].fin = Some(now + conn.latency);
+                }
+                if !conn.peer_paused {
+                    let inbox = &mut conn.peer_inbox;
+                    conn.pipes[1 - side].drain_arrived(now, inbox);
+                }
+            }
+        }
+    }
+
+    /// The earliest moment after now at which something in the network changes.
+    pub(crate) fn next_event(&self) -> Option<u64> {
+        let now = self.now;
+        let mut next: Option<u64> = None;
+        let mut consider = |t: Option<u64>| {
+            if let Some(t) = t.filter(|&t| t > now) {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        for (_, conn) in &self.conns {
+            consider(conn.pipes[0].next_event(now));
+            consider(conn.pipes[1].next_event(now));
+            consider(conn.reset[0]);
+            consider(conn.reset[1]);
+        }
+        for (_, sock) in &self.socks {
+            match &sock.kind {
+                SockKind::Stream { connect: ConnectState::Pending { at, .. }, .. } => consider(*at),
+                SockKind::Listener { backlog, .. } => {
+                    consider(backlog.iter().map(|&(_, at)| at).find(|&at| at > now))
+                }
+                _ => {}
+            }
+        }
+        consider(Some(self.emfile_until));
+        consider(self.pool.next_event(now));
+        next
+    }
+
+    /// Runs the pool jobs due now.
+    pub(crate) fn run_pool_jobs(&mut self) {
+        let now = self.now;
+        self.pool.run_due(now, &mut self.rng);
+    }
+
+    /// Draws true with probability `chaos`.
+    pub(crate) fn chaos_hit(&mut self) -> bool {
+        self.chaos > 0.0 && self.rng.chance(self.chaos)
+    }
+}

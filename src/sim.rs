@@ -1,0 +1,615 @@
+//! Testing with fake handles: the same callback code, on a simulated loop.
+//!
+//! A [`Sim`] owns a [`Loop`] whose clock, network and thread pool are simulated. Your code
+//! receives the same `&mut Loop<S>` and cannot tell: timers, TCP listeners and streams,
+//! `queue_work` and `fs` all work. The test drives time and the network from outside:
+//!
+//! - **Time** passes only where the loop would block, and jumps straight to the next event.
+//!   [`run_until_idle`](Sim::run_until_idle) runs what is runnable now and never moves time;
+//!   [`advance`](Sim::advance) visits every deadline up to now + d in order;
+//!   [`step`](Sim::step) jumps to the next event; [`run`](Sim::run) runs to completion and
+//!   returns [`SimError::Stalled`] instead of hanging when live handles wait for an event
+//!   that can never come, or [`SimError::Livelock`] when something keeps the loop busy
+//!   without ever letting time pass (an idle watcher that never stops).
+//! - **The network** is in memory, addressed by `SocketAddr`: listeners, connections, FIN,
+//!   RST, half-close, a receive window per direction (so backpressure is real), per-link
+//!   latency, and reads cut into chunks (whole, fixed or seeded random down to 1 byte).
+//! - **Fake peers** ([`Sim::connect`], [`Sim::listen`]) are driven by the test: send, receive
+//!   what the program wrote, shut down, reset, pause reading. They never call user callbacks:
+//!   callbacks run only inside the loop.
+//! - **The pool** runs jobs on the loop thread while virtual time stands still: inline, in a
+//!   seeded order, or by hand ([`PoolMode`]). File operations touch the real file system.
+//! - **Faults**: partial writes, would-block, spurious readiness, a reset at a byte offset,
+//!   EMFILE on accept for a span of time, refused or unanswered connects, slow or failing
+//!   pool jobs; or a seeded chaos mode.
+//! - **Reproducibility**: one seed drives every random choice, and is printed when a test
+//!   fails; [`check_determinism`] runs a scenario twice and compares the traces.
+//!
+//! # Example: an idle timeout, exactly
+//!
+//! ```
+//! use std::time::Duration;
+//! use evloop::sim::Sim;
+//! use evloop::{TcpListener, Timer};
+//!
+//! // A server that closes connections idle for 30 s.
+//! let mut sim = Sim::new(7, 0u32);
+//! let addr = "10.0.0.1:80".parse().unwrap();
+//! TcpListener::bind(&mut sim, addr, |lp, stream| {
+//!     let idle = Timer::new(lp, move |lp, t| {
+//!         lp.state += 1;
+//!         stream.close(lp).unwrap();
+//!         t.close(lp).unwrap();
+//!     });
+//!     idle.start(lp, Duration::from_secs(30), Duration::ZERO).unwrap();
+//! })?;
+//!
+//! let peer = sim.connect(addr)?;
+//! sim.advance(Duration::from_millis(29_999)).unwrap();
+//! assert!(!peer.is_closed(), "still open at 29.999 s");
+//! sim.advance(Duration::from_millis(1)).unwrap();
+//! assert!(peer.is_closed(), "closed at 30 s");
+//! assert_eq!(sim.state, 1);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub use crate::driver::sim::pool::PoolMode;
+pub use crate::driver::sim::world::{Chunking, TraceEvent};
+
+use crate::driver::sim::world::{ConnectFault, End, Listening, World};
+use crate::driver::sim::{SimDriver, StalledMarker};
+use crate::driver::Driver;
+use crate::event_loop::{Loop, RunMode};
+use crate::handle::{Handle, HandleKind};
+use crate::pool::Pool;
+
+/// How a simulation is set up. The defaults: a random seed (or `EVLOOP_SEED`), 64 KiB
+/// windows, no latency, whole reads, inline pool, no chaos.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    seed: Option<u64>,
+    window: usize,
+    latency: Duration,
+    chunking: Chunking,
+    pool: PoolMode,
+    chaos: f64,
+    livelock_limit: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: None,
+            window: 64 * 1024,
+            latency: Duration::ZERO,
+            chunking: Chunking::Whole,
+            pool: PoolMode::Inline,
+            chaos: 0.0,
+            livelock_limit: 100_000,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The defaults.
+    pub fn new() -> SimConfig {
+        SimConfig::default()
+    }
+
+    /// The seed of every random choice. Without it: `EVLOOP_SEED`, else a random one.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The receive window of each direction of each connection, in bytes.
+    pub fn window(mut self, bytes: usize) -> Self {
+        self.window = bytes.max(1);
+        self
+    }
+
+    /// One-way latency of every link (milliseconds are the resolution).
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// How reads are cut.
+    pub fn chunking(mut self, chunking: Chunking) -> Self {
+        self.chunking = chunking;
+        self
+    }
+
+    /// How the pool runs jobs.
+    pub fn pool(mut self, mode: PoolMode) -> Self {
+        self.pool = mode;
+        self
+    }
+
+    /// Chaos: each write by the loop is, with this probability, cut short at a random length
+    /// (drawn from the seed).
+    pub fn chaos(mut self, probability: f64) -> Self {
+        self.chaos = probability.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Iterations without time passing before [`SimError::Livelock`] (default 100,000).
+    pub fn livelock_limit(mut self, iterations: usize) -> Self {
+        self.livelock_limit = iterations.max(1);
+        self
+    }
+
+    fn resolve_seed(&self) -> u64 {
+        if let Some(seed) = self.seed {
+            return seed;
+        }
+        if let Some(seed) = std::env::var("EVLOOP_SEED").ok().and_then(|s| s.trim().parse().ok()) {
+            return seed;
+        }
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    }
+}
+
+/// Why a simulation could not go on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SimError {
+    /// Live handles wait for an event that can never come.
+    Stalled {
+        /// Virtual time, in milliseconds.
+        now: u64,
+        /// The active, referenced handles.
+        live: Vec<(Handle, HandleKind)>,
+    },
+    /// The loop kept running callbacks without letting time pass.
+    Livelock {
+        /// Virtual time, in milliseconds.
+        now: u64,
+        /// The active handles.
+        active: Vec<(Handle, HandleKind)>,
+    },
+    /// The loop returned an error.
+    Io(io::Error),
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::Stalled { now, live } => {
+                write!(
+                    f,
+                    "stalled at {now} ms: these handles wait for something that can never happen: {live:?}"
+                )
+            }
+            SimError::Livelock { now, active } => {
+                write!(
+                    f,
+                    "livelock at {now} ms: the loop keeps running without time passing; active: {active:?}"
+                )
+            }
+            SimError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// A loop on the simulated driver, and the controls of its world. It dereferences to the
+/// [`Loop`], so `sim.state`, `Timer::new(&mut sim, ...)` and friends work as on a real loop.
+pub struct Sim<S> {
+    lp: Loop<S>,
+    world: Rc<RefCell<World>>,
+    seed: u64,
+    livelock_limit: usize,
+}
+
+impl<S> Deref for Sim<S> {
+    type Target = Loop<S>;
+    fn deref(&self) -> &Loop<S> {
+        &self.lp
+    }
+}
+
+impl<S> DerefMut for Sim<S> {
+    fn deref_mut(&mut self) -> &mut Loop<S> {
+        &mut self.lp
+    }
+}
+
+impl<S> fmt::Debug for Sim<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sim").field("seed", &self.seed).field("now_ms", &self.world.borrow().now).finish()
+    }
+}
+
+impl<S> Drop for Sim<S> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("evloop::sim: this test ran with seed {0}; rerun it with EVLOOP_SEED={0}", self.seed);
+        }
+    }
+}
+
+impl<S> Sim<S> {
+    /// A simulation with the default configuration and `seed`, owning `state`.
+    pub fn new(seed: u64, state: S) -> Sim<S> {
+        Sim::with_config(SimConfig::new().seed(seed), state)
+    }
+
+    /// A simulation set up by `config`, owning `state`.
+    pub fn with_config(config: SimConfig, state: S) -> Sim<S> {
+        let seed = config.resolve_seed();
+        let mut world =
+            World::new(seed, config.window, config.latency.as_millis() as u64, config.chunking, config.chaos);
+        world.pool.mode = config.pool;
+        let world = Rc::new(RefCell::new(world));
+        let driver = Driver::Sim(SimDriver::new(world.clone()));
+        let lp = Loop::from_parts(state, driver, Pool::simulated(world.clone()));
+        Sim { lp, world, seed, livelock_limit: config.livelock_limit }
+    }
+
+    /// The loop.
+    pub fn lp(&mut self) -> &mut Loop<S> {
+        &mut self.lp
+    }
+
+    /// The seed of this simulation.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Virtual time since the simulation began.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.world.borrow().now)
+    }
+
+    /// Runs everything runnable now, without moving time.
+    pub fn run_until_idle(&mut self) -> Result<(), SimError> {
+        let horizon = {
+            let mut w = self.world.borrow_mut();
+            let now = w.now;
+            std::mem::replace(&mut w.horizon, now)
+        };
+        let result = self.settle_now();
+        self.world.borrow_mut().horizon = horizon;
+        result
+    }
+
+    fn settle_now(&mut self) -> Result<(), SimError> {
+        for _ in 0..self.livelock_limit {
+            if !self.has_work_now() {
+                return Ok(());
+            }
+            self.lp.run(RunMode::NoWait).map_err(|e| self.error(e))?;
+        }
+        let now = self.world.borrow().now;
+        Err(SimError::Livelock { now, active: self.handles_where(|lp, h| h.is_active(lp)) })
+    }
+
+    fn has_work_now(&self) -> bool {
+        if !self.lp.alive() {
+            return false;
+        }
+        let driver_ready = match &self.lp.driver {
+            Driver::Sim(d) => d.has_ready(),
+            Driver::Os(_) => false,
+        };
+        driver_ready || self.lp.backend_timeout() == Some(Duration::ZERO)
+    }
+
+    /// Lets `d` of virtual time pass, running the loop at every deadline on the way, in order.
+    pub fn advance(&mut self, d: Duration) -> Result<(), SimError> {
+        let target = self.world.borrow().now.saturating_add(d.as_millis() as u64);
+        loop {
+            self.run_until_idle()?;
+            let now = self.world.borrow().now;
+            if now >= target {
+                return Ok(());
+            }
+            if !self.lp.alive() {
+                // Nothing to run on the way: the network may still move (peers, latency).
+                self.world.borrow_mut().now = target;
+                self.lp.update_time();
+                continue;
+            }
+            self.world.borrow_mut().horizon = target;
+            let result = self.lp.run(RunMode::Once);
+            self.world.borrow_mut().horizon = u64::MAX;
+            result.map_err(|e| self.error(e))?;
+        }
+    }
+
+    /// Jumps to the next event and runs what it makes runnable. Returns the virtual time it
+    /// jumped to, or `None` if the loop has nothing left to do.
+    pub fn step(&mut self) -> Result<Option<Duration>, SimError> {
+        self.run_until_idle()?;
+        if !self.lp.alive() {
+            return Ok(None);
+        }
+        self.lp.run(RunMode::Once).map_err(|e| self.error(e))?;
+        self.run_until_idle()?;
+        Ok(Some(self.elapsed()))
+    }
+
+    /// Runs until the loop has nothing left to do, jumping time forward whenever nothing is
+    /// runnable.
+    pub fn run(&mut self) -> Result<(), SimError> {
+        while self.step()?.is_some() {}
+        Ok(())
+    }
+
+    fn error(&self, e: io::Error) -> SimError {
+        if e.get_ref().is_some_and(|inner| inner.is::<StalledMarker>()) {
+            let now = self.world.borrow().now;
+            SimError::Stalled { now, live: self.handles_where(|lp, h| h.is_active(lp) && h.has_ref(lp)) }
+        } else {
+            SimError::Io(e)
+        }
+    }
+
+    fn handles_where(&self, pred: impl Fn(&Loop<S>, Handle) -> bool) -> Vec<(Handle, HandleKind)> {
+        self.lp
+            .handle_ids()
+            .into_iter()
+            .filter(|&h| pred(&self.lp, h))
+            .filter_map(|h| Some((h, h.kind(&self.lp)?)))
+            .collect()
+    }
+
+    /// Connects a fake peer to a listener of the program. Refused if nothing listens there.
+    pub fn connect(&mut self, addr: SocketAddr) -> io::Result<FakePeer> {
+        let mut w = self.world.borrow_mut();
+        let Some(Listening::Loop(listener)) = w.listening.get(&addr).copied() else {
+            return Err(io::ErrorKind::ConnectionRefused.into());
+        };
+        let local = w.ephemeral(addr);
+        let conn = w.new_conn([End::Peer, End::Backlog], [local, addr]);
+        let at = w.now + w.latency;
+        if let Some(crate::driver::sim::world::Sock {
+            kind: crate::driver::sim::world::SockKind::Listener { backlog, .. },
+            ..
+        }) = w.socks.get_mut(listener)
+        {
+            backlog.push_back((conn, at));
+        }
+        Ok(FakePeer { world: self.world.clone(), conn, side: 0 })
+    }
+
+    /// A fake server at `addr`: the program's connects there reach it.
+    pub fn listen(&mut self, addr: SocketAddr) -> io::Result<FakeListener> {
+        let mut w = self.world.borrow_mut();
+        if w.listening.contains_key(&addr) {
+            return Err(io::ErrorKind::AddrInUse.into());
+        }
+        let id = w
+            .fake_listeners
+            .insert(crate::driver::sim::world::FakeListen { addr, accepted: Default::default() });
+        w.listening.insert(addr, Listening::Fake(id));
+        Ok(FakeListener { world: self.world.clone(), id })
+    }
+
+    /// Connects to `addr` are refused from now on.
+    pub fn refuse_connects(&mut self, addr: SocketAddr) {
+        self.world.borrow_mut().connect_faults.insert(addr, ConnectFault::Refuse);
+    }
+
+    /// Connects to `addr` are never answered from now on.
+    pub fn blackhole_connects(&mut self, addr: SocketAddr) {
+        self.world.borrow_mut().connect_faults.insert(addr, ConnectFault::Blackhole);
+    }
+
+    /// Connects to `addr` behave normally again.
+    pub fn heal_connects(&mut self, addr: SocketAddr) {
+        self.world.borrow_mut().connect_faults.remove(&addr);
+    }
+
+    /// Every accept fails with EMFILE for the next `d` of virtual time.
+    pub fn emfile_on_accept(&mut self, d: Duration) {
+        let mut w = self.world.borrow_mut();
+        w.emfile_until = w.now + d.as_millis() as u64;
+    }
+
+    /// Pool jobs submitted from now on take `d` of virtual time (a slow disk).
+    pub fn delay_pool_jobs(&mut self, d: Duration) {
+        self.world.borrow_mut().pool.delay = d.as_millis() as u64;
+    }
+
+    /// The next `n` pool jobs fail with an error instead of running.
+    pub fn fail_pool_jobs(&mut self, n: usize) {
+        self.world.borrow_mut().pool.fail_next = n;
+    }
+
+    /// Runs the oldest queued pool job now (for [`PoolMode::Manual`]); its callback runs at
+    /// the loop's next poll. Returns false if no job is queued.
+    pub fn run_pool_job(&mut self) -> bool {
+        self.world.borrow_mut().pool.run_next()
+    }
+
+    /// Pool jobs queued and not yet run.
+    pub fn queued_pool_jobs(&self) -> usize {
+        self.world.borrow().pool.queued()
+    }
+
+    /// Everything recorded so far: callbacks, accepts, connects, reads, writes, closes.
+    pub fn trace(&self) -> Vec<TraceEvent> {
+        self.world.borrow().trace.clone()
+    }
+}
+
+/// A test-driven TCP peer. Its methods act on the simulated network at once, but the
+/// program's callbacks run only when the loop runs.
+pub struct FakePeer {
+    world: Rc<RefCell<World>>,
+    conn: usize,
+    side: usize,
+}
+
+impl fmt::Debug for FakePeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakePeer").field("conn", &self.conn).finish()
+    }
+}
+
+impl FakePeer {
+    fn with<R>(&self, f: impl FnOnce(&mut crate::driver::sim::world::Conn, u64) -> R) -> R {
+        let mut w = self.world.borrow_mut();
+        w.settle();
+        let now = w.now;
+        let r = f(&mut w.conns[self.conn], now);
+        w.settle();
+        r
+    }
+
+    /// Sends bytes to the program. They leave as the program's receive window allows.
+    pub fn send(&self, data: &[u8]) {
+        self.with(|c, _| c.peer_outbox.extend(data));
+    }
+
+    /// Takes everything the program has written that has arrived so far.
+    pub fn recv(&self) -> Vec<u8> {
+        self.with(|c, _| std::mem::take(&mut c.peer_inbox))
+    }
+
+    /// Sends FIN once the bytes already sent have gone (half-close).
+    pub fn shutdown(&self) {
+        self.with(|c, _| c.peer_fin_pending = true);
+    }
+
+    /// Resets the connection: the program sees `ConnectionReset`.
+    pub fn reset(&self) {
+        let side = self.side;
+        self.with(|c, now| {
+            c.reset[1 - side] = Some(now + c.latency);
+            c.reset[side] = Some(now);
+            c.peer_outbox.clear();
+        });
+    }
+
+    /// Stops taking what arrives: the window fills and the program's writes stall.
+    pub fn pause_reading(&self) {
+        self.with(|c, _| c.peer_paused = true);
+    }
+
+    /// Takes what arrives again.
+    pub fn resume_reading(&self) {
+        self.with(|c, _| c.peer_paused = false);
+    }
+
+    /// Whether the program has ended the connection: FIN received (after all data) or reset.
+    pub fn is_closed(&self) -> bool {
+        let side = self.side;
+        self.with(|c, now| c.reset[side].is_some_and(|at| at <= now) || c.pipes[1 - side].ended(now))
+    }
+
+    /// Whether the connection was reset (by either side).
+    pub fn is_reset(&self) -> bool {
+        let side = self.side;
+        self.with(|c, now| c.reset[side].is_some_and(|at| at <= now))
+    }
+
+    /// The next `count` writes by the program, after the first `skip`, accept at most
+    /// `limit` bytes each.
+    pub fn limit_writes(&self, skip: usize, count: usize, limit: usize) {
+        self.with(|c, _| {
+            c.faults.partial_after = skip;
+            c.faults.partial_count = count;
+            c.faults.partial_limit = limit.max(1);
+        });
+    }
+
+    /// The program's next `n` writes fail with `WouldBlock` although there is room.
+    pub fn would_block_writes(&self, n: usize) {
+        self.with(|c, _| c.faults.would_block = n);
+    }
+
+    /// The next `n` polls report the program's socket ready when it is not.
+    pub fn spurious_readiness(&self, n: usize) {
+        self.with(|c, _| c.faults.spurious = n);
+    }
+
+    /// The peer resets once it has received `bytes` bytes in all.
+    pub fn reset_after(&self, bytes: u64) {
+        self.with(|c, _| c.faults.reset_at = Some(bytes));
+    }
+}
+
+/// A fake server that the program connects to.
+pub struct FakeListener {
+    world: Rc<RefCell<World>>,
+    id: usize,
+}
+
+impl fmt::Debug for FakeListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeListener").field("id", &self.id).finish()
+    }
+}
+
+impl FakeListener {
+    /// The next connection the program made, if any.
+    pub fn accept(&self) -> Option<FakePeer> {
+        let conn = self.world.borrow_mut().fake_listeners.get_mut(self.id)?.accepted.pop_front()?;
+        Some(FakePeer { world: self.world.clone(), conn, side: 1 })
+    }
+
+    /// Stops listening: later connects are refused.
+    pub fn close(self) {
+        let mut w = self.world.borrow_mut();
+        if let Some(l) = w.fake_listeners.try_remove(self.id) {
+            w.listening.remove(&l.addr);
+        }
+    }
+}
+
+/// Where two runs of a scenario first differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Divergence {
+    /// Index of the first differing event.
+    pub index: usize,
+    /// The event of the first run there (`None`: the run had ended).
+    pub first: Option<TraceEvent>,
+    /// The event of the second run there.
+    pub second: Option<TraceEvent>,
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "runs diverge at event {}: {:?} vs {:?}", self.index, self.first, self.second)
+    }
+}
+
+impl std::error::Error for Divergence {}
+
+/// Runs `scenario` twice on fresh simulations with the same `seed` and compares the traces.
+/// Returns the trace, or where the two runs first differ.
+pub fn check_determinism<S: Default>(
+    seed: u64,
+    scenario: impl Fn(&mut Sim<S>),
+) -> Result<Vec<TraceEvent>, Divergence> {
+    let run = || {
+        let mut sim = Sim::new(seed, S::default());
+        scenario(&mut sim);
+        sim.trace()
+    };
+    let (first, second) = (run(), run());
+    match first.iter().zip(&second).position(|(a, b)| a != b) {
+        None if first.len() == second.len() => Ok(first),
+        index => {
+            let index = index.unwrap_or(first.len().min(second.len()));
+            Err(Divergence { index, first: first.get(index).cloned(), second: second.get(index).cloned() })
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The simulated driver's own promises: virtual time, in-memory TCP with windows, chunking,
+//! FIN and RST, fake peers and listeners, the pool modes, faults, stall and livelock
+//! detection, determinism.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use evloop::sim::{check_determinism, Chunking, PoolMode, Sim, SimConfig, SimError};
+use evloop::{Idle, TcpListener, TcpStream, Timer};
+
+fn addr() -> SocketAddr {
+    "10.0.0.1:7000".parse().unwrap()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// An echo server on `addr()` that also records what it read.
+fn echo<S: 'static>(sim: &mut Sim<S>) -> TcpListener {
+    TcpListener::bind(sim, addr(), |lp, s| {
+        s.read_start(lp, |lp, s, d| match d {
+            Ok(b) if !b.is_empty() => drop(s.write(lp, b).unwrap()),
+            Ok(_) => s.shutdown(lp, move |lp, _| s.close(lp).unwrap()).unwrap(),
+            Err(_) => s.close(lp).unwrap(),
+        })
+        .unwrap();
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_fake_peer_talks_to_an_echo_server() {
+    let mut sim = Sim::new(1, ());
+    echo(&mut sim);
+    let peer = sim.connect(addr()).unwrap();
+    peer.send(b"hello");
+    sim.run_until_idle().unwrap();
+    assert_eq!(peer.recv(), b"hello");
+    peer.shutdown();
+    sim.run_until_idle().unwrap();
+    assert!(peer.is_closed(), "the server shut down after our FIN");
+    assert_eq!(sim.elapsed(), Duration::ZERO, "no time passed");
+}
+
+#[test]
+fn run_until_idle_never_moves_time_and_advance_visits_deadlines_in_order() {
+    let mut sim = Sim::new(2, Vec::new());
+    for t in [30u64, 10, 20] {
+        let timer = Timer::new(&mut sim, move |lp, _| {
+            let now = lp.now();
+            lp.state.push((t, now));
+        });
+        timer.start(&mut sim, ms(t), Duration::ZERO).unwrap();
+    }
+    sim.run_until_idle().unwrap();
+    assert!(sim.state.is_empty());
+    assert_eq!(sim.elapsed(), Duration::ZERO);
+    sim.advance(ms(25)).unwrap();
+    assert_eq!(sim.state, vec![(10, 10), (20, 20)]);
+    assert_eq!(sim.elapsed(), ms(25));
+    assert_eq!(sim.step().unwrap(), Some(ms(30)));
+    assert_eq!(sim.state.last(), Some(&(30, 30)));
+    assert_eq!(sim.step().unwrap(), None);
+}
+
+#[test]
+fn a_one_hour_timer_runs_in_no_real_time() {
+    let mut sim = Sim::new(3, 0u32);
+    let t = Timer::new(&mut sim, |lp, t| {
+        lp.state += 1;
+        if lp.state == 3600 {
+            t.close(lp).unwrap();
+        }
+    });
+    t.start(&mut sim, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+    let real = std::time::Instant::now();
+    sim.run().unwrap();
+    assert_eq!(sim.state, 3600);
+    assert_eq!(sim.elapsed(), Duration::from_secs(3600));
+    assert!(real.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn stalled_names_the_handles_that_wait_forever() {
+    let mut sim = Sim::new(4, ());
+    let listener = echo(&mut sim);
+    match sim.run() {
+        Err(SimError::Stalled { live, .. }) => {
+            assert_eq!(live, vec![(listener.handle(), evloop::HandleKind::TcpListener)])
+        }
+        other => panic!("expected a stall, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_idle_watcher_that_never_stops_is_reported_as_livelock() {
+    let mut sim = Sim::with_config(SimConfig::new().seed(5).livelock_limit(1000), ());
+    let idle = Idle::new(&mut sim, |_, _| {});
+    idle.start(&mut sim).unwrap();
+    match sim.advance(ms(10)) {
+        Err(SimError::Livelock { active, .. }) => {
+            assert_eq!(active, vec![(idle.handle(), evloop::HandleKind::Idle)])
+        }
+        other => panic!("expected a livelock, got {other:?}"),
+    }
+}
+
+#[test]
+fn reads_are_cut_into_chunks() {
+    for (chunking, expect_max) in
+        [(Chunking::Fixed(1), 1), (Chunking::Fixed(3), 3), (Chunking::Random { max: 4 }, 4)]
+    {
+        let mut sim = Sim::with_config(SimConfig::new().seed(6).chunking(chunking), Vec::new());
+        TcpListener::bind(&mut sim, addr(), |lp, s| {
+            s.read_start(lp, |lp, _, d| lp.state.push(d.unwrap().to_vec())).unwrap();
+        })
+        .unwrap();
+        let peer = sim.connect(addr()).unwrap();
+        peer.send(b"0123456789");
+        sim.run_until_idle().unwrap();
+        let chunks = &sim.state;
+        assert_eq!(chunks.concat(), b"0123456789");
+        assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= expect_max), "{chunking:?}: {chunks:?}");
+    }
+}
+
+#[test]
+fn the_window_makes_backpressure_real() {
+    let mut sim = Sim::with_config(SimConfig::new().seed(7).window(1000), Vec::new());
+    TcpListener::bind(&mut sim, addr(), |lp, s| {
+        s.set_high_water_mark(lp, 500).unwrap();
+        let below = s.write(lp, &[7u8; 3000]).unwrap();
+        lp.state.push((below, s.write_queue_size(lp).unwrap()));
+        s.on_drain(lp, |lp, s| lp.state.push((true, s.write_queue_size(lp).unwrap()))).unwrap();
+    })
+    .unwrap();
+    let peer = sim.connect(addr()).unwrap();
+    peer.pause_reading();
+    sim.run_until_idle().unwrap();
+    assert_eq!(sim.state, vec![(false, 2000)], "the window took 1000 bytes");
+    peer.resume_reading();
+    sim.run_until_idle().unwrap();
+    assert_eq!(peer.recv().len(), 3000);
+    assert_eq!(sim.state.last(), Some(&(true, 0)), "drain fired");
+}
+
+#[test]
+fn latency_delays_delivery_by_the_link_time() {
+    let mut sim = Sim::with_config(SimConfig::new().seed(8).latency(ms(50)), ());
+    echo(&mut sim);
+    let peer = sim.connect(addr()).unwrap();
+    peer.send(b"ping");
+    sim.advance(ms(99)).unwrap();
+    assert!(peer.recv().is_empty(), "a round trip takes 100 ms");
+    sim.advance(ms(1)).unwrap();
+    assert_eq!(peer.recv(), b"ping");
+}
+
+#[test]
+fn a_reset_reaches_the_reader_after_the_data() {
+    let mut sim = Sim::new(9, Vec::new());
+    TcpListener::bind(&mut sim, addr(), |lp, s| {
+        s.read_start(lp, |lp, _, d| lp.state.push(d.map(|b| b.to_vec()).map_err(|e| e.kind()))).unwrap();
+    })
+    .unwrap();
+    let peer = sim.connect(addr()).unwrap();
+    peer.send(b"last words");
+    peer.reset();
+    sim.run_until_idle().unwrap();
+    assert_eq!(sim.state, vec![Ok(b"last words".to_vec()), Err(std::io::ErrorKind::ConnectionReset)]);
+}
+
+#[test]
+fn connecting_to_nothing_is_refused_and_a_fake_listener_accepts() {
+    let mut sim = Sim::new(10, Vec::new());
+    TcpStream::connect(&mut sim, addr(), |lp, s, r| {
+        lp.state.push(format!("{:?}", r.map_err(|e| e.kind())));
+        s.close(lp).unwrap();
+    })
+    .unwrap();
+    sim.run().unwrap();
+    let server = sim.listen(addr()).unwrap();
+    TcpStream::connect(&mut sim, addr(), |lp, s, r| {
+        lp.state.push(format!("{:?}", r.map_err(|e| e.kind())));
+        s.write(lp, b"hi").unwrap();
+    })
+    .unwrap();
+    sim.run_until_idle().unwrap();
+    let peer = server.accept().unwrap();
+    assert_eq!(peer.recv(), b"hi");
+    assert_eq!(sim.state, vec!["Err(ConnectionRefused)", "Ok(())"]);
+}
+
+#[test]
+fn a_blackholed_connect_never_answers() {
+    let mut sim = Sim::new(11, 0u32);
+    sim.blackhole_connects(addr());
+    let s = TcpStream::connect(&mut sim, addr(), |lp, _, _| lp.state += 1).unwrap();
+    let give_up = Timer::new(&mut sim, move |lp, t| {
+        s.close(lp).unwrap();
+        t.close(lp).unwrap();
+    });
+    give_up.start(&mut sim, Duration::from_secs(5), Duration::ZERO).unwrap();
+    sim.run().unwrap();
+    assert_eq!(sim.state, 1, "the connect callback ran once, cancelled");
+    assert_eq!(sim.elapsed(), Duration::from_secs(5));
+}
+
+#[test]
+fn pool_modes() {
+    for mode in [PoolMode::Inline, PoolMode::Seeded] {
+        let mut sim = Sim::with_config(SimConfig::new().seed(12).pool(mode), Vec::new());
+        for i in 0..20 {
+            sim.queue_work(move || i, |lp, r| lp.state.push(r.unwrap())).unwrap();
+        }
+        sim.run().unwrap();
+        let mut got = sim.state.clone();
+        if mode == PoolMode::Inline {
+            assert_eq!(got, (0..20).collect::<Vec<_>>());
+        } else {
+            assert_ne!(got, (0..20).collect::<Vec<_>>(), "a seeded order");
+            got.sort();
+            assert_eq!(got, (0..20).collect::<Vec<_>>());
+        }
+    }
+    let mut sim = Sim::with_config(SimConfig::new().seed(12).pool(PoolMode::Manual), Vec::new());
+    sim.queue_work(|| 1, |lp, r| lp.state.push(r.unwrap())).unwrap();
+    sim.queue_work(|| 2, |lp, r| lp.state.push(r.unwrap())).unwrap();
+    sim.run_until_idle().unwrap();
+    assert!(sim.state.is_empty());
+    assert_eq!(sim.queued_pool_jobs(), 2);
+    assert!(sim.run_pool_job());
+    sim.run_until_idle().unwrap();
+    assert_eq!(sim.state, vec![1]);
+}
+
+#[test]
+fn slow_and_failing_pool_jobs() {
+    let mut sim = Sim::new(13, Vec::new());
+    sim.delay_pool_jobs(Duration::from_secs(5));
+    sim.queue_work(|| "slow", |lp, r| lp.state.push(format!("{} at {}", r.unwrap(), lp.now()))).unwrap();
+    sim.run().unwrap();
+    sim.delay_pool_jobs(Duration::ZERO);
+    sim.fail_pool_jobs(1);
+    sim.queue_work(|| "x", |lp, r| lp.state.push(format!("failed: {}", r.is_err()))).unwrap();
+    sim.run().unwrap();
+    assert_eq!(sim.state, vec!["slow at 5000", "failed: true"]);
+}
+
+#[test]
+fn partial_writes_and_would_block_resume_at_the_right_offset() {
+    let mut sim = Sim::new(14, Vec::new());
+    TcpListener::bind(&mut sim, addr(), |lp, s| {
+        for (i, chunk) in [&b"abcdef"[..], b"ghij", b"klmnop"].iter().enumerate() {
+            s.write_with(lp, chunk, move |lp, r| lp.state.push((i, r.is_ok()))).unwrap();
+        }
+    })
+    .unwrap();
+    let peer = sim.connect(addr()).unwrap();
+    peer.would_block_writes(3);
+    peer.limit_writes(0, 5, 2);
+    sim.run_until_idle().unwrap();
+    assert_eq!(peer.recv(), b"abcdefghijklmnop");
+    assert_eq!(sim.state, vec![(0, true), (1, true), (2, true)]);
+}
+
+#[test]
+fn emfile_on_accept_pauses_and_recovers() {
+    let mut sim = Sim::new(15, 0u32);
+    TcpListener::bind(&mut sim, addr(), |lp, s| {
+        lp.state += 1;
+        s.close(lp).unwrap();
+    })
+    .unwrap();
+    sim.emfile_on_accept(Duration::from_secs(5));
+    let peers: Vec<_> = (0..3).map(|_| sim.connect(addr()).unwrap()).collect();
+    sim.advance(Duration::from_millis(4_999)).unwrap();
+    assert_eq!(sim.state, 0);
+    let iterations = sim.metrics().iterations;
+    assert!(iterations < 200, "{iterations} iterations in 5 s of EMFILE: a busy loop");
+    sim.advance(Duration::from_secs(2)).unwrap();
+    assert_eq!(sim.state, 3);
+    assert!(peers.iter().all(|p| p.is_closed()));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    let scenario = |sim: &mut Sim<Vec<u8>>| {
+        echo(sim);
+        let peer = sim.connect(addr()).unwrap();
+        peer.send(&[1u8; 5000]);
+        peer.shutdown();
+        sim.run_until_idle().unwrap();
+    };
+    let trace = check_determinism(42, scenario).unwrap();
+    assert!(trace.iter().any(|e| e.kind == "read"));
+}
