@@ -1,8 +1,10 @@
 //! evloop: a callback event loop in the mould of libuv and Node.js.
 //!
 //! One single-threaded [`Loop`] owns handles — [`Timer`]s, [`Idle`], [`Prepare`] and
-//! [`Check`] watchers, cross-thread [`Waker`]s — waits for readiness, and calls the closures
-//! the program registered, in libuv's phase order. Every callback receives the
+//! [`Check`] watchers, cross-thread [`Waker`]s, [`TcpListener`]s and [`TcpStream`]s — waits
+//! for readiness, and calls the closures the program registered, in libuv's phase order.
+//! Blocking work ([`Loop::queue_work`], [`fs`], [`dns`]) runs on a thread pool and comes
+//! back as a callback. Every callback receives the
 //! `&mut Loop<S>`, so it can start timers, close handles or open new ones, and reach the
 //! application's state `S` as `lp.state` without `Rc<RefCell<_>>`.
 //!
@@ -74,6 +76,12 @@
 //!   A long callback makes it stale; [`Loop::update_time`] refreshes it.
 //! - A panic in a callback propagates out of [`Loop::run`]; the handle whose callback
 //!   panicked is closed and the loop stays usable (see [`Loop`]).
+//!
+//! # Testing with fake handles
+//!
+//! [`sim::Sim`] runs the same callbacks on a simulated loop: virtual time, in-memory TCP
+//! with fake peers, a deterministic pool and injected faults, reproducible from a seed. See
+//! the [`sim`] module for the guide.
 //!
 //! # Embedding
 //!

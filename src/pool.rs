@@ -170,7 +170,9 @@ impl<S> Pool<S> {
         if let Some(world) = &self.sim {
             let mut w = world.borrow_mut();
             let now = w.now;
-            w.pool.submit(now, id, state, job);
+            // Chaos: a job may take up to 100 ms of virtual time.
+            let extra = if w.chaos_hit() { w.rng.between_1_and(100) as u64 } else { 0 };
+            w.pool.submit(now, extra, id, state, job);
             return Ok(WorkRequest { id, generation: self.generation });
         }
         let shared = match self.start(notifier) {

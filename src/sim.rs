@@ -134,8 +134,10 @@ impl SimConfig {
         self
     }
 
-    /// Chaos: each write by the loop is, with this probability, cut short at a random length
-    /// (drawn from the seed).
+    /// Chaos, FoundationDB style: every fault site fires at random with this probability,
+    /// drawn from the seed. A write is cut short (possibly to nothing, as if the socket were
+    /// full), a read finds nothing although readiness was reported, an accept fails with
+    /// EMFILE, a pool job takes up to 100 ms longer. Correct code must give the same results.
     pub fn chaos(mut self, probability: f64) -> Self {
         self.chaos = probability.clamp(0.0, 1.0);
         self
@@ -538,6 +540,11 @@ impl FakePeer {
     /// The next `n` polls report the program's socket ready when it is not.
     pub fn spurious_readiness(&self, n: usize) {
         self.with(|c, _| c.faults.spurious = n);
+    }
+
+    /// Sets the one-way latency of this connection's link (both directions), from now on.
+    pub fn set_latency(&self, latency: Duration) {
+        self.with(|c, _| c.latency = latency.as_millis() as u64);
     }
 
     /// The peer resets once it has received `bytes` bytes in all.

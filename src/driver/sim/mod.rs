@@ -139,6 +139,10 @@ impl SimDriver {
         if now < w.emfile_until {
             return Err(io::Error::from_raw_os_error(24)); // EMFILE
         }
+        if w.chaos_hit() {
+            w.record(listener, "chaos: EMFILE", 0);
+            return Err(io::Error::from_raw_os_error(24));
+        }
         let Some(Sock { kind: SockKind::Listener { addr, backlog }, .. }) = w.socks.get_mut(listener) else {
             return Err(err(io::ErrorKind::InvalidInput));
         };
@@ -230,6 +234,10 @@ impl SimDriver {
             w.conns[conn].faults.spurious -= 1;
             return Err(err(io::ErrorKind::WouldBlock));
         }
+        if w.chaos_hit() {
+            w.record(sock, "chaos: spurious read", 0);
+            return Err(err(io::ErrorKind::WouldBlock));
+        }
         let limit = match w.chunking {
             world::Chunking::Whole => buf.len(),
             world::Chunking::Fixed(n) => n.max(1),
@@ -261,8 +269,14 @@ impl SimDriver {
         let mut w = self.world.borrow_mut();
         let now = w.now;
         let (conn, side) = stream_of(&w, sock)?;
-        let chaos = w.chaos_hit();
-        let chaos_limit = if chaos { Some(w.rng.between_1_and(data.len())) } else { None };
+        // Chaos: a write is cut short at a random length, or refused as if the socket were full.
+        let chaos_limit = if w.chaos_hit() {
+            let cut = w.rng.between_1_and(data.len() + 1) - 1;
+            w.record(sock, "chaos: short write", cut);
+            Some(cut)
+        } else {
+            None
+        };
         let c = &mut w.conns[conn];
         if c.reset[side].is_some_and(|at| at <= now) {
             return Err(err(io::ErrorKind::ConnectionReset));

@@ -45,8 +45,9 @@ pub(crate) struct SimPool {
 }
 
 impl SimPool {
-    pub(crate) fn submit(&mut self, now: u64, id: usize, state: Arc<AtomicU8>, job: Job) {
-        self.queue.push_back(SimJob { id, state, job, due: now + self.delay });
+    /// Queues a job; `extra` is added virtual time (a chaos delay).
+    pub(crate) fn submit(&mut self, now: u64, extra: u64, id: usize, state: Arc<AtomicU8>, job: Job) {
+        self.queue.push_back(SimJob { id, state, job, due: now + self.delay + extra });
     }
 
     pub(crate) fn has_done(&self) -> bool {
