@@ -39,24 +39,55 @@ pub struct Metrics {
     pub idle_time: Duration,
 }
 
+/// Which operating-system mechanism a loop waits with.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Backend {
+    /// epoll, directly (Linux; the default there): one system call per wait.
+    #[cfg(target_os = "linux")]
+    Epoll,
+    /// The `polling` crate: epoll, kqueue, event ports, IOCP (the default elsewhere).
+    Polling,
+}
+
+impl Backend {
+    /// The default: `EVLOOP_BACKEND` (`epoll` or `polling`) if set, else epoll on Linux and
+    /// `polling` elsewhere.
+    pub fn from_env() -> Backend {
+        match std::env::var("EVLOOP_BACKEND").as_deref().map(str::trim) {
+            Ok("polling") => Backend::Polling,
+            #[cfg(target_os = "linux")]
+            _ => Backend::Epoll,
+            #[cfg(not(target_os = "linux"))]
+            _ => Backend::Polling,
+        }
+    }
+}
+
 /// Options for a [`Loop`]: `Loop::builder().state(s).build()`.
 #[derive(Debug)]
 pub struct Builder<S = ()> {
     state: S,
     event_capacity: usize,
     threadpool_size: Option<usize>,
+    backend: Option<Backend>,
 }
 
 impl Builder<()> {
     fn new() -> Builder<()> {
-        Builder { state: (), event_capacity: 1024, threadpool_size: None }
+        Builder { state: (), event_capacity: 1024, threadpool_size: None, backend: None }
     }
 }
 
 impl<S> Builder<S> {
     /// The application state the loop owns, reachable as `lp.state` in every callback.
     pub fn state<T>(self, state: T) -> Builder<T> {
-        Builder { state, event_capacity: self.event_capacity, threadpool_size: self.threadpool_size }
+        Builder {
+            state,
+            event_capacity: self.event_capacity,
+            threadpool_size: self.threadpool_size,
+            backend: self.backend,
+        }
     }
 
     /// How many readiness events one poll can return (default 1024). More pending events
@@ -73,9 +104,16 @@ impl<S> Builder<S> {
         self
     }
 
+    /// The mechanism to wait with (default: [`Backend::from_env`]).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
     /// Creates the loop. Fails only if the operating system refuses a poller.
     pub fn build(self) -> io::Result<Loop<S>> {
-        let driver = Driver::Os(OsDriver::new(self.event_capacity)?);
+        let backend = self.backend.unwrap_or_else(Backend::from_env);
+        let driver = Driver::Os(OsDriver::new(self.event_capacity, backend)?);
         Ok(Loop::from_parts(self.state, driver, Pool::new(self.threadpool_size)))
     }
 }

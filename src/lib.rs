@@ -116,7 +116,7 @@ mod watchers;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use event_loop::{Builder, Loop, Metrics, RunMode};
+pub use event_loop::{Backend, Builder, Loop, Metrics, RunMode};
 pub use handle::{Handle, HandleKind};
 pub use net::listener::TcpListener;
 pub use net::stream::TcpStream;

@@ -14,6 +14,8 @@ use crate::net::ListenOptions;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+#[cfg(target_os = "linux")]
+pub(crate) mod epoll;
 pub(crate) mod os;
 pub(crate) mod sim;
 
@@ -87,7 +89,7 @@ forward! {
     /// A bound, listening, non-blocking TCP socket.
     mut fn tcp_listen(addr: SocketAddr, opts: &ListenOptions) -> io::Result<SocketId>;
     /// Accepts one connection, non-blocking, not registered yet.
-    mut fn tcp_accept(listener: SocketId) -> io::Result<(SocketId, SocketAddr)>;
+    mut fn tcp_accept(listener: SocketId) -> io::Result<SocketId>;
     /// Starts a non-blocking connect: the outer error is the socket's creation, the inner
     /// result the connect's (`true` if it completed at once).
     mut fn tcp_connect(addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)>;
@@ -140,20 +142,33 @@ impl Driver {
 /// is raised, the backend's own wakeup so that a blocked wait returns.
 pub(crate) struct Notifier {
     raised: AtomicBool,
-    /// The backend to interrupt; `None` for the simulated driver, which never blocks.
-    poller: Option<Arc<polling::Poller>>,
+    wake: WakeTarget,
+}
+
+/// What interrupts a blocked wait.
+pub(crate) enum WakeTarget {
+    /// Nothing: the simulated driver never blocks.
+    None,
+    /// `polling`'s own notifier.
+    Polling(Arc<polling::Poller>),
+    /// The epoll backend's eventfd.
+    #[cfg(target_os = "linux")]
+    EventFd(Arc<std::os::fd::OwnedFd>),
 }
 
 impl Notifier {
-    pub(crate) fn new(poller: Option<Arc<polling::Poller>>) -> Notifier {
-        Notifier { raised: AtomicBool::new(false), poller }
+    pub(crate) fn new(wake: WakeTarget) -> Notifier {
+        Notifier { raised: AtomicBool::new(false), wake }
     }
 
     /// Raises the flag, and interrupts the backend if it was not raised yet.
     pub(crate) fn notify(&self) -> io::Result<()> {
         if !self.raised.swap(true, Ordering::AcqRel) {
-            if let Some(poller) = &self.poller {
-                poller.notify()?;
+            match &self.wake {
+                WakeTarget::None => {}
+                WakeTarget::Polling(poller) => poller.notify()?,
+                #[cfg(target_os = "linux")]
+                WakeTarget::EventFd(fd) => epoll::wake(fd)?,
             }
         }
         Ok(())

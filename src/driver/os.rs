@@ -1,9 +1,10 @@
 //! The real driver: the monotonic clock, `polling`, and sockets from `socket2` / std.
 //!
-//! `polling` 3 costs about five system calls per `wait` on Linux (it re-arms its timerfd and
-//! its notifier on every call). The loop therefore does not wait at all when the timeout is
-//! zero and nothing is registered or notified, which is every iteration of a loop that only
-//! has timers and watchers.
+//! It waits with epoll directly on Linux (`driver/epoll.rs`: one system call per wait) or with
+//! `polling` (portable; about five system calls per wait on Linux, as it re-arms a timerfd
+//! and its notifier every time). Either way the loop does not wait at all when the timeout
+//! is zero and nothing is registered or notified, which is every iteration of a loop that
+//! only has timers and watchers.
 //!
 //! Sockets are registered level-triggered, and lazily: a socket enters the poller the first
 //! time it has an interest, with its handle's id as the key, so a freshly accepted socket
@@ -19,7 +20,7 @@ use polling::{Event, PollMode};
 use slab::Slab;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use super::{Interest, Notifier, Readiness, SocketId};
+use super::{Interest, Notifier, Readiness, SocketId, WakeTarget};
 use crate::net::ListenOptions;
 
 enum Sock {
@@ -42,9 +43,17 @@ impl Entry {
     }
 }
 
+/// What the driver waits with.
+enum Poll {
+    /// The portable backend.
+    Polling { poller: Arc<polling::Poller>, events: polling::Events },
+    /// epoll directly (Linux).
+    #[cfg(target_os = "linux")]
+    Epoll(super::epoll::Epoll),
+}
+
 pub(crate) struct OsDriver {
-    poller: Arc<polling::Poller>,
-    events: polling::Events,
+    poll: Poll,
     notifier: Arc<Notifier>,
     start: Instant,
     sockets: Slab<Entry>,
@@ -55,14 +64,25 @@ fn not_a_stream() -> io::Error {
 }
 
 impl OsDriver {
-    pub(crate) fn new(event_capacity: usize) -> io::Result<OsDriver> {
-        let poller = Arc::new(polling::Poller::new()?);
-        let capacity =
-            std::num::NonZeroUsize::new(event_capacity.max(1)).unwrap_or(std::num::NonZeroUsize::MIN);
+    pub(crate) fn new(event_capacity: usize, backend: crate::Backend) -> io::Result<OsDriver> {
+        let capacity = event_capacity.max(1);
+        let (poll, wake) = match backend {
+            #[cfg(target_os = "linux")]
+            crate::Backend::Epoll => {
+                let epoll = super::epoll::Epoll::new(capacity)?;
+                let wake = WakeTarget::EventFd(epoll.waker());
+                (Poll::Epoll(epoll), wake)
+            }
+            crate::Backend::Polling => {
+                let poller = Arc::new(polling::Poller::new()?);
+                let cap = std::num::NonZeroUsize::new(capacity).unwrap_or(std::num::NonZeroUsize::MIN);
+                let wake = WakeTarget::Polling(poller.clone());
+                (Poll::Polling { poller, events: polling::Events::with_capacity(cap) }, wake)
+            }
+        };
         Ok(OsDriver {
-            notifier: Arc::new(Notifier::new(Some(poller.clone()))),
-            poller,
-            events: polling::Events::with_capacity(capacity),
+            poll,
+            notifier: Arc::new(Notifier::new(wake)),
             start: Instant::now(),
             sockets: Slab::new(),
         })
@@ -76,13 +96,19 @@ impl OsDriver {
         if timeout_ms == Some(0) && self.sockets.is_empty() && !self.notifier.is_raised() {
             return Ok(false);
         }
-        self.events.clear();
-        self.poller.wait(&mut self.events, timeout_ms.map(Duration::from_millis))?;
-        ready.extend(self.events.iter().map(|e| Readiness {
-            key: e.key,
-            readable: e.readable,
-            writable: e.writable,
-        }));
+        match &mut self.poll {
+            Poll::Polling { poller, events } => {
+                events.clear();
+                poller.wait(events, timeout_ms.map(Duration::from_millis))?;
+                ready.extend(events.iter().map(|e| Readiness {
+                    key: e.key,
+                    readable: e.readable,
+                    writable: e.writable,
+                }));
+            }
+            #[cfg(target_os = "linux")]
+            Poll::Epoll(epoll) => epoll.wait(timeout_ms, ready)?,
+        }
         Ok(timeout_ms != Some(0))
     }
 
@@ -93,7 +119,11 @@ impl OsDriver {
     #[cfg(unix)]
     pub(crate) fn backend_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
-        self.poller.as_raw_fd()
+        match &self.poll {
+            Poll::Polling { poller, .. } => poller.as_raw_fd(),
+            #[cfg(target_os = "linux")]
+            Poll::Epoll(epoll) => epoll.fd().as_raw_fd(),
+        }
     }
 
     // ---- sockets ----
@@ -119,13 +149,23 @@ impl OsDriver {
         Ok(self.sockets.insert(Entry { sock: Sock::Listener(socket.into()), registered: None }))
     }
 
-    pub(crate) fn tcp_accept(&mut self, listener: SocketId) -> io::Result<(SocketId, SocketAddr)> {
+    pub(crate) fn tcp_accept(&mut self, listener: SocketId) -> io::Result<SocketId> {
         let Some(Entry { sock: Sock::Listener(l), .. }) = self.sockets.get(listener) else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: not a listener"));
         };
-        let (stream, peer) = l.accept()?;
-        stream.set_nonblocking(true)?;
-        Ok((self.sockets.insert(Entry { sock: Sock::Stream(stream), registered: None }), peer))
+        #[cfg(target_os = "linux")]
+        let stream: net::TcpStream = {
+            // accept4 with NONBLOCK | CLOEXEC: one system call instead of accept + fcntl.
+            let flags = rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC;
+            rustix::net::accept_with(l, flags)?.into()
+        };
+        #[cfg(not(target_os = "linux"))]
+        let stream = {
+            let (stream, _) = l.accept()?;
+            stream.set_nonblocking(true)?;
+            stream
+        };
+        Ok(self.sockets.insert(Entry { sock: Sock::Stream(stream), registered: None }))
     }
 
     /// Starts a non-blocking connect. The outer error means no socket could be created;
@@ -204,24 +244,37 @@ impl OsDriver {
         if entry.registered == Some(interest) || (entry.registered.is_none() && interest == Interest::NONE) {
             return Ok(());
         }
+        let fd = entry.fd();
         if interest == Interest::NONE {
             // Out of the poller rather than registered for nothing: level-triggered epoll
             // reports a hung-up socket on every wait even with an empty interest.
-            self.poller.delete(entry.fd())?;
+            match &self.poll {
+                Poll::Polling { poller, .. } => poller.delete(fd)?,
+                #[cfg(target_os = "linux")]
+                Poll::Epoll(epoll) => epoll.delete(fd)?,
+            }
             entry.registered = None;
             return Ok(());
         }
-        let event = Event::new(key, interest.readable, interest.writable);
-        match entry.registered {
-            None => {
+        match (&self.poll, entry.registered) {
+            (Poll::Polling { poller, .. }, None) => {
+                let event = Event::new(key, interest.readable, interest.writable);
                 // SAFETY: the fd is owned by `entry`, which stays in `self.sockets` until
                 // `close` deletes it from the poller before dropping it.
                 #[allow(unsafe_code)]
                 unsafe {
-                    self.poller.add_with_mode(entry.fd().as_raw_fd(), event, PollMode::Level)?
+                    poller.add_with_mode(fd.as_raw_fd(), event, PollMode::Level)?
                 };
             }
-            Some(_) => self.poller.modify_with_mode(entry.fd(), event, PollMode::Level)?,
+            (Poll::Polling { poller, .. }, Some(_)) => poller.modify_with_mode(
+                fd,
+                Event::new(key, interest.readable, interest.writable),
+                PollMode::Level,
+            )?,
+            #[cfg(target_os = "linux")]
+            (Poll::Epoll(epoll), None) => epoll.add(fd, key, interest)?,
+            #[cfg(target_os = "linux")]
+            (Poll::Epoll(epoll), Some(_)) => epoll.modify(fd, key, interest)?,
         }
         entry.registered = Some(interest);
         Ok(())
@@ -231,7 +284,11 @@ impl OsDriver {
     pub(crate) fn close(&mut self, sock: SocketId) {
         if let Some(entry) = self.sockets.try_remove(sock) {
             if entry.registered.is_some() {
-                let _ = self.poller.delete(entry.fd());
+                let _ = match &self.poll {
+                    Poll::Polling { poller, .. } => poller.delete(entry.fd()),
+                    #[cfg(target_os = "linux")]
+                    Poll::Epoll(epoll) => epoll.delete(entry.fd()),
+                };
             }
         }
     }

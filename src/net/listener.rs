@@ -148,7 +148,7 @@ impl<S> Loop<S> {
             }
             let sock = l.sock;
             match self.driver.tcp_accept(sock) {
-                Ok((stream_sock, peer)) => {
+                Ok(stream_sock) => {
                     if let Ok(l) = self.listener_state(h) {
                         if l.backoff_ms != BACKOFF_START_MS {
                             log::info!("{h:?}: accepting again: file descriptors are available");
@@ -156,7 +156,7 @@ impl<S> Loop<S> {
                         }
                     }
                     let stream = TcpStream::from_handle(self.open_stream(stream_sock));
-                    log::trace!("{h:?}: accepted {stream:?} from {peer}");
+                    log::trace!("{h:?}: accepted {stream:?}");
                     self.call_slot(
                         h,
                         |extra| match extra {

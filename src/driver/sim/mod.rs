@@ -70,7 +70,7 @@ pub(crate) struct SimDriver {
 
 impl SimDriver {
     pub(crate) fn new(world: Rc<RefCell<World>>) -> SimDriver {
-        SimDriver { world, notifier: Arc::new(Notifier::new(None)) }
+        SimDriver { world, notifier: Arc::new(Notifier::new(super::WakeTarget::None)) }
     }
 
     pub(crate) fn now_ms(&self) -> u64 {
@@ -133,7 +133,7 @@ impl SimDriver {
         Ok(id)
     }
 
-    pub(crate) fn tcp_accept(&mut self, listener: SocketId) -> io::Result<(SocketId, SocketAddr)> {
+    pub(crate) fn tcp_accept(&mut self, listener: SocketId) -> io::Result<SocketId> {
         let mut w = self.world.borrow_mut();
         let now = w.now;
         if now < w.emfile_until {
@@ -165,7 +165,7 @@ impl SimDriver {
         });
         w.conns[conn].ends[1] = End::Sock(id);
         w.record(id, "accept", 0);
-        Ok((id, peer))
+        Ok(id)
     }
 
     pub(crate) fn tcp_connect(&mut self, addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)> {
