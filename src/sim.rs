@@ -490,6 +490,23 @@ impl FakePeer {
         self.with(|c, _| c.peer_fin_pending = true);
     }
 
+    /// Closes the peer's socket like `close(2)`: what it sent still goes out, then FIN; if
+    /// it left received data unread (not taken with [`recv`](FakePeer::recv)), a reset
+    /// instead. Data the program sends afterwards is answered with a reset.
+    pub fn close(&self) {
+        let side = self.side;
+        self.with(|c, now| {
+            let unread = !c.peer_inbox.is_empty() || c.pipes[1 - side].bytes_unread() > 0;
+            if !unread {
+                let rest: Vec<u8> = c.peer_outbox.drain(..).collect();
+                let at = now + c.latency;
+                c.pipes[side].push_all(at, &rest);
+            }
+            c.peer_fin_pending = false;
+            c.close_side(side, now, unread);
+        });
+    }
+
     /// Resets the connection: the program sees `ConnectionReset`.
     pub fn reset(&self) {
         let side = self.side;
@@ -572,11 +589,18 @@ impl FakeListener {
         Some(FakePeer { world: self.world.clone(), conn, side: 1 })
     }
 
-    /// Stops listening: later connects are refused.
+    /// Stops listening: later connects are refused, and connections not yet accepted are
+    /// reset (as Linux resets its accept queue).
     pub fn close(self) {
         let mut w = self.world.borrow_mut();
+        let now = w.now;
         if let Some(l) = w.fake_listeners.try_remove(self.id) {
             w.listening.remove(&l.addr);
+            for conn in l.accepted {
+                let c = &mut w.conns[conn];
+                c.reset[0] = Some(now + c.latency);
+                c.ends[1] = End::Closed;
+            }
         }
     }
 }

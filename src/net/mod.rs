@@ -11,6 +11,7 @@ use crate::driver::Readiness;
 use crate::event_loop::Loop;
 use crate::handle::{Extra, Handle, HandleKind};
 
+mod connect;
 pub(crate) mod listener;
 pub(crate) mod stream;
 pub(crate) mod write_queue;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::write_queue::WriteQueue;
 use super::{cancelled, copy_error, Completion, Done, READ_BUF_SIZE};
-use crate::dns::{ConnectAddr, ToConnectAddr};
 use crate::driver::{Interest, SocketId};
 use crate::event_loop::Loop;
 use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
@@ -30,21 +29,21 @@ enum Shutdown<S> {
 }
 
 /// The socket of a stream whose name is still being resolved.
-const NO_SOCKET: SocketId = usize::MAX;
+pub(crate) const NO_SOCKET: SocketId = usize::MAX;
 
 pub(crate) struct StreamState<S> {
     pub(crate) sock: SocketId,
     /// Addresses left to try if the current connect attempt fails.
-    fallback: Vec<SocketAddr>,
+    pub(super) fallback: Vec<SocketAddr>,
     /// The connect's callback, while connecting.
-    connect: Option<Completion<S>>,
+    pub(super) connect: Option<Completion<S>>,
     reading: bool,
     /// The end of the stream or a read error was delivered: reading is over.
     read_ended: bool,
     /// `read_start` gave a callback (which is out of its slot while it runs).
     reader_installed: bool,
     read_callback: Option<ReadCallback<S>>,
-    queue: WriteQueue<S>,
+    pub(super) queue: WriteQueue<S>,
     pub(crate) done: VecDeque<Done<S>>,
     pub(crate) in_pending: bool,
     shutdown: Shutdown<S>,
@@ -84,7 +83,7 @@ impl<S> StreamState<S> {
         Interest { readable: self.reading, writable: self.connect.is_some() || !self.queue.is_empty() }
     }
 
-    fn connecting(&self) -> bool {
+    pub(super) fn connecting(&self) -> bool {
         self.connect.is_some()
     }
 }
@@ -130,51 +129,6 @@ pub struct TcpStream {
 common_handle_methods!(TcpStream);
 
 impl TcpStream {
-    /// Connects to `addr`: a `SocketAddr`, or a `"host:port"` string resolved first on the
-    /// thread pool (its addresses are tried in order until one connects). `on_connect` runs
-    /// once, from the loop, with the outcome: `Ok`, or the error (refused, unreachable, a
-    /// failed lookup, ...). Writes and a shutdown may be issued before the
-    /// connection is up; they are queued. Closing the stream while it connects cancels the
-    /// connect: `on_connect` gets a [`Cancelled`](crate::Cancelled) error.
-    ///
-    /// Returns an error only if `addr` is malformed or no socket could be created (for
-    /// instance, out of file descriptors).
-    pub fn connect<S>(
-        lp: &mut Loop<S>,
-        addr: impl ToConnectAddr,
-        on_connect: impl FnOnce(&mut Loop<S>, TcpStream, io::Result<()>) + 'static,
-    ) -> io::Result<TcpStream> {
-        let target = addr.to_connect_addr()?;
-        let stream = TcpStream { handle: lp.open_stream(NO_SOCKET) };
-        let h = stream.handle;
-        let callback: Completion<S> = Box::new(move |lp, result| on_connect(lp, stream, result));
-        lp.with_stream(h, |st| st.connect = Some(callback));
-        lp.net.requests += 1;
-        let started = match target {
-            ConnectAddr::Socket(addr) => lp.connect_next(h, vec![addr]),
-            ConnectAddr::Host(host, port) => crate::dns::resolve(lp, &host, port, move |lp, addrs| {
-                if lp.stream_state(h).is_none_or(|st| !st.connecting()) {
-                    return; // closed while resolving: the close phase cancelled it
-                }
-                if let Err(e) = addrs.and_then(|addrs| lp.connect_next(h, addrs)) {
-                    lp.connect_failed(h, e);
-                }
-            })
-            .map(drop),
-        };
-        if let Err(e) = started {
-            // Nothing started (no socket, no worker): the call fails, and the handle goes
-            // without calling back.
-            if let Some(st) = lp.stream_state(h) {
-                st.connect = None;
-                lp.net.requests -= 1;
-            }
-            let _ = lp.close_handle(h, None);
-            return Err(e);
-        }
-        Ok(stream)
-    }
-
     /// Starts reading: `on_read` gets each chunk as it arrives, then `Ok(&[])` once at the end
     /// of the stream, or an error (a reset peer gives `ConnectionReset`). Reading stops by
     /// itself after the end or an error. Calling it again replaces the callback.
@@ -401,7 +355,11 @@ impl<S> Loop<S> {
         }
     }
 
-    fn with_stream<R>(&mut self, h: Handle, f: impl FnOnce(&mut StreamState<S>) -> R) -> Option<R> {
+    pub(super) fn with_stream<R>(
+        &mut self,
+        h: Handle,
+        f: impl FnOnce(&mut StreamState<S>) -> R,
+    ) -> Option<R> {
         self.stream_state(h).map(f)
     }
 
@@ -419,7 +377,7 @@ impl<S> Loop<S> {
     }
 
     /// Records a finished request and makes sure the pending phase visits the stream.
-    fn push_done(&mut self, h: Handle, done: Done<S>) {
+    pub(super) fn push_done(&mut self, h: Handle, done: Done<S>) {
         let Some(st) = self.stream_state(h) else { return };
         st.done.push_back(done);
         if !st.in_pending {
@@ -481,7 +439,7 @@ impl<S> Loop<S> {
     }
 
     /// A write failed: that write and every queued one get the error; later writes return it.
-    fn fail_writes(&mut self, h: Handle, e: io::Error, current: Option<Completion<S>>) {
+    pub(super) fn fail_writes(&mut self, h: Handle, e: io::Error, current: Option<Completion<S>>) {
         log::debug!("{h:?}: write failed: {e}");
         let Some(st) = self.stream_state(h) else { return };
         let mut failed = Vec::new();
@@ -511,7 +469,7 @@ impl<S> Loop<S> {
     }
 
     /// Sends FIN now that nothing is queued.
-    fn send_shutdown(&mut self, h: Handle) {
+    pub(super) fn send_shutdown(&mut self, h: Handle) {
         let Some(st) = self.stream_state(h) else { return };
         if !matches!(st.shutdown, Shutdown::Requested(_)) {
             return;
@@ -542,81 +500,7 @@ impl<S> Loop<S> {
         }
     }
 
-    /// Starts connecting to the first of `addrs`, keeping the rest to fall back on. Fails
-    /// only if no socket could be created for any of them.
-    fn connect_next(&mut self, h: Handle, mut addrs: Vec<SocketAddr>) -> io::Result<()> {
-        let mut last_error = io::Error::new(io::ErrorKind::NotFound, "evloop: no address to connect to");
-        while !addrs.is_empty() {
-            let addr = addrs.remove(0);
-            let (sock, outcome) = match self.driver.tcp_connect(addr) {
-                Ok(started) => started,
-                Err(e) => {
-                    last_error = e;
-                    continue;
-                }
-            };
-            let Some(st) = self.stream_state(h) else {
-                self.driver.close(sock);
-                return Ok(());
-            };
-            st.sock = sock;
-            st.fallback = addrs;
-            self.mark_interest(h);
-            match outcome {
-                Ok(false) => {}
-                Ok(true) => self.connected(h),
-                Err(e) => self.connect_failed(h, e),
-            }
-            return Ok(());
-        }
-        Err(last_error)
-    }
-
-    /// The socket reported writable: the connect finished, one way or the other.
-    fn finish_connect(&mut self, h: Handle) {
-        let Some(st) = self.stream_state(h) else { return };
-        let sock = st.sock;
-        match self.driver.connect_result(sock) {
-            Ok(()) => self.connected(h),
-            Err(e) => self.connect_failed(h, e),
-        }
-    }
-
-    fn connected(&mut self, h: Handle) {
-        let Some(callback) = self.stream_state(h).and_then(|st| st.connect.take()) else { return };
-        self.net.requests -= 1;
-        self.push_done(h, Done::Completion(callback, Ok(())));
-        self.mark_interest(h);
-        // Writes and a shutdown issued while connecting go out now.
-        if self.stream_state(h).is_some_and(|st| !st.queue.is_empty()) {
-            self.flush_writes(h);
-        } else {
-            self.send_shutdown(h);
-        }
-    }
-
-    /// A connect attempt failed: try the next address, or report the error.
-    fn connect_failed(&mut self, h: Handle, e: io::Error) {
-        let Some(st) = self.stream_state(h) else { return };
-        if !st.fallback.is_empty() {
-            log::debug!("{h:?}: connect failed ({e}), trying the next address");
-            let (sock, fallback) = (st.sock, std::mem::take(&mut st.fallback));
-            st.sock = NO_SOCKET;
-            self.driver.close(sock);
-            if let Err(e) = self.connect_next(h, fallback) {
-                self.connect_failed(h, e);
-            }
-            return;
-        }
-        let Some(callback) = st.connect.take() else { return };
-        self.net.requests -= 1;
-        let copy = copy_error(&e);
-        self.push_done(h, Done::Completion(callback, Err(e)));
-        self.mark_interest(h);
-        self.fail_writes(h, copy, None);
-    }
-
-    fn flush_writes(&mut self, h: Handle) {
+    pub(super) fn flush_writes(&mut self, h: Handle) {
         let Some(Extra::Stream(st)) = self.handles.get_mut(h).map(|b| &mut b.extra) else { return };
         let sock = st.sock;
         let result = st.queue.flush(&mut self.driver, sock, &mut st.done);

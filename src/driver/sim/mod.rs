@@ -251,12 +251,14 @@ impl SimDriver {
             return Ok(n);
         }
         if c.reset[side].is_some_and(|at| at <= now) {
-            if !c.reset_reported[side] {
-                c.reset_reported[side] = true;
-                w.record(sock, "reset", 0);
-                return Err(err(io::ErrorKind::ConnectionReset));
+            // Linux: after a FIN, a reset reads as the end of the stream; otherwise the first
+            // call to see it, read or write, gets ECONNRESET and reads end after that.
+            if c.fin_before_reset(side) || c.reset_reported[side] {
+                return Ok(0);
             }
-            return Ok(0);
+            c.reset_reported[side] = true;
+            w.record(sock, "reset", 0);
+            return Err(err(io::ErrorKind::ConnectionReset));
         }
         if c.pipes[1 - side].ended(now) {
             w.record(sock, "eof", 0);
@@ -279,10 +281,26 @@ impl SimDriver {
         };
         let c = &mut w.conns[conn];
         if c.reset[side].is_some_and(|at| at <= now) {
+            // Linux: EPIPE if the peer's FIN came first (CLOSE_WAIT) or the reset was already
+            // reported; ECONNRESET to the first call that sees it otherwise.
+            if c.fin_before_reset(side) || c.reset_reported[side] {
+                return Err(err(io::ErrorKind::BrokenPipe));
+            }
+            c.reset_reported[side] = true;
             return Err(err(io::ErrorKind::ConnectionReset));
         }
         if c.pipes[side].fin.is_some() {
             return Err(err(io::ErrorKind::BrokenPipe));
+        }
+        if c.ends[1 - side] == End::Closed {
+            // The other end is closed: the kernel takes the data, and the peer's kernel
+            // answers it with a reset.
+            if c.reset[side].is_none() {
+                c.reset[side] = Some(now + c.latency);
+            }
+            let n = data.len().min(c.pipes[side].room().max(1));
+            w.record(sock, "write to a closed peer", n);
+            return Ok(n);
         }
         let f = &mut c.faults;
         if f.would_block > 0 {
@@ -355,12 +373,8 @@ impl SimDriver {
             }
             SockKind::Stream { conn: Some(conn), side, .. } => {
                 let c = &mut w.conns[conn];
-                c.ends[side] = End::Closed;
-                if c.pipes[1 - side].bytes_unread() > 0 {
-                    c.reset[1 - side] = Some(now + c.latency);
-                } else if c.pipes[side].fin.is_none() {
-                    c.pipes[side].fin = Some(now + c.latency);
-                }
+                let unread = c.pipes[1 - side].bytes_unread() > 0;
+                c.close_side(side, now, unread);
             }
             SockKind::Stream { conn: None, .. } => {}
         }
@@ -375,8 +389,17 @@ impl SimDriver {
     }
 
     pub(crate) fn peer_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
-        match self.world.borrow().socks.get(sock).map(|s| &s.kind) {
-            Some(SockKind::Stream { peer, connect: ConnectState::Connected, .. }) => Ok(*peer),
+        let w = self.world.borrow();
+        match w.socks.get(sock).map(|s| &s.kind) {
+            Some(SockKind::Stream {
+                peer, conn: Some(conn), side, connect: ConnectState::Connected, ..
+            }) => {
+                // A reset socket is closed: no peer any more (as on Linux).
+                if w.conns[*conn].reset[*side].is_some_and(|at| at <= w.now) {
+                    return Err(err(io::ErrorKind::NotConnected));
+                }
+                Ok(*peer)
+            }
             _ => Err(err(io::ErrorKind::NotConnected)),
         }
     }

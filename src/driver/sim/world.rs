@@ -59,6 +59,14 @@ impl Pipe {
         self.window.saturating_sub(self.bytes)
     }
 
+    /// Writes everything, past the window (a closing peer's last bytes).
+    pub(crate) fn push_all(&mut self, at: u64, data: &[u8]) {
+        if !data.is_empty() {
+            self.segs.push_back(Seg { at, data: data.to_vec(), pos: 0 });
+            self.bytes += data.len();
+        }
+    }
+
     /// Writes what the window takes; returns how much.
     pub(crate) fn push(&mut self, at: u64, data: &[u8]) -> usize {
         let n = data.len().min(self.room());
@@ -155,6 +163,28 @@ pub(crate) struct Conn {
     pub(crate) faults: ConnFaults,
     /// Bytes the loop's side has written so far (for reset-at-offset).
     pub(crate) loop_written: u64,
+}
+
+impl Conn {
+    /// Whether side `side` had the other side's FIN before its reset arrived (the socket was
+    /// in CLOSE_WAIT): Linux then reports the reset as EPIPE, and reads end quietly.
+    pub(crate) fn fin_before_reset(&self, side: usize) -> bool {
+        match (self.pipes[1 - side].fin, self.reset[side]) {
+            (Some(fin), Some(reset)) => fin <= reset,
+            _ => false,
+        }
+    }
+
+    /// Closes side `side` like `close(2)`: RST if input is left unread, else FIN after what
+    /// was written; data sent to it afterwards is answered with a reset.
+    pub(crate) fn close_side(&mut self, side: usize, now: u64, unread: bool) {
+        self.ends[side] = End::Closed;
+        if unread {
+            self.reset[1 - side] = Some(now + self.latency);
+        } else if self.pipes[side].fin.is_none() {
+            self.pipes[side].fin = Some(now + self.latency);
+        }
+    }
 }
 
 /// Faults aimed at one connection's loop side.

@@ -1,0 +1,133 @@
+//! Connecting: an address, or a name resolved on the pool whose addresses are tried in turn.
+
+use std::io;
+use std::net::SocketAddr;
+
+use super::stream::{TcpStream, NO_SOCKET};
+use super::{copy_error, Completion, Done};
+use crate::dns::{ConnectAddr, ToConnectAddr};
+use crate::event_loop::Loop;
+use crate::handle::Handle;
+
+impl TcpStream {
+    /// Connects to `addr`: a `SocketAddr`, or a `"host:port"` string resolved first on the
+    /// thread pool (its addresses are tried in order until one connects). `on_connect` runs
+    /// once, from the loop, with the outcome: `Ok`, or the error (refused, unreachable, a
+    /// failed lookup, ...). Writes and a shutdown may be issued before the
+    /// connection is up; they are queued. Closing the stream while it connects cancels the
+    /// connect: `on_connect` gets a [`Cancelled`](crate::Cancelled) error.
+    ///
+    /// Returns an error only if `addr` is malformed or no socket could be created (for
+    /// instance, out of file descriptors).
+    pub fn connect<S>(
+        lp: &mut Loop<S>,
+        addr: impl ToConnectAddr,
+        on_connect: impl FnOnce(&mut Loop<S>, TcpStream, io::Result<()>) + 'static,
+    ) -> io::Result<TcpStream> {
+        let target = addr.to_connect_addr()?;
+        let stream = TcpStream::from_handle(lp.open_stream(NO_SOCKET));
+        let h = stream.handle();
+        let callback: Completion<S> = Box::new(move |lp, result| on_connect(lp, stream, result));
+        lp.with_stream(h, |st| st.connect = Some(callback));
+        lp.net.requests += 1;
+        let started = match target {
+            ConnectAddr::Socket(addr) => lp.connect_next(h, vec![addr]),
+            ConnectAddr::Host(host, port) => crate::dns::resolve(lp, &host, port, move |lp, addrs| {
+                if lp.stream_state(h).is_none_or(|st| !st.connecting()) {
+                    return; // closed while resolving: the close phase cancelled it
+                }
+                if let Err(e) = addrs.and_then(|addrs| lp.connect_next(h, addrs)) {
+                    lp.connect_failed(h, e);
+                }
+            })
+            .map(drop),
+        };
+        if let Err(e) = started {
+            // Nothing started (no socket, no worker): the call fails, and the handle goes
+            // without calling back.
+            if let Some(st) = lp.stream_state(h) {
+                st.connect = None;
+                lp.net.requests -= 1;
+            }
+            let _ = lp.close_handle(h, None);
+            return Err(e);
+        }
+        Ok(stream)
+    }
+}
+
+impl<S> Loop<S> {
+    /// Starts connecting to the first of `addrs`, keeping the rest to fall back on. Fails
+    /// only if no socket could be created for any of them.
+    pub(crate) fn connect_next(&mut self, h: Handle, mut addrs: Vec<SocketAddr>) -> io::Result<()> {
+        let mut last_error = io::Error::new(io::ErrorKind::NotFound, "evloop: no address to connect to");
+        while !addrs.is_empty() {
+            let addr = addrs.remove(0);
+            let (sock, outcome) = match self.driver.tcp_connect(addr) {
+                Ok(started) => started,
+                Err(e) => {
+                    last_error = e;
+                    continue;
+                }
+            };
+            let Some(st) = self.stream_state(h) else {
+                self.driver.close(sock);
+                return Ok(());
+            };
+            st.sock = sock;
+            st.fallback = addrs;
+            self.mark_interest(h);
+            match outcome {
+                Ok(false) => {}
+                Ok(true) => self.connected(h),
+                Err(e) => self.connect_failed(h, e),
+            }
+            return Ok(());
+        }
+        Err(last_error)
+    }
+
+    /// The socket reported writable: the connect finished, one way or the other.
+    pub(crate) fn finish_connect(&mut self, h: Handle) {
+        let Some(st) = self.stream_state(h) else { return };
+        let sock = st.sock;
+        match self.driver.connect_result(sock) {
+            Ok(()) => self.connected(h),
+            Err(e) => self.connect_failed(h, e),
+        }
+    }
+
+    pub(crate) fn connected(&mut self, h: Handle) {
+        let Some(callback) = self.stream_state(h).and_then(|st| st.connect.take()) else { return };
+        self.net.requests -= 1;
+        self.push_done(h, Done::Completion(callback, Ok(())));
+        self.mark_interest(h);
+        // Writes and a shutdown issued while connecting go out now.
+        if self.stream_state(h).is_some_and(|st| !st.queue.is_empty()) {
+            self.flush_writes(h);
+        } else {
+            self.send_shutdown(h);
+        }
+    }
+
+    /// A connect attempt failed: try the next address, or report the error.
+    pub(crate) fn connect_failed(&mut self, h: Handle, e: io::Error) {
+        let Some(st) = self.stream_state(h) else { return };
+        if !st.fallback.is_empty() {
+            log::debug!("{h:?}: connect failed ({e}), trying the next address");
+            let (sock, fallback) = (st.sock, std::mem::take(&mut st.fallback));
+            st.sock = NO_SOCKET;
+            self.driver.close(sock);
+            if let Err(e) = self.connect_next(h, fallback) {
+                self.connect_failed(h, e);
+            }
+            return;
+        }
+        let Some(callback) = st.connect.take() else { return };
+        self.net.requests -= 1;
+        let copy = copy_error(&e);
+        self.push_done(h, Done::Completion(callback, Err(e)));
+        self.mark_interest(h);
+        self.fail_writes(h, copy, None);
+    }
+}
