@@ -65,11 +65,17 @@ pub use crate::driver::sim::pool::PoolMode;
 pub use crate::driver::sim::world::{Chunking, TraceEvent};
 
 use crate::driver::sim::world::{ConnectFault, End, Listening, World};
+
+mod determinism;
+mod peers;
+
 use crate::driver::sim::{SimDriver, StalledMarker};
 use crate::driver::Driver;
 use crate::event_loop::{Loop, RunMode};
 use crate::handle::{Handle, HandleKind};
 use crate::pool::Pool;
+pub use determinism::{check_determinism, Divergence};
+pub use peers::{FakeListener, FakePeer};
 
 /// How a simulation is set up. The defaults: a random seed (or `EVLOOP_SEED`), 64 KiB
 /// windows, no latency, whole reads, inline pool, no chaos.
@@ -387,7 +393,7 @@ impl<S> Sim<S> {
         {
             backlog.push_back((conn, at));
         }
-        Ok(FakePeer { world: self.world.clone(), conn, side: 0 })
+        Ok(FakePeer::new(self.world.clone(), conn, 0))
     }
 
     /// A fake server at `addr`: the program's connects there reach it.
@@ -400,7 +406,7 @@ impl<S> Sim<S> {
             .fake_listeners
             .insert(crate::driver::sim::world::FakeListen { addr, accepted: Default::default() });
         w.listening.insert(addr, Listening::Fake(id));
-        Ok(FakeListener { world: self.world.clone(), id })
+        Ok(FakeListener::new(self.world.clone(), id))
     }
 
     /// Connects to `addr` are refused from now on.
@@ -448,199 +454,5 @@ impl<S> Sim<S> {
     /// Everything recorded so far: callbacks, accepts, connects, reads, writes, closes.
     pub fn trace(&self) -> Vec<TraceEvent> {
         self.world.borrow().trace.clone()
-    }
-}
-
-/// A test-driven TCP peer. Its methods act on the simulated network at once, but the
-/// program's callbacks run only when the loop runs.
-pub struct FakePeer {
-    world: Rc<RefCell<World>>,
-    conn: usize,
-    side: usize,
-}
-
-impl fmt::Debug for FakePeer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FakePeer").field("conn", &self.conn).finish()
-    }
-}
-
-impl FakePeer {
-    fn with<R>(&self, f: impl FnOnce(&mut crate::driver::sim::world::Conn, u64) -> R) -> R {
-        let mut w = self.world.borrow_mut();
-        w.settle();
-        let now = w.now;
-        let r = f(&mut w.conns[self.conn], now);
-        w.settle();
-        r
-    }
-
-    /// Sends bytes to the program. They leave as the program's receive window allows.
-    pub fn send(&self, data: &[u8]) {
-        self.with(|c, _| c.peer_outbox.extend(data));
-    }
-
-    /// Takes everything the program has written that has arrived so far.
-    pub fn recv(&self) -> Vec<u8> {
-        self.with(|c, _| std::mem::take(&mut c.peer_inbox))
-    }
-
-    /// Sends FIN once the bytes already sent have gone (half-close).
-    pub fn shutdown(&self) {
-        self.with(|c, _| c.peer_fin_pending = true);
-    }
-
-    /// Closes the peer's socket like `close(2)`: what it sent still goes out, then FIN; if
-    /// it left received data unread (not taken with [`recv`](FakePeer::recv)), a reset
-    /// instead. Data the program sends afterwards is answered with a reset.
-    pub fn close(&self) {
-        let side = self.side;
-        self.with(|c, now| {
-            let unread = !c.peer_inbox.is_empty() || c.pipes[1 - side].bytes_unread() > 0;
-            if !unread {
-                let rest: Vec<u8> = c.peer_outbox.drain(..).collect();
-                let at = now + c.latency;
-                c.pipes[side].push_all(at, &rest);
-            }
-            c.peer_fin_pending = false;
-            c.close_side(side, now, unread);
-        });
-    }
-
-    /// Resets the connection: the program sees `ConnectionReset`.
-    pub fn reset(&self) {
-        let side = self.side;
-        self.with(|c, now| {
-            c.reset[1 - side] = Some(now + c.latency);
-            c.reset[side] = Some(now);
-            c.peer_outbox.clear();
-        });
-    }
-
-    /// Stops taking what arrives: the window fills and the program's writes stall.
-    pub fn pause_reading(&self) {
-        self.with(|c, _| c.peer_paused = true);
-    }
-
-    /// Takes what arrives again.
-    pub fn resume_reading(&self) {
-        self.with(|c, _| c.peer_paused = false);
-    }
-
-    /// Whether the program has ended the connection: FIN received (after all data) or reset.
-    pub fn is_closed(&self) -> bool {
-        let side = self.side;
-        self.with(|c, now| c.reset[side].is_some_and(|at| at <= now) || c.pipes[1 - side].ended(now))
-    }
-
-    /// Whether the connection was reset (by either side).
-    pub fn is_reset(&self) -> bool {
-        let side = self.side;
-        self.with(|c, now| c.reset[side].is_some_and(|at| at <= now))
-    }
-
-    /// The next `count` writes by the program, after the first `skip`, accept at most
-    /// `limit` bytes each.
-    pub fn limit_writes(&self, skip: usize, count: usize, limit: usize) {
-        self.with(|c, _| {
-            c.faults.partial_after = skip;
-            c.faults.partial_count = count;
-            c.faults.partial_limit = limit.max(1);
-        });
-    }
-
-    /// The program's next `n` writes fail with `WouldBlock` although there is room.
-    pub fn would_block_writes(&self, n: usize) {
-        self.with(|c, _| c.faults.would_block = n);
-    }
-
-    /// The next `n` polls report the program's socket ready when it is not.
-    pub fn spurious_readiness(&self, n: usize) {
-        self.with(|c, _| c.faults.spurious = n);
-    }
-
-    /// Sets the one-way latency of this connection's link (both directions), from now on.
-    pub fn set_latency(&self, latency: Duration) {
-        self.with(|c, _| c.latency = latency.as_millis() as u64);
-    }
-
-    /// The peer resets once it has received `bytes` bytes in all.
-    pub fn reset_after(&self, bytes: u64) {
-        self.with(|c, _| c.faults.reset_at = Some(bytes));
-    }
-}
-
-/// A fake server that the program connects to.
-pub struct FakeListener {
-    world: Rc<RefCell<World>>,
-    id: usize,
-}
-
-impl fmt::Debug for FakeListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FakeListener").field("id", &self.id).finish()
-    }
-}
-
-impl FakeListener {
-    /// The next connection the program made, if any.
-    pub fn accept(&self) -> Option<FakePeer> {
-        let conn = self.world.borrow_mut().fake_listeners.get_mut(self.id)?.accepted.pop_front()?;
-        Some(FakePeer { world: self.world.clone(), conn, side: 1 })
-    }
-
-    /// Stops listening: later connects are refused, and connections not yet accepted are
-    /// reset (as Linux resets its accept queue).
-    pub fn close(self) {
-        let mut w = self.world.borrow_mut();
-        let now = w.now;
-        if let Some(l) = w.fake_listeners.try_remove(self.id) {
-            w.listening.remove(&l.addr);
-            for conn in l.accepted {
-                let c = &mut w.conns[conn];
-                c.reset[0] = Some(now + c.latency);
-                c.ends[1] = End::Closed;
-            }
-        }
-    }
-}
-
-/// Where two runs of a scenario first differ.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Divergence {
-    /// Index of the first differing event.
-    pub index: usize,
-    /// The event of the first run there (`None`: the run had ended).
-    pub first: Option<TraceEvent>,
-    /// The event of the second run there.
-    pub second: Option<TraceEvent>,
-}
-
-impl fmt::Display for Divergence {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "runs diverge at event {}: {:?} vs {:?}", self.index, self.first, self.second)
-    }
-}
-
-impl std::error::Error for Divergence {}
-
-/// Runs `scenario` twice on fresh simulations with the same `seed` and compares the traces.
-/// Returns the trace, or where the two runs first differ.
-pub fn check_determinism<S: Default>(
-    seed: u64,
-    scenario: impl Fn(&mut Sim<S>),
-) -> Result<Vec<TraceEvent>, Divergence> {
-    let run = || {
-        let mut sim = Sim::new(seed, S::default());
-        scenario(&mut sim);
-        sim.trace()
-    };
-    let (first, second) = (run(), run());
-    match first.iter().zip(&second).position(|(a, b)| a != b) {
-        None if first.len() == second.len() => Ok(first),
-        index => {
-            let index = index.unwrap_or(first.len().min(second.len()));
-            Err(Divergence { index, first: first.get(index).cloned(), second: second.get(index).cloned() })
-        }
     }
 }
