@@ -1,22 +1,28 @@
 //! A minimal HTTP/1.1 server: `GET /` answers `Hello, World!`.
 //!
-//! Usage: `http_hello [ADDR] [IDLE_TIMEOUT_MS]` (defaults `127.0.0.1:8080`, 5000). It prints
-//! `listening on <addr>` once bound, so that a caller can bind port 0 and learn the port.
+//! Usage: `http_hello [ADDR] [IDLE_TIMEOUT_MS] [HEADER_TIMEOUT_MS]` (defaults `127.0.0.1:8080`,
+//! 5000, 10000). It prints `listening on <addr>` once bound, so that a caller can bind port 0
+//! and learn the port.
 //!
 //! What it speaks: keep-alive (the HTTP/1.1 default; `Connection: close` is honoured, HTTP/1.0
 //! closes unless it asks for keep-alive), pipelined requests answered in order, request bodies
 //! with `Content-Length` skipped unread. `GET` and `HEAD` of `/` get 200, any other path 404,
 //! any other method on `/` 405. A malformed head gets 400, a head over `max_head` bytes 431,
 //! `Transfer-Encoding` (which it does not decode) 501; after those the connection is closed.
-//! A connection is closed after `idle_timeout` without anything read from it.
+//! A connection is closed after `idle_timeout` without anything read from it. A request head
+//! must arrive whole within `header_timeout` of its first byte (of the connection's start, for
+//! the first request), else the answer is 408 and the connection ends: the idle timeout alone
+//! would let a client that trickles one byte at a time hold a connection for ever.
 //!
-//! All of a connection's state lives in its read closure ([`Conn`]); its idle [`Timer`] and
-//! the shutdown callback hold only the two handle ids, to close them.
+//! All of a connection's state lives in its read closure ([`Conn`]); its two [`Timer`]s and
+//! the shutdown callback hold only the handle ids ([`Ids`]), to close them.
 
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::{Loop, RunMode, TcpListener, TcpStream, Timer};
@@ -26,43 +32,89 @@ use evloop::{Loop, RunMode, TcpListener, TcpStream, Timer};
 pub struct Config {
     /// A connection from which nothing arrives for this long is closed.
     pub idle_timeout: Duration,
+    /// A request head must arrive whole within this long of its first byte (Node's
+    /// `headersTimeout`); the first one, of the connection's start.
+    pub header_timeout: Duration,
     /// The largest request head (request line and headers, with the blank line) accepted.
     pub max_head: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { idle_timeout: Duration::from_millis(5000), max_head: 8192 }
+        Config {
+            idle_timeout: Duration::from_millis(5000),
+            header_timeout: Duration::from_millis(10_000),
+            max_head: 8192,
+        }
     }
 }
 
 /// Binds `addr` and serves every connection the listener accepts on `lp`.
 pub fn serve<S: 'static>(lp: &mut Loop<S>, addr: SocketAddr, config: Config) -> io::Result<TcpListener> {
     TcpListener::bind(lp, addr, move |lp, stream| {
-        let timer = Timer::new(lp, move |lp, timer| {
-            log::debug!("{stream:?}: idle, closing");
-            let _ = stream.close(lp);
-            let _ = timer.close(lp);
+        // The two timers name each other: the header timer learns the idle timer's id here.
+        let idle_id = Rc::new(Cell::new(None));
+        let idle_of_header = idle_id.clone();
+        let header = Timer::new(lp, move |lp, header| {
+            if let Some(idle) = idle_of_header.get() {
+                header_timed_out(lp, Ids { stream, idle, header }, config);
+            }
         });
-        let conn = Conn { stream, timer, config, buf: Vec::new(), scanned: 0, skip: 0, closing: false };
+        let idle = Timer::new(lp, move |lp, idle| {
+            log::debug!("{stream:?}: idle, closing");
+            Ids { stream, idle, header }.close(lp);
+        });
+        idle_id.set(Some(idle));
+        let ids = Ids { stream, idle, header };
         // Responses are written whole; Nagle would only delay them.
-        let started = timer
+        let started = idle
             .start(lp, config.idle_timeout, config.idle_timeout)
+            .and_then(|()| header.start(lp, config.header_timeout, Duration::ZERO))
             .and_then(|()| stream.set_nodelay(lp, true))
             .and_then(|()| stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp))))
-            .and_then(|()| stream.read_start(lp, reader(conn)));
+            .and_then(|()| stream.read_start(lp, reader(Conn::new(ids, config))));
         if let Err(e) = started {
             log::debug!("{stream:?}: cannot start: {e}");
-            let _ = stream.close(lp);
-            let _ = timer.close(lp);
+            ids.close(lp);
         }
     })
 }
 
+/// A connection's handles.
+#[derive(Clone, Copy)]
+struct Ids {
+    stream: TcpStream,
+    /// Closes the connection after `idle_timeout` without a read; restarted by every read.
+    idle: Timer,
+    /// Runs while a request head is incomplete: started at its first byte, stopped at its end.
+    header: Timer,
+}
+
+impl Ids {
+    /// Closes the stream (cancelling what is still queued) and the timers.
+    fn close<S>(self, lp: &mut Loop<S>) {
+        let _ = self.stream.close(lp);
+        let _ = self.idle.close(lp);
+        let _ = self.header.close(lp);
+    }
+}
+
+/// The head of a request did not arrive in time: answer 408 and end the connection as after
+/// any last response (lingering close), with a new reader that discards what still arrives.
+/// The idle timeout, which the discarding reader no longer restarts, bounds the lingering.
+fn header_timed_out<S: 'static>(lp: &mut Loop<S>, ids: Ids, config: Config) {
+    log::debug!("{:?}: request head too slow, closing", ids.stream);
+    let mut c = Conn { closing: true, ..Conn::new(ids, config) };
+    let mut out = Vec::new();
+    respond(&mut out, 408, false, Reply::Close);
+    c.send(lp, &out);
+    // An error here means `send` closed the connection already.
+    let _ = ids.stream.read_start(lp, reader(c));
+}
+
 /// One connection.
 struct Conn {
-    stream: TcpStream,
-    timer: Timer,
+    ids: Ids,
     config: Config,
     /// Received bytes not yet consumed: at most one partial head after each read, unless
     /// closing (then the rest is never looked at).
@@ -86,19 +138,25 @@ fn reader<S: 'static>(mut c: Conn) -> impl FnMut(&mut Loop<S>, TcpStream, io::Re
         Ok([]) => c.peer_finished(lp),
         Ok(_) if c.closing => {}
         Ok(bytes) => {
-            let _ = c.timer.again(lp);
+            let _ = c.ids.idle.again(lp);
             c.buf.extend_from_slice(bytes);
             if !c.serve(lp) {
                 // The peer does not read its responses: stop reading its requests until the
                 // write queue drains (the drain callback resumes), else the queue would grow
-                // without bound.
+                // without bound. A head cut short meanwhile is our delay, not the client's:
+                // its deadline starts again with the next read.
                 let _ = stream.read_stop(lp);
+                let _ = c.ids.header.stop(lp);
             }
         }
     }
 }
 
 impl Conn {
+    fn new(ids: Ids, config: Config) -> Conn {
+        Conn { ids, config, buf: Vec::new(), scanned: 0, skip: 0, closing: false }
+    }
+
     /// Answers every complete request in the buffer with one write. Returns whether to keep
     /// reading (`false`: the write queue is full).
     fn serve<S>(&mut self, lp: &mut Loop<S>) -> bool {
@@ -119,9 +177,13 @@ impl Conn {
                 if rest.len() >= self.config.max_head {
                     respond(&mut out, 431, false, Reply::Close);
                     self.closing = true;
+                } else if !rest.is_empty() && !self.ids.header.is_active(lp) {
+                    // A new head begins: its deadline runs from now.
+                    let _ = self.ids.header.start(lp, self.config.header_timeout, Duration::ZERO);
                 }
                 break;
             };
+            let _ = self.ids.header.stop(lp);
             self.scanned = 0;
             pos += end;
             let request = if end > self.config.max_head { Err(431) } else { parse(&rest[..end - 4]) };
@@ -144,7 +206,7 @@ impl Conn {
                     self.skip = req.body;
                 }
                 Err(code) => {
-                    log::debug!("{:?}: bad request: {code}", self.stream);
+                    log::debug!("{:?}: bad request: {code}", self.ids.stream);
                     respond(&mut out, code, false, Reply::Close);
                     self.closing = true;
                 }
@@ -156,10 +218,10 @@ impl Conn {
 
     /// Queues `out`, then FIN if the connection is ending. Returns whether to keep reading.
     fn send<S>(&mut self, lp: &mut Loop<S>, out: &[u8]) -> bool {
-        let below_mark = match self.stream.write(lp, out) {
+        let below_mark = match self.ids.stream.write(lp, out) {
             Ok(below) => below,
             Err(e) => {
-                log::debug!("{:?}: write failed: {e}", self.stream);
+                log::debug!("{:?}: write failed: {e}", self.ids.stream);
                 return self.close(lp);
             }
         };
@@ -175,7 +237,7 @@ impl Conn {
         if !self.closing {
             self.closing = true;
             self.finish(lp);
-        } else if self.stream.write_queue_size(lp).unwrap_or(0) == 0 {
+        } else if self.ids.stream.write_queue_size(lp).unwrap_or(0) == 0 {
             // Our FIN went out with the last response: both sides are done.
             self.close(lp);
         }
@@ -186,14 +248,14 @@ impl Conn {
     /// destroy the response in flight if the peer's unread requests are still in our receive
     /// buffer (the "lingering close" of RFC 9112, section 9.6).
     fn finish<S>(&mut self, lp: &mut Loop<S>) {
-        let (stream, timer) = (self.stream, self.timer);
-        let shutdown = stream.shutdown(lp, move |lp, result| {
+        let ids = self.ids;
+        let _ = ids.header.stop(lp);
+        let shutdown = ids.stream.shutdown(lp, move |lp, result| {
             // Reading stops by itself at the peer's FIN or at an error.
-            if result.is_err() || !stream.is_reading(lp) {
-                let _ = stream.close(lp);
-                let _ = timer.close(lp);
+            if result.is_err() || !ids.stream.is_reading(lp) {
+                ids.close(lp);
             } else {
-                let _ = timer.again(lp);
+                let _ = ids.idle.again(lp);
             }
         });
         if shutdown.is_err() {
@@ -201,11 +263,10 @@ impl Conn {
         }
     }
 
-    /// Closes the stream (cancelling what is still queued) and its timer. Returns `true`:
+    /// Closes the stream (cancelling what is still queued) and its timers. Returns `true`:
     /// there is nothing to pause.
     fn close<S>(&mut self, lp: &mut Loop<S>) -> bool {
-        let _ = self.stream.close(lp);
-        let _ = self.timer.close(lp);
+        self.ids.close(lp);
         true
     }
 }
@@ -227,6 +288,7 @@ fn respond(out: &mut Vec<u8>, code: u16, head_only: bool, reply: Reply) {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
         _ => "Not Implemented",
     };
@@ -325,11 +387,16 @@ fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
     let idle = args.next().unwrap_or_else(|| "5000".into());
-    let (Ok(addr), Ok(idle)) = (addr.parse(), idle.parse()) else {
-        eprintln!("usage: http_hello [ADDR] [IDLE_TIMEOUT_MS]");
+    let header = args.next().unwrap_or_else(|| "10000".into());
+    let (Ok(addr), Ok(idle), Ok(header)) = (addr.parse(), idle.parse(), header.parse()) else {
+        eprintln!("usage: http_hello [ADDR] [IDLE_TIMEOUT_MS] [HEADER_TIMEOUT_MS]");
         std::process::exit(2);
     };
-    let config = Config { idle_timeout: Duration::from_millis(idle), ..Config::default() };
+    let config = Config {
+        idle_timeout: Duration::from_millis(idle),
+        header_timeout: Duration::from_millis(header),
+        ..Config::default()
+    };
     let mut lp = Loop::new()?;
     let listener = serve(&mut lp, addr, config)?;
     let mut stdout = io::stdout();

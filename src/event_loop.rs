@@ -303,11 +303,11 @@ impl<S> Loop<S> {
     /// How long the poll may block, in milliseconds: zero if there is work already, the time
     /// to the next timer, or `None` (no limit).
     fn poll_timeout(&self) -> Option<u64> {
+        // Interest changes pending are no reason not to block: the poll applies them first.
         if self.stop_flag
             || !self.alive()
             || !self.closing.is_empty()
             || !self.net.pending.is_empty()
-            || !self.net.interest_dirty.is_empty()
             || !self.completions.is_empty()
             || self.watchers[Phase::Idle as usize].any_active()
             || self.driver.notifier().is_raised()
@@ -392,6 +392,11 @@ impl<S> Loop<S> {
     /// `run(RunMode::NoWait)`: zero if there is work to do now (or nothing active at all),
     /// the delay to the next timer, or `None` to wait for the backend fd without a limit.
     pub fn backend_timeout(&self) -> Option<Duration> {
+        // A host polls the backend fd, which knows only the interest already applied: an
+        // iteration must apply the pending changes first (libuv does the same).
+        if !self.net.interest_dirty.is_empty() {
+            return Some(Duration::ZERO);
+        }
         self.poll_timeout().map(Duration::from_millis)
     }
 

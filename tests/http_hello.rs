@@ -36,8 +36,12 @@ impl Server {
     }
 
     fn with_idle_ms(idle_ms: u64) -> Server {
+        Server::with_timeouts_ms(idle_ms, 10_000)
+    }
+
+    fn with_timeouts_ms(idle_ms: u64, header_ms: u64) -> Server {
         let mut child = Command::new(binary())
-            .args(["127.0.0.1:0", &idle_ms.to_string()])
+            .args(["127.0.0.1:0", &idle_ms.to_string(), &header_ms.to_string()])
             .stdout(Stdio::piped())
             .spawn()
             .expect("cannot start the http_hello example");
@@ -389,6 +393,61 @@ fn idle_connections_are_closed() {
     c.send(get("/").as_bytes());
     assert_eq!(c.response().status, 200);
     c.expect_eof();
+}
+
+/// A client that trickles its request head, one byte every 100 ms, keeps restarting the idle
+/// timeout; the header deadline cuts it off with 408 (the exact times are tested on the
+/// simulator, in `tests/sim_scenarios.rs`).
+#[test]
+fn a_head_that_trickles_in_gets_408_at_the_header_deadline() {
+    let server = Server::with_timeouts_ms(2000, 600);
+    let mut c = Client::connect(server.addr);
+    let start = Instant::now();
+    let mut writer = c.stream.try_clone().unwrap();
+    writer.set_nodelay(true).unwrap();
+    let trickle = thread::spawn(move || {
+        // A head that never ends; until the server has closed, and no longer than 10 s.
+        let head = format!("GET / HTTP/1.1\r\nHost: test\r\nX-Slow: {}", "a".repeat(100));
+        for &byte in &head.as_bytes()[..100] {
+            if writer.write_all(&[byte]).is_err() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let r = c.response();
+    let elapsed = start.elapsed();
+    assert_eq!((r.status, r.header("connection")), (408, Some("close")), "{r:?}");
+    assert_eq!(r.body, b"Request Timeout");
+    // The deadline counts from the connection's start (600 ms); the idle timeout (2 s) never
+    // runs out while the bytes keep coming.
+    assert!(elapsed >= Duration::from_millis(500), "408 after {elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1900), "408 after {elapsed:?}");
+    // FIN follows the 408; the server discards what still arrives until we close.
+    c.expect_eof();
+    // Our FIN ends the lingering close, and the trickling writes fail.
+    c.stream.shutdown(Shutdown::Write).unwrap();
+    trickle.join().unwrap();
+}
+
+/// The header deadline runs only while a head is incomplete: a client that pauses between
+/// complete requests for longer than it is not cut off (the idle timeout is what applies).
+#[test]
+fn a_pause_between_requests_is_not_a_slow_head() {
+    let server = Server::with_timeouts_ms(5000, 300);
+    let mut c = Client::connect(server.addr);
+    for _ in 0..2 {
+        c.send(get("/").as_bytes());
+        assert_eq!(c.response().status, 200);
+        thread::sleep(Duration::from_millis(700));
+    }
+    // A head in two parts, the second 100 ms after the first, is well within its deadline.
+    let request = get("/");
+    let (first, second) = request.split_at(10);
+    c.send(first.as_bytes());
+    thread::sleep(Duration::from_millis(100));
+    c.send(second.as_bytes());
+    assert_eq!(c.response().status, 200);
 }
 
 /// A client that pipelines requests but does not read the responses must not make the

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{Sim, TraceEvent};
+use super::{Sim, SimConfig, TraceEvent};
 
 /// Where two runs of a scenario first differ.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +29,18 @@ pub fn check_determinism<S: Default>(
     seed: u64,
     scenario: impl Fn(&mut Sim<S>),
 ) -> Result<Vec<TraceEvent>, Divergence> {
+    check_determinism_with(SimConfig::new().seed(seed), scenario)
+}
+
+/// Like [`check_determinism`], with a whole configuration (chunking, chaos, latency...).
+/// Without a seed in `config`, both runs share the one drawn for the first.
+pub fn check_determinism_with<S: Default>(
+    config: SimConfig,
+    scenario: impl Fn(&mut Sim<S>),
+) -> Result<Vec<TraceEvent>, Divergence> {
+    let seed = config.resolve_seed();
     let run = || {
-        let mut sim = Sim::new(seed, S::default());
+        let mut sim = Sim::with_config(config.clone().seed(seed), S::default());
         scenario(&mut sim);
         sim.trace()
     };

@@ -74,7 +74,7 @@ use crate::driver::Driver;
 use crate::event_loop::{Loop, RunMode};
 use crate::handle::{Handle, HandleKind};
 use crate::pool::Pool;
-pub use determinism::{check_determinism, Divergence};
+pub use determinism::{check_determinism, check_determinism_with, Divergence};
 pub use peers::{FakeListener, FakePeer};
 
 /// How a simulation is set up. The defaults: a random seed (or `EVLOOP_SEED`), 64 KiB
@@ -155,7 +155,7 @@ impl SimConfig {
         self
     }
 
-    fn resolve_seed(&self) -> u64 {
+    pub(crate) fn resolve_seed(&self) -> u64 {
         if let Some(seed) = self.seed {
             return seed;
         }

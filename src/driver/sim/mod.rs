@@ -320,10 +320,11 @@ impl SimDriver {
         let n = c.pipes[side].push(now + c.latency, &data[..limit.min(data.len())]);
         c.loop_written += n as u64;
         if c.faults.reset_at.is_some_and(|at| c.loop_written >= at) {
-            // The peer resets once it has this much: it knows now, the loop after the latency.
+            // The peer resets once it has received this much: when these bytes reach it, one
+            // latency from now; the reset reaches the program one latency after that.
             c.faults.reset_at = None;
-            c.reset[1 - side] = Some(now);
-            c.reset[side] = Some(now + c.latency);
+            c.reset[1 - side] = Some(now + c.latency);
+            c.reset[side] = Some(now + 2 * c.latency);
         }
         if n == 0 && !data.is_empty() {
             return Err(err(io::ErrorKind::WouldBlock));
