@@ -57,6 +57,9 @@ struct Queue {
     fast: VecDeque<Queued>,
     slow: VecDeque<Queued>,
     slow_running: usize,
+    /// Workers waiting on the condition variable. Signalling costs a futex system call
+    /// whether anyone waits or not, so it is done only when someone does (as libuv does).
+    idle: usize,
     seq: u64,
     shutdown: bool,
 }
@@ -137,6 +140,7 @@ impl<S> Pool<S> {
                 fast: VecDeque::new(),
                 slow: VecDeque::new(),
                 slow_running: 0,
+                idle: 0,
                 seq: 0,
                 shutdown: false,
             }),
@@ -189,8 +193,11 @@ impl<S> Pool<S> {
             Lane::Fast => queue.fast.push_back(queued),
             Lane::Slow => queue.slow.push_back(queued),
         }
+        let wake = queue.idle > 0;
         drop(queue);
-        shared.work_ready.notify_one();
+        if wake {
+            shared.work_ready.notify_one();
+        }
         Ok(WorkRequest { id, generation: self.generation })
     }
 
@@ -275,7 +282,9 @@ fn work_loop(shared: &Shared) {
                 if let Some(picked) = take_next(&mut queue, shared.max_slow) {
                     break picked;
                 }
+                queue.idle += 1;
                 queue = shared.work_ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+                queue.idle -= 1;
             }
         };
         if queued.state.compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
@@ -291,9 +300,14 @@ fn work_loop(shared: &Shared) {
             }
         }
         if slow {
-            lock(&shared.queue).slow_running -= 1;
+            let mut queue = lock(&shared.queue);
+            queue.slow_running -= 1;
             // A slow slot freed up: a worker waiting only for slow work may go.
-            shared.work_ready.notify_one();
+            let wake = queue.idle > 0 && !queue.slow.is_empty();
+            drop(queue);
+            if wake {
+                shared.work_ready.notify_one();
+            }
         }
     }
 }
@@ -423,6 +437,7 @@ mod tests {
             fast: fast.iter().map(|&s| queued(s)).collect(),
             slow: slow.iter().map(|&s| queued(s)).collect(),
             slow_running: 0,
+            idle: 0,
             seq: 100,
             shutdown: false,
         }
