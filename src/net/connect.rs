@@ -28,7 +28,7 @@ impl TcpStream {
         let stream = TcpStream::from_handle(lp.open_stream(NO_SOCKET));
         let h = stream.handle();
         let callback: Completion<S> = Box::new(move |lp, result| on_connect(lp, stream, result));
-        lp.with_stream(h, |st| st.connect = Some(callback));
+        lp.with_stream(h, |st| st.cold().connect = Some(callback));
         lp.net.requests += 1;
         let started = match target {
             ConnectAddr::Socket(addr) => lp.connect_next(h, vec![addr]),
@@ -46,7 +46,7 @@ impl TcpStream {
             // Nothing started (no socket, no worker): the call fails, and the handle goes
             // without calling back.
             if let Some(st) = lp.stream_state(h) {
-                st.connect = None;
+                st.cold().connect = None;
                 lp.net.requests -= 1;
             }
             let _ = lp.close_handle(h, None);
@@ -75,7 +75,7 @@ impl<S> Loop<S> {
                 return Ok(());
             };
             st.sock = sock;
-            st.fallback = addrs;
+            st.cold().fallback = addrs;
             self.mark_interest(h);
             match outcome {
                 Ok(false) => {}
@@ -98,7 +98,7 @@ impl<S> Loop<S> {
     }
 
     pub(crate) fn connected(&mut self, h: Handle) {
-        let Some(callback) = self.stream_state(h).and_then(|st| st.connect.take()) else { return };
+        let Some(callback) = self.stream_state(h).and_then(|st| st.cold().connect.take()) else { return };
         self.net.requests -= 1;
         self.push_done(h, Done::Completion(callback, Ok(())));
         self.mark_interest(h);
@@ -113,9 +113,9 @@ impl<S> Loop<S> {
     /// A connect attempt failed: try the next address, or report the error.
     pub(crate) fn connect_failed(&mut self, h: Handle, e: io::Error) {
         let Some(st) = self.stream_state(h) else { return };
-        if !st.fallback.is_empty() {
+        if !st.cold().fallback.is_empty() {
             log::debug!("{h:?}: connect failed ({e}), trying the next address");
-            let (sock, fallback) = (st.sock, std::mem::take(&mut st.fallback));
+            let (sock, fallback) = (st.sock, std::mem::take(&mut st.cold().fallback));
             st.sock = NO_SOCKET;
             self.driver.close(sock);
             if let Err(e) = self.connect_next(h, fallback) {
@@ -123,7 +123,7 @@ impl<S> Loop<S> {
             }
             return;
         }
-        let Some(callback) = st.connect.take() else { return };
+        let Some(callback) = st.cold().connect.take() else { return };
         self.net.requests -= 1;
         let copy = copy_error(&e);
         self.push_done(h, Done::Completion(callback, Err(e)));

@@ -203,13 +203,15 @@ impl<S> Loop<S> {
             let count = match self.stream_state(h) {
                 Some(st) => {
                     st.in_pending = false;
-                    st.done.len()
+                    st.done_len()
                 }
                 None => continue,
             };
             for _ in 0..count {
                 // A callback may close the stream: the close phase then reports the rest.
-                let Some(done) = self.stream_state(h).and_then(|st| st.done.pop_front()) else { break };
+                let Some(done) = self.stream_state(h).and_then(|st| st.cold().done.pop_front()) else {
+                    break;
+                };
                 match done {
                     Done::Completion(callback, result) => {
                         self.call_guarded(h, |lp| callback(lp, result));

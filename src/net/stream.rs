@@ -33,58 +33,111 @@ pub(crate) const NO_SOCKET: SocketId = usize::MAX;
 
 pub(crate) struct StreamState<S> {
     pub(crate) sock: SocketId,
-    /// Addresses left to try if the current connect attempt fails.
-    pub(super) fallback: Vec<SocketAddr>,
-    /// The connect's callback, while connecting.
-    pub(super) connect: Option<Completion<S>>,
     reading: bool,
     /// The end of the stream or a read error was delivered: reading is over.
     read_ended: bool,
     /// `read_start` gave a callback (which is out of its slot while it runs).
     reader_installed: bool,
-    read_callback: Option<ReadCallback<S>>,
-    pub(super) queue: WriteQueue<S>,
-    pub(crate) done: VecDeque<Done<S>>,
     pub(crate) in_pending: bool,
-    shutdown: Shutdown<S>,
-    high_water_mark: usize,
     /// `write` reported the high-water mark; a drain notification is owed.
     drain_owed: bool,
+    pub(crate) interest_dirty: bool,
+    high_water_mark: u32,
+    read_callback: Option<ReadCallback<S>>,
+    pub(super) queue: WriteQueue<S>,
+    /// What most connections never need, allocated on first use: an idle connection costs
+    /// the fields above only (memory per connection is one of evloop's targets).
+    cold: Option<Box<Cold<S>>>,
+}
+
+/// The rarely used part of a stream.
+pub(crate) struct Cold<S> {
+    /// The connect's callback, while connecting.
+    pub(super) connect: Option<Completion<S>>,
+    /// Addresses left to try if the current connect attempt fails.
+    pub(super) fallback: Vec<SocketAddr>,
+    /// Finished requests to report in the pending phase.
+    pub(crate) done: VecDeque<Done<S>>,
+    shutdown: Shutdown<S>,
     drain_callback: Option<DrainCallback<S>>,
     /// A write failed: later writes fail at once.
     write_error: Option<io::Error>,
-    pub(crate) interest_dirty: bool,
+}
+
+impl<S> Default for Cold<S> {
+    fn default() -> Self {
+        Cold {
+            connect: None,
+            fallback: Vec::new(),
+            done: VecDeque::new(),
+            shutdown: Shutdown::No,
+            drain_callback: None,
+            write_error: None,
+        }
+    }
 }
 
 impl<S> StreamState<S> {
     fn new(sock: SocketId) -> Self {
         StreamState {
             sock,
-            fallback: Vec::new(),
-            connect: None,
             reading: false,
             read_ended: false,
             reader_installed: false,
+            in_pending: false,
+            drain_owed: false,
+            interest_dirty: false,
+            high_water_mark: DEFAULT_HIGH_WATER_MARK as u32,
             read_callback: None,
             queue: WriteQueue::new(),
-            done: VecDeque::new(),
-            in_pending: false,
-            shutdown: Shutdown::No,
-            high_water_mark: DEFAULT_HIGH_WATER_MARK,
-            drain_owed: false,
-            drain_callback: None,
-            write_error: None,
-            interest_dirty: false,
+            cold: None,
         }
+    }
+
+    /// The rarely used part, allocated on first use.
+    pub(crate) fn cold(&mut self) -> &mut Cold<S> {
+        self.cold.get_or_insert_with(Default::default)
+    }
+
+    fn cold_ref(&self) -> Option<&Cold<S>> {
+        self.cold.as_deref()
     }
 
     /// What the poller should watch for, given the stream's state.
     pub(crate) fn interest(&self) -> Interest {
-        Interest { readable: self.reading, writable: self.connect.is_some() || !self.queue.is_empty() }
+        Interest { readable: self.reading, writable: self.connecting() || !self.queue.is_empty() }
     }
 
     pub(super) fn connecting(&self) -> bool {
-        self.connect.is_some()
+        self.cold_ref().is_some_and(|c| c.connect.is_some())
+    }
+
+    fn write_error(&self) -> Option<&io::Error> {
+        self.cold_ref().and_then(|c| c.write_error.as_ref())
+    }
+
+    fn shutdown_requested(&self) -> bool {
+        self.cold_ref().is_some_and(|c| matches!(c.shutdown, Shutdown::Requested(_)))
+    }
+
+    /// Shut down, or about to be: writes are refused.
+    fn shut(&self) -> bool {
+        self.cold_ref().is_some_and(|c| !matches!(c.shutdown, Shutdown::No))
+    }
+
+    pub(crate) fn done_len(&self) -> usize {
+        self.cold_ref().map_or(0, |c| c.done.len())
+    }
+
+    /// The shutdown request, if one waits; it is then marked sent.
+    fn take_shutdown(&mut self) -> Option<Completion<S>> {
+        if !self.shutdown_requested() {
+            return None;
+        }
+        match std::mem::replace(&mut self.cold().shutdown, Shutdown::Sent) {
+            Shutdown::Requested(cb) => Some(cb),
+            _ => None,
+        }
     }
 }
 
@@ -217,10 +270,10 @@ impl TcpStream {
     /// already queued (which must go first).
     pub fn try_write<S>(&self, lp: &mut Loop<S>, data: &[u8]) -> io::Result<usize> {
         let st = lp.stream_usable(self.handle)?;
-        if let Some(e) = &st.write_error {
+        if let Some(e) = st.write_error() {
             return Err(copy_error(e));
         }
-        if st.connecting() || !st.queue.is_empty() || !matches!(st.shutdown, Shutdown::No) {
+        if st.connecting() || !st.queue.is_empty() || st.shut() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let sock = st.sock;
@@ -235,7 +288,7 @@ impl TcpStream {
     /// Sets the write queue's high-water mark (default 64 KiB), see
     /// [`write`](TcpStream::write).
     pub fn set_high_water_mark<S>(&self, lp: &mut Loop<S>, bytes: usize) -> io::Result<()> {
-        lp.stream_usable(self.handle)?.high_water_mark = bytes;
+        lp.stream_usable(self.handle)?.high_water_mark = u32::try_from(bytes).unwrap_or(u32::MAX);
         Ok(())
     }
 
@@ -246,7 +299,7 @@ impl TcpStream {
         lp: &mut Loop<S>,
         on_drain: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
     ) -> io::Result<()> {
-        lp.stream_usable(self.handle)?.drain_callback = Some(Box::new(on_drain));
+        lp.stream_usable(self.handle)?.cold().drain_callback = Some(Box::new(on_drain));
         Ok(())
     }
 
@@ -258,10 +311,10 @@ impl TcpStream {
         on_shutdown: impl FnOnce(&mut Loop<S>, io::Result<()>) + 'static,
     ) -> io::Result<()> {
         let st = lp.stream_usable(self.handle)?;
-        if !matches!(st.shutdown, Shutdown::No) {
+        if st.shut() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: shutdown already requested"));
         }
-        st.shutdown = Shutdown::Requested(Box::new(on_shutdown));
+        st.cold().shutdown = Shutdown::Requested(Box::new(on_shutdown));
         let ready = !st.connecting() && st.queue.is_empty();
         lp.net.requests += 1;
         if ready {
@@ -310,7 +363,7 @@ fn read_slot<S>(extra: &mut Extra<S>) -> Option<&mut Option<ReadCallback<S>>> {
 
 fn drain_slot<S>(extra: &mut Extra<S>) -> Option<&mut Option<DrainCallback<S>>> {
     match extra {
-        Extra::Stream(st) => Some(&mut st.drain_callback),
+        Extra::Stream(st) => Some(&mut st.cold().drain_callback),
         _ => None,
     }
 }
@@ -379,7 +432,7 @@ impl<S> Loop<S> {
     /// Records a finished request and makes sure the pending phase visits the stream.
     pub(super) fn push_done(&mut self, h: Handle, done: Done<S>) {
         let Some(st) = self.stream_state(h) else { return };
-        st.done.push_back(done);
+        st.cold().done.push_back(done);
         if !st.in_pending {
             st.in_pending = true;
             self.net.pending.push_back(h);
@@ -388,7 +441,7 @@ impl<S> Loop<S> {
 
     fn schedule_pending(&mut self, h: Handle) {
         if let Some(st) = self.stream_state(h) {
-            if !st.done.is_empty() && !st.in_pending {
+            if st.done_len() > 0 && !st.in_pending {
                 st.in_pending = true;
                 self.net.pending.push_back(h);
             }
@@ -397,10 +450,10 @@ impl<S> Loop<S> {
 
     fn stream_write(&mut self, h: Handle, data: &[u8], callback: Option<Completion<S>>) -> io::Result<bool> {
         let st = self.stream_usable(h)?;
-        if let Some(e) = &st.write_error {
+        if let Some(e) = st.write_error() {
             return Err(copy_error(e));
         }
-        if !matches!(st.shutdown, Shutdown::No) {
+        if st.shut() {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "evloop: write after shutdown"));
         }
         let sock = st.sock;
@@ -427,7 +480,7 @@ impl<S> Loop<S> {
         let Some(st) = self.stream_state(h) else { return Ok(false) };
         let was_empty = st.queue.is_empty();
         st.queue.push(data[written..].to_vec(), callback);
-        let below = st.queue.bytes() < st.high_water_mark;
+        let below = st.queue.bytes() < st.high_water_mark as usize;
         if !below {
             st.drain_owed = true;
         }
@@ -445,23 +498,27 @@ impl<S> Loop<S> {
         let mut failed = Vec::new();
         let n = st.queue.drain_callbacks(|cb| failed.push(cb));
         failed.extend(current);
+        let shutdown = st.take_shutdown();
+        // A reader that paused would otherwise never hear of it: nothing reads, and the
+        // drain it waits for cannot come.
+        let reader_hears = !st.reading && !st.read_ended && st.reader_installed;
+        if reader_hears {
+            st.read_ended = true;
+        }
+        let cold = st.cold();
         for cb in failed {
-            st.done.push_back(Done::Completion(cb, Err(copy_error(&e))));
+            cold.done.push_back(Done::Completion(cb, Err(copy_error(&e))));
         }
-        if matches!(st.shutdown, Shutdown::Requested(_)) {
-            if let Shutdown::Requested(cb) = std::mem::replace(&mut st.shutdown, Shutdown::Sent) {
-                st.done.push_back(Done::Completion(cb, Err(copy_error(&e))));
-                self.net.requests -= 1;
-            }
+        let had_shutdown = shutdown.is_some();
+        if let Some(cb) = shutdown {
+            cold.done.push_back(Done::Completion(cb, Err(copy_error(&e))));
         }
-        if let Some(st) = self.stream_state(h) {
-            // A reader that paused would otherwise never hear of it: nothing reads, and the
-            // drain it waits for cannot come.
-            if !st.reading && !st.read_ended && st.reader_installed {
-                st.read_ended = true;
-                st.done.push_back(Done::ReadError(copy_error(&e)));
-            }
-            st.write_error = Some(e);
+        if reader_hears {
+            cold.done.push_back(Done::ReadError(copy_error(&e)));
+        }
+        cold.write_error = Some(e);
+        if had_shutdown {
+            self.net.requests -= 1;
         }
         self.net.requests -= n;
         self.mark_interest(h);
@@ -471,12 +528,7 @@ impl<S> Loop<S> {
     /// Sends FIN now that nothing is queued.
     pub(super) fn send_shutdown(&mut self, h: Handle) {
         let Some(st) = self.stream_state(h) else { return };
-        if !matches!(st.shutdown, Shutdown::Requested(_)) {
-            return;
-        }
-        let Shutdown::Requested(callback) = std::mem::replace(&mut st.shutdown, Shutdown::Sent) else {
-            return;
-        };
+        let Some(callback) = st.take_shutdown() else { return };
         let sock = st.sock;
         let result = self.driver.shutdown_write(sock);
         self.net.requests -= 1;
@@ -503,14 +555,16 @@ impl<S> Loop<S> {
     pub(super) fn flush_writes(&mut self, h: Handle) {
         let Some(Extra::Stream(st)) = self.handles.get_mut(h).map(|b| &mut b.extra) else { return };
         let sock = st.sock;
-        let result = st.queue.flush(&mut self.driver, sock, &mut st.done);
+        let StreamState { queue, cold, .. } = &mut **st;
+        let done = &mut cold.get_or_insert_with(Default::default).done;
+        let result = queue.flush(&mut self.driver, sock, done);
         match result {
             Ok(finished) => {
                 self.net.requests -= finished;
                 let Some(st) = self.stream_state(h) else { return };
                 if st.queue.is_empty() {
                     if std::mem::take(&mut st.drain_owed) {
-                        st.done.push_back(Done::Drain);
+                        st.cold().done.push_back(Done::Drain);
                     }
                     self.mark_interest(h);
                     self.send_shutdown(h);
@@ -582,9 +636,7 @@ impl<S> Loop<S> {
     pub(crate) fn close_stream(&mut self, h: Handle) {
         let Some(st) = self.stream_state(h) else { return };
         let sock = st.sock;
-        let open = st.queue.len()
-            + usize::from(st.connecting())
-            + usize::from(matches!(st.shutdown, Shutdown::Requested(_)));
+        let open = st.queue.len() + usize::from(st.connecting()) + usize::from(st.shutdown_requested());
         st.reading = false;
         self.net.requests -= open;
         self.driver.close(sock);
@@ -595,16 +647,18 @@ impl<S> Loop<S> {
     /// a cancellation error).
     pub(crate) fn finish_stream(&mut self, mut st: Box<StreamState<S>>) {
         let mut owed: Vec<(Completion<S>, io::Result<()>)> = Vec::new();
-        if let Some(cb) = st.connect.take() {
+        let shutdown = st.take_shutdown();
+        let mut cold = st.cold.take();
+        if let Some(cb) = cold.as_mut().and_then(|c| c.connect.take()) {
             owed.push((cb, Err(cancelled())));
         }
-        for done in st.done.drain(..) {
+        for done in cold.iter_mut().flat_map(|c| c.done.drain(..)) {
             if let Done::Completion(cb, result) = done {
                 owed.push((cb, result));
             }
         }
         st.queue.drain_callbacks(|cb| owed.push((cb, Err(cancelled()))));
-        if let Shutdown::Requested(cb) = std::mem::replace(&mut st.shutdown, Shutdown::Sent) {
+        if let Some(cb) = shutdown {
             owed.push((cb, Err(cancelled())));
         }
         drop(st);
