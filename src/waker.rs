@@ -80,7 +80,7 @@ impl Waker {
             body.callback = Some(Box::new(move |lp, _| callback(lp, &waker)));
         }
         lp.handles.update(handle, |b| b.active = true);
-        lp.wakers.0.push((handle, shared.clone()));
+        lp.wakers.push(handle, shared.clone());
         Ok(Waker { handle, shared })
     }
 
@@ -108,11 +108,22 @@ impl WakerShared {
 /// The loop's open wakers. Dropping it (with the loop) closes them all, so a wake from
 /// another thread after the loop is gone returns an error.
 #[derive(Default)]
-pub(crate) struct Wakers(Vec<(Handle, Arc<WakerShared>)>);
+pub(crate) struct Wakers {
+    list: Vec<(Handle, Arc<WakerShared>)>,
+    /// Some wakers were closed: sweep them out before the next scan. Removing them during
+    /// a scan would shift the list under it and skip a woken waker.
+    closed: bool,
+}
+
+impl Wakers {
+    pub(crate) fn push(&mut self, h: Handle, shared: Arc<WakerShared>) {
+        self.list.push((h, shared));
+    }
+}
 
 impl Drop for Wakers {
     fn drop(&mut self) {
-        for (_, shared) in &self.0 {
+        for (_, shared) in &self.list {
             shared.close();
         }
     }
@@ -124,23 +135,26 @@ impl<S> Loop<S> {
         if !self.driver.notifier().take() {
             return;
         }
+        if std::mem::take(&mut self.wakers.closed) {
+            self.wakers.list.retain(|(_, shared)| !shared.closed.load(Ordering::Acquire));
+        }
+        // Wakers closed by a callback during this scan stay in place (marked closed) until
+        // the next sweep, so the indices do not move.
         let mut i = 0;
-        while let Some((h, shared)) = self.wakers.0.get(i) {
+        while let Some((h, shared)) = self.wakers.list.get(i) {
             i += 1;
-            if shared.pending.swap(false, Ordering::AcqRel) {
+            if shared.pending.swap(false, Ordering::AcqRel) && !shared.closed.load(Ordering::Acquire) {
                 let h = *h;
                 self.dispatch(h);
             }
         }
     }
 
-    /// Forgets a closing waker: later wakes fail, and the scan no longer visits it.
+    /// Closes a waker: later wakes fail, and the scan stops calling it.
     pub(crate) fn close_waker(&mut self, h: Handle) {
-        self.wakers.0.retain(|(w, shared)| {
-            if *w == h {
-                shared.close();
-            }
-            *w != h
-        });
+        if let Some((_, shared)) = self.wakers.list.iter().find(|(w, _)| *w == h) {
+            shared.close();
+            self.wakers.closed = true;
+        }
     }
 }

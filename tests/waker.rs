@@ -126,3 +126,29 @@ fn a_waker_keeps_default_running_until_closed_or_unrefd() {
     t.start(&mut lp, Duration::from_millis(5), Duration::ZERO).unwrap();
     assert!(!lp.run(RunMode::Default).unwrap());
 }
+
+#[test]
+fn a_waker_closing_itself_does_not_lose_another_wakers_wake() {
+    // Regression: closing a waker from its own callback shifted the list being scanned, so
+    // the next woken waker was skipped and its wake lost.
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let a = Waker::new(&mut lp, |lp, w| {
+        lp.state.push("a");
+        w.close(lp).unwrap();
+    })
+    .unwrap();
+    let b = Waker::new(&mut lp, |lp, _| lp.state.push("b")).unwrap();
+    let c = Waker::new(&mut lp, |lp, _| lp.state.push("c")).unwrap();
+    a.wake().unwrap();
+    b.wake().unwrap();
+    for _ in 0..3 {
+        lp.run(RunMode::NoWait).unwrap();
+    }
+    assert_eq!(lp.state, vec!["a", "b"]);
+    c.wake().unwrap();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(lp.state, vec!["a", "b", "c"]);
+    b.close(&mut lp).unwrap();
+    c.close(&mut lp).unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+}
