@@ -1,0 +1,253 @@
+/* The TCP servers (echo, pump) and the tcp_write_batch writer. Every server reads into one
+ * static 64 KiB buffer, writes what the socket takes at once (uv_try_write) and queues only
+ * the rest, stops reading while 64 KiB or more are queued and resumes once the queue is
+ * empty, and sets TCP_NODELAY on accepted connections: the same policy as the evloop and
+ * tokio servers. */
+#include "uvbench.h"
+
+typedef struct {
+  uv_tcp_t tcp; /* first: a conn_t* is a uv_stream_t* */
+  int paused;
+} conn_t;
+
+static uv_loop_t *loop;
+static uv_tcp_t server;
+static char read_buf[64 * 1024];
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  (void)handle;
+  (void)suggested;
+  buf->base = read_buf;
+  buf->len = sizeof read_buf;
+}
+
+static void free_cb(uv_handle_t *handle) { free(handle); }
+
+static void close_conn(uv_stream_t *stream) {
+  if (!uv_is_closing((uv_handle_t *)stream)) uv_close((uv_handle_t *)stream, free_cb);
+}
+
+static conn_t *accept_conn(uv_stream_t *listener) {
+  conn_t *conn = calloc(1, sizeof *conn);
+  if (conn == NULL) die("out of memory");
+  CHECK(uv_tcp_init(loop, &conn->tcp));
+  if (uv_accept(listener, (uv_stream_t *)&conn->tcp) < 0) {
+    uv_close((uv_handle_t *)&conn->tcp, free_cb);
+    return NULL;
+  }
+  uv_tcp_nodelay(&conn->tcp, 1);
+  return conn;
+}
+
+/* ---- echo ---- */
+
+static uint64_t accepted, report_after;
+static long rss_before_kib;
+static uv_timer_t report_timer;
+
+static void echo_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void echo_write_cb(uv_write_t *req, int status) {
+  uv_stream_t *stream = req->handle;
+  conn_t *conn = (conn_t *)stream;
+  free(req);
+  if (uv_is_closing((uv_handle_t *)stream)) return;
+  if (status < 0) {
+    close_conn(stream);
+    return;
+  }
+  if (conn->paused && uv_stream_get_write_queue_size(stream) == 0) {
+    conn->paused = 0;
+    if (uv_read_start(stream, alloc_cb, echo_read_cb) < 0) close_conn(stream);
+  }
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  (void)status;
+  close_conn(req->handle);
+  free(req);
+}
+
+static void echo_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  conn_t *conn = (conn_t *)stream;
+  if (nread > 0) {
+    uv_buf_t out = uv_buf_init(buf->base, (unsigned)nread);
+    ssize_t sent = 0;
+    int r = uv_try_write(stream, &out, 1);
+    uv_write_t *req;
+    if (r == nread) return;
+    if (r > 0) {
+      sent = r;
+    } else if (r != UV_EAGAIN) {
+      close_conn(stream);
+      return;
+    }
+    /* Queue the rest: the request and a copy of the bytes in one allocation. */
+    req = malloc(sizeof *req + (size_t)(nread - sent));
+    if (req == NULL) die("out of memory");
+    memcpy(req + 1, buf->base + sent, (size_t)(nread - sent));
+    out = uv_buf_init((char *)(req + 1), (unsigned)(nread - sent));
+    if (uv_write(req, stream, &out, 1, echo_write_cb) < 0) {
+      free(req);
+      close_conn(stream);
+      return;
+    }
+    if (uv_stream_get_write_queue_size(stream) >= HIGH_WATER_MARK) {
+      conn->paused = 1;
+      uv_read_stop(stream);
+    }
+  } else if (nread == UV_EOF) {
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (req == NULL) die("out of memory");
+    uv_read_stop(stream);
+    if (uv_shutdown(req, stream, shutdown_cb) < 0) {
+      free(req);
+      close_conn(stream);
+    }
+  } else if (nread < 0) {
+    close_conn(stream);
+  }
+}
+
+static void report_cb(uv_timer_t *timer) {
+  long now = status_kib("VmRSS:");
+  result("connections", (double)accepted);
+  result("rss_per_conn_bytes", (double)(now - rss_before_kib) * 1024.0 / (double)accepted);
+  uv_close((uv_handle_t *)timer, NULL);
+}
+
+static void echo_connection_cb(uv_stream_t *listener, int status) {
+  conn_t *conn;
+  if (status < 0) return;
+  conn = accept_conn(listener);
+  if (conn == NULL) return;
+  if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, echo_read_cb) < 0) {
+    close_conn((uv_stream_t *)&conn->tcp);
+    return;
+  }
+  if (++accepted == report_after) {
+    /* Let every connection settle (read interest registered), then measure. */
+    CHECK(uv_timer_init(loop, &report_timer));
+    CHECK(uv_timer_start(&report_timer, report_cb, 100, 0));
+  }
+}
+
+/* echo_server [N]: with N, prints the resident memory per connection once N are open. */
+int echo_server_main(int argc, char **argv) {
+  loop = uv_default_loop();
+  report_after = argc > 0 ? arg_u64(argc, argv, 0, "N") : 0;
+  listen_local(loop, &server, echo_connection_cb);
+  uv_run(loop, UV_RUN_NOWAIT);
+  rss_before_kib = status_kib("VmRSS:");
+  uv_run(loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+/* ---- pump: stream 8 KiB writes to every client until it goes away ---- */
+
+static char chunk[8 * 1024];
+
+static void pump(uv_stream_t *stream);
+
+static void pump_write_cb(uv_write_t *req, int status) {
+  uv_stream_t *stream = req->handle;
+  free(req);
+  if (uv_is_closing((uv_handle_t *)stream)) return;
+  if (status < 0) {
+    close_conn(stream);
+    return;
+  }
+  pump(stream);
+}
+
+static void pump(uv_stream_t *stream) {
+  /* uv_write sends at once while the socket has room; the queue grows once it is full. */
+  while (uv_stream_get_write_queue_size(stream) < HIGH_WATER_MARK) {
+    uv_write_t *req = malloc(sizeof *req);
+    uv_buf_t buf = uv_buf_init(chunk, sizeof chunk);
+    if (req == NULL) die("out of memory");
+    if (uv_write(req, stream, &buf, 1, pump_write_cb) < 0) {
+      free(req);
+      close_conn(stream);
+      return;
+    }
+  }
+}
+
+static void pump_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  if (nread < 0) close_conn(stream);
+}
+
+static void pump_connection_cb(uv_stream_t *listener, int status) {
+  conn_t *conn;
+  if (status < 0) return;
+  conn = accept_conn(listener);
+  if (conn == NULL) return;
+  if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, pump_read_cb) < 0) {
+    close_conn((uv_stream_t *)&conn->tcp);
+    return;
+  }
+  pump((uv_stream_t *)&conn->tcp);
+}
+
+/* pump_server */
+int pump_server_main(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  memset(chunk, 'p', sizeof chunk);
+  loop = uv_default_loop();
+  listen_local(loop, &server, pump_connection_cb);
+  uv_run(loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+/* ---- tcp_write_batch: N writes of 13 bytes on one connection, then shutdown ---- */
+
+static uv_tcp_t client;
+static uv_connect_t connect_req;
+static uv_shutdown_t shutdown_req;
+static uv_write_t *write_reqs;
+static uint64_t batch_n, batch_written, batch_start;
+static char message[] = "Hello, World\n"; /* 13 bytes */
+
+static void batch_write_cb(uv_write_t *req, int status) {
+  (void)req;
+  if (status < 0) die("write: %s", uv_strerror(status));
+  batch_written++;
+}
+
+static void batch_shutdown_cb(uv_shutdown_t *req, int status) {
+  (void)req;
+  if (status < 0) die("shutdown: %s", uv_strerror(status));
+  if (batch_written != batch_n) die("%llu of %llu writes done", (unsigned long long)batch_written,
+                                    (unsigned long long)batch_n);
+  result("total_ms", seconds_since(batch_start) * 1e3);
+  uv_close((uv_handle_t *)&client, NULL);
+}
+
+static void batch_connect_cb(uv_connect_t *req, int status) {
+  uv_buf_t buf = uv_buf_init(message, sizeof message - 1);
+  uint64_t i;
+  if (status < 0) die("connect: %s", uv_strerror(status));
+  batch_start = uv_hrtime();
+  for (i = 0; i < batch_n; i++) CHECK(uv_write(&write_reqs[i], req->handle, &buf, 1, batch_write_cb));
+  CHECK(uv_shutdown(&shutdown_req, req->handle, batch_shutdown_cb));
+}
+
+/* write_batch PORT N */
+int write_batch_main(int argc, char **argv) {
+  struct sockaddr_in addr;
+  uint64_t port = arg_u64(argc, argv, 0, "PORT");
+  batch_n = arg_u64(argc, argv, 1, "N");
+  write_reqs = malloc(batch_n * sizeof *write_reqs);
+  if (write_reqs == NULL) die("out of memory");
+  loop = uv_default_loop();
+  CHECK(uv_ip4_addr("127.0.0.1", (int)port, &addr));
+  CHECK(uv_tcp_init(loop, &client));
+  CHECK(uv_tcp_connect(&connect_req, &client, (const struct sockaddr *)&addr, batch_connect_cb));
+  uv_run(loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(loop));
+  free(write_reqs);
+  return 0;
+}

@@ -1,0 +1,400 @@
+//! The load generator, the same for the three servers (`bench-suite client MODE ARGS...`).
+//! It is written with evloop (one thread, so that it fits on its own core) except `sink` and
+//! `hold`, which are plain blocking std code.
+//!
+//! - `echo PORT CONNS SIZE MILLIS`: lock-step request/response on CONNS connections; every
+//!   echo is checked byte for byte. Prints `round_trips_per_s`, `p50_us`, `p99_us`.
+//! - `pump PORT CONNS MILLIS`: reads and discards what the server streams. Prints `mib_per_s`.
+//! - `pound PORT CONCURRENCY MILLIS`: CONCURRENCY clients, each connecting, writing 5 bytes,
+//!   reading the echo and closing, over and over. Prints `conns_per_s` and `errors`.
+//!
+//! `echo`, `pump` and `pound` also print `ops` (round trips, MiB, connections), which the
+//! orchestrator divides the server's CPU time by.
+//! - `sink EXPECTED`: accepts one connection, reads it to the end, checks the byte count.
+//! - `hold PORT N`: opens N connections, prints `connected`, keeps them until killed.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use evloop::{Loop, RunMode, TcpStream, Timer};
+
+use crate::util::{self, parse};
+
+pub fn main(args: &[String]) -> Result<(), String> {
+    let mode = args.first().map(String::as_str).unwrap_or("");
+    let rest = args.get(1..).unwrap_or(&[]);
+    let r = match mode {
+        "echo" => echo(
+            util::local_port(parse(rest, 0, "PORT")?),
+            parse(rest, 1, "CONNS")?,
+            parse(rest, 2, "SIZE")?,
+            Duration::from_millis(parse(rest, 3, "MILLIS")?),
+        ),
+        "pump" => pump(
+            util::local_port(parse(rest, 0, "PORT")?),
+            parse(rest, 1, "CONNS")?,
+            Duration::from_millis(parse(rest, 2, "MILLIS")?),
+        ),
+        "pound" => pound(
+            util::local_port(parse(rest, 0, "PORT")?),
+            parse(rest, 1, "CONCURRENCY")?,
+            Duration::from_millis(parse(rest, 2, "MILLIS")?),
+        ),
+        "sink" => sink(parse(rest, 0, "EXPECTED")?),
+        "hold" => hold(util::local_port(parse(rest, 0, "PORT")?), parse(rest, 1, "N")?),
+        other => return Err(format!("unknown client mode {other:?}")),
+    };
+    r.map_err(|e| format!("client {mode}: {e}"))
+}
+
+fn fail(msg: impl Into<String>) -> io::Error {
+    io::Error::other(msg.into())
+}
+
+// ---- echo ----
+
+struct Echo {
+    conns: usize,
+    message: std::rc::Rc<[u8]>,
+    duration: Duration,
+    streams: Vec<TcpStream>,
+    /// Per connection: when its message in flight was sent.
+    sent_at: Vec<Instant>,
+    start: Instant,
+    deadline: Instant,
+    end: Option<Instant>,
+    open: usize,
+    latencies_ns: Vec<u64>,
+    error: Option<String>,
+}
+
+/// The message for a given size: `PING\n` for 5 bytes (ping_pongs), else a pattern.
+fn message(size: usize) -> Vec<u8> {
+    if size == 5 {
+        b"PING\n".to_vec()
+    } else {
+        (0..size).map(|i| (i % 251) as u8).collect()
+    }
+}
+
+fn echo(addr: SocketAddr, conns: usize, size: usize, duration: Duration) -> io::Result<()> {
+    if conns == 0 || size == 0 {
+        return Err(fail("CONNS and SIZE must be positive"));
+    }
+    let now = Instant::now();
+    let mut lp = Loop::with_state(Echo {
+        conns,
+        message: message(size).into(),
+        duration,
+        streams: Vec::with_capacity(conns),
+        sent_at: vec![now; conns],
+        start: now,
+        deadline: now,
+        end: None,
+        open: 0,
+        latencies_ns: Vec::with_capacity(1 << 20),
+        error: None,
+    })?;
+    for c in 0..conns {
+        TcpStream::connect(&mut lp, addr, move |lp, stream, r| echo_connected(lp, stream, c, r))?;
+    }
+    lp.run(RunMode::Default)?;
+    let st = &mut lp.state;
+    if let Some(e) = st.error.take() {
+        return Err(fail(e));
+    }
+    let end = st.end.ok_or_else(|| fail("did not finish"))?;
+    if st.latencies_ns.is_empty() {
+        return Err(fail("no round trip completed"));
+    }
+    st.latencies_ns.sort_unstable();
+    let pct = |p: f64| {
+        st.latencies_ns[((st.latencies_ns.len() as f64 * p) as usize).min(st.latencies_ns.len() - 1)]
+    };
+    util::result("round_trips_per_s", st.latencies_ns.len() as f64 / (end - st.start).as_secs_f64());
+    util::result("p50_us", pct(0.50) as f64 / 1e3);
+    util::result("p99_us", pct(0.99) as f64 / 1e3);
+    util::result("ops", st.latencies_ns.len() as f64);
+    Ok(())
+}
+
+fn echo_error(lp: &mut Loop<Echo>, stream: TcpStream, why: String) {
+    if lp.state.error.is_none() {
+        lp.state.error = Some(why);
+    }
+    // Stop everything: one failure voids the run.
+    let streams = std::mem::take(&mut lp.state.streams);
+    for s in streams.into_iter().chain([stream]) {
+        if !s.is_closing(lp) {
+            let _ = s.close(lp);
+        }
+    }
+}
+
+fn echo_connected(lp: &mut Loop<Echo>, stream: TcpStream, c: usize, r: io::Result<()>) {
+    if let Err(e) = r {
+        return echo_error(lp, stream, format!("connect: {e}"));
+    }
+    let _ = stream.set_nodelay(lp, true);
+    let mut received = 0usize;
+    let read = stream.read_start(lp, move |lp, stream, data| {
+        let bytes = match data {
+            Ok(b) if !b.is_empty() => b,
+            Ok(_) => return echo_error(lp, stream, "the server closed a connection".into()),
+            Err(e) => return echo_error(lp, stream, format!("read: {e}")),
+        };
+        let size = lp.state.message.len();
+        if received + bytes.len() > size || bytes != &lp.state.message[received..received + bytes.len()] {
+            return echo_error(lp, stream, "echo mismatch".into());
+        }
+        received += bytes.len();
+        if received < size {
+            return;
+        }
+        received = 0;
+        let now = Instant::now();
+        lp.state.latencies_ns.push((now - lp.state.sent_at[c]).as_nanos() as u64);
+        if now >= lp.state.deadline {
+            let _ = stream.close(lp);
+            lp.state.open -= 1;
+            if lp.state.open == 0 {
+                lp.state.end = Some(now);
+            }
+            return;
+        }
+        lp.state.sent_at[c] = now;
+        let message = lp.state.message.clone();
+        if let Err(e) = stream.write(lp, &message) {
+            echo_error(lp, stream, format!("write: {e}"));
+        }
+    });
+    if let Err(e) = read {
+        return echo_error(lp, stream, format!("read_start: {e}"));
+    }
+    lp.state.streams.push(stream);
+    // Start once every connection is up, all at the same time.
+    if lp.state.streams.len() == lp.state.conns {
+        let now = Instant::now();
+        lp.state.start = now;
+        lp.state.deadline = now + lp.state.duration;
+        lp.state.open = lp.state.conns;
+        let message = lp.state.message.clone();
+        for i in 0..lp.state.conns {
+            let s = lp.state.streams[i];
+            lp.state.sent_at[i] = now;
+            if let Err(e) = s.write(lp, &message) {
+                return echo_error(lp, s, format!("write: {e}"));
+            }
+        }
+    }
+}
+
+// ---- pump ----
+
+struct Pump {
+    conns: usize,
+    duration: Duration,
+    streams: Vec<TcpStream>,
+    start: Option<Instant>,
+    end: Option<Instant>,
+    bytes: u64,
+    error: Option<String>,
+}
+
+fn pump(addr: SocketAddr, conns: usize, duration: Duration) -> io::Result<()> {
+    let mut lp = Loop::with_state(Pump {
+        conns,
+        duration,
+        streams: Vec::new(),
+        start: None,
+        end: None,
+        bytes: 0,
+        error: None,
+    })?;
+    for _ in 0..conns {
+        TcpStream::connect(&mut lp, addr, |lp, stream, r| {
+            if let Err(e) = r {
+                lp.state.error.get_or_insert(format!("connect: {e}"));
+                return pump_stop(lp);
+            }
+            let read = stream.read_start(lp, |lp, stream, data| match data {
+                Ok(b) if !b.is_empty() => {
+                    if lp.state.start.is_some() {
+                        lp.state.bytes += b.len() as u64;
+                    }
+                }
+                _ => {
+                    if lp.state.end.is_none() {
+                        lp.state.error.get_or_insert("the server closed a connection".into());
+                    }
+                    let _ = stream.close(lp);
+                    pump_stop(lp);
+                }
+            });
+            if read.is_err() {
+                let _ = stream.close(lp);
+            }
+            lp.state.streams.push(stream);
+            if lp.state.streams.len() == lp.state.conns {
+                lp.state.start = Some(Instant::now());
+                let stop = Timer::new(lp, |lp, t| {
+                    let _ = t.close(lp);
+                    pump_stop(lp);
+                });
+                let _ = stop.start(lp, lp.state.duration, Duration::ZERO);
+            }
+        })?;
+    }
+    lp.run(RunMode::Default)?;
+    let st = &mut lp.state;
+    if let Some(e) = st.error.take() {
+        return Err(fail(e));
+    }
+    let (start, end) = st.start.zip(st.end).ok_or_else(|| fail("did not finish"))?;
+    let mib = st.bytes as f64 / (1u64 << 20) as f64;
+    util::result("mib_per_s", mib / (end - start).as_secs_f64());
+    util::result("ops", mib);
+    Ok(())
+}
+
+fn pump_stop(lp: &mut Loop<Pump>) {
+    if lp.state.end.is_none() {
+        lp.state.end = Some(Instant::now());
+    }
+    for s in std::mem::take(&mut lp.state.streams) {
+        if !s.is_closing(lp) {
+            let _ = s.close(lp);
+        }
+    }
+}
+
+// ---- pound ----
+
+struct Pound {
+    addr: SocketAddr,
+    deadline: Instant,
+    active: usize,
+    done: u64,
+    errors: u64,
+    first_error: Option<String>,
+    end: Option<Instant>,
+}
+
+fn pound(addr: SocketAddr, concurrency: usize, duration: Duration) -> io::Result<()> {
+    let start = Instant::now();
+    let mut lp = Loop::with_state(Pound {
+        addr,
+        deadline: start + duration,
+        active: 0,
+        done: 0,
+        errors: 0,
+        first_error: None,
+        end: None,
+    })?;
+    for _ in 0..concurrency {
+        pound_one(&mut lp);
+    }
+    lp.run(RunMode::Default)?;
+    let st = &lp.state;
+    let end = st.end.unwrap_or_else(Instant::now);
+    util::result("conns_per_s", st.done as f64 / (end - start).as_secs_f64());
+    util::result("errors", st.errors as f64);
+    util::result("ops", st.done as f64);
+    if let Some(e) = &st.first_error {
+        eprintln!("pound: {} errors, the first: {e}", st.errors);
+    }
+    Ok(())
+}
+
+fn pound_error(lp: &mut Loop<Pound>, why: String) {
+    lp.state.errors += 1;
+    lp.state.first_error.get_or_insert(why);
+}
+
+fn pound_one(lp: &mut Loop<Pound>) {
+    lp.state.active += 1;
+    let addr = lp.state.addr;
+    let started = TcpStream::connect(lp, addr, |lp, stream, r| {
+        if let Err(e) = r {
+            pound_error(lp, format!("connect: {e}"));
+            let _ = stream.close(lp);
+            return pound_next(lp);
+        }
+        if let Err(e) = stream.write(lp, b"PING\n") {
+            pound_error(lp, format!("write: {e}"));
+            let _ = stream.close(lp);
+            return pound_next(lp);
+        }
+        let mut got = 0;
+        let read = stream.read_start(lp, move |lp, stream, data| {
+            match data {
+                Ok(b) if !b.is_empty() => {
+                    got += b.len();
+                    if got < 5 {
+                        return;
+                    }
+                    lp.state.done += 1;
+                }
+                Ok(_) => pound_error(lp, "the server closed before echoing".into()),
+                Err(e) => pound_error(lp, format!("read: {e}")),
+            }
+            let _ = stream.close(lp);
+            pound_next(lp);
+        });
+        if let Err(e) = read {
+            pound_error(lp, format!("read_start: {e}"));
+            let _ = stream.close(lp);
+            pound_next(lp);
+        }
+    });
+    if let Err(e) = started {
+        pound_error(lp, format!("connect: {e}"));
+        lp.state.active -= 1;
+    }
+}
+
+/// One client finished: start the next one until the deadline.
+fn pound_next(lp: &mut Loop<Pound>) {
+    lp.state.active -= 1;
+    let now = Instant::now();
+    if now < lp.state.deadline {
+        pound_one(lp);
+    } else if lp.state.active == 0 {
+        lp.state.end = Some(now);
+    }
+}
+
+// ---- sink and hold (blocking std) ----
+
+fn sink(expected: u64) -> io::Result<()> {
+    let listener = std::net::TcpListener::bind(util::local_any())?;
+    util::listening(listener.local_addr()?.port());
+    let (mut stream, _) = listener.accept()?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        match stream.read(&mut buf)? {
+            0 => break,
+            n => total += n as u64,
+        }
+    }
+    if total != expected {
+        return Err(fail(format!("received {total} bytes, expected {expected}")));
+    }
+    util::result("bytes", total as f64);
+    Ok(())
+}
+
+fn hold(addr: SocketAddr, n: usize) -> io::Result<()> {
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(std::net::TcpStream::connect(addr)?);
+    }
+    println!("connected");
+    io::stdout().flush()?;
+    // Hold them until the orchestrator closes our stdin or kills us.
+    let _ = io::stdin().read_to_end(&mut Vec::new());
+    drop(conns);
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! bench-suite: the same workloads on evloop, tokio's current-thread runtime and libuv, in
+//! one run, with a table of medians and ratios. See README.md.
+//!
+//! ```text
+//! cargo run --release -p bench-suite -- [--smoke] [--only NAME[,NAME...]] [--reps N]
+//!     [--echo-conns 1,10,100] [--echo-sizes 64,1024,65536] [--no-pin] [--out DIR] [--list]
+//! ```
+//!
+//! The same program is also every Rust child: `child evloop|tokio WORKLOAD ARGS...` runs
+//! one workload on one runtime, `client MODE ARGS...` is the load generator.
+
+mod client;
+mod procs;
+mod report;
+mod rt_evloop;
+mod rt_tokio;
+mod util;
+mod workloads;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use report::Outcome;
+use workloads::{Config, RUNTIMES, WORKLOADS};
+
+const USAGE: &str = "usage: bench-suite [--smoke] [--only NAME[,NAME...]] [--reps N] \
+[--echo-conns LIST] [--echo-sizes LIST] [--no-pin] [--out DIR] [--list]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let child = match args.first().map(String::as_str) {
+        Some("child") => Some(match args.get(1).map(String::as_str) {
+            Some("evloop") => rt_evloop::main(&args[2..]),
+            Some("tokio") => rt_tokio::main(&args[2..]),
+            _ => Err("usage: bench-suite child evloop|tokio WORKLOAD ARGS...".into()),
+        }),
+        Some("client") => Some(client::main(&args[1..])),
+        _ => None,
+    };
+    if let Some(r) = child {
+        return match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match orchestrate(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench-suite: {e}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn list(s: &str) -> Result<Vec<usize>, String> {
+    s.split(',').map(|x| x.trim().parse().map_err(|_| format!("bad number {x:?} in {s:?}"))).collect()
+}
+
+struct Options {
+    config: Config,
+    out_dir: PathBuf,
+}
+
+fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
+    let mut smoke = false;
+    let mut reps = None;
+    let mut only = Vec::new();
+    let mut echo_conns = vec![1, 10, 100];
+    let mut echo_sizes = vec![64, 1024, 64 * 1024];
+    let mut pin = true;
+    let mut out_dir = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--smoke" => smoke = true,
+            "--reps" => reps = Some(value("--reps")?.parse::<usize>().map_err(|e| format!("--reps: {e}"))?),
+            "--only" => only.extend(value("--only")?.split(',').map(|s| s.trim().to_string())),
+            "--echo-conns" => echo_conns = list(&value("--echo-conns")?)?,
+            "--echo-sizes" => echo_sizes = list(&value("--echo-sizes")?)?,
+            "--no-pin" => pin = false,
+            "--out" => out_dir = Some(PathBuf::from(value("--out")?)),
+            "--list" => {
+                for (name, what) in WORKLOADS {
+                    println!("{name:<16} {what}");
+                }
+                return Ok(None);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}\nworkloads (--list describes them): {}", names().join(", "));
+                return Ok(None);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    for o in &only {
+        if !WORKLOADS.iter().any(|(n, _)| n == o) {
+            return Err(format!("unknown workload {o:?}; the workloads are {}", names().join(", ")));
+        }
+    }
+    if echo_conns.contains(&0) || echo_sizes.contains(&0) {
+        return Err("--echo-conns and --echo-sizes take positive numbers".into());
+    }
+    let reps = reps.unwrap_or(if smoke { 1 } else { 3 });
+    if reps == 0 {
+        return Err("--reps must be at least 1".into());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let taskset_works = || {
+        std::process::Command::new("taskset")
+            .args(["-c", "1", "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let pin = (pin && cores >= 2 && taskset_works()).then_some((0, 1));
+    let uvbench = Some(env!("BENCH_SUITE_UVBENCH").to_string()).filter(|p| !p.is_empty());
+    let self_exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let out_dir = match out_dir {
+        Some(d) => d,
+        // Smoke figures mean nothing: keep them beside the program, in the target directory,
+        // away from the committed results.
+        None if smoke => {
+            self_exe.parent().map_or_else(|| PathBuf::from("."), |d| d.join("bench-suite-smoke"))
+        }
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+    };
+    Ok(Some(Options {
+        config: Config {
+            smoke,
+            reps,
+            only,
+            echo_conns,
+            echo_sizes,
+            pin,
+            uvbench,
+            self_exe: self_exe.to_string_lossy().into_owned(),
+        },
+        out_dir,
+    }))
+}
+
+fn names() -> Vec<&'static str> {
+    WORKLOADS.iter().map(|(n, _)| *n).collect()
+}
+
+/// Runs the cases: for each case, repetitions of evloop, tokio, libuv in turn. Returns
+/// whether everything succeeded.
+fn orchestrate(args: &[String]) -> Result<bool, String> {
+    let Some(Options { config: cfg, out_dir }) = parse_options(args)? else { return Ok(true) };
+    let cases = workloads::cases(&cfg);
+    let started = Instant::now();
+    eprintln!(
+        "bench-suite: {} cases x {} runtimes x {} repetition(s){}; {}",
+        cases.len(),
+        RUNTIMES.len(),
+        cfg.reps,
+        if cfg.smoke { " (smoke: tiny counts)" } else { "" },
+        match cfg.pin {
+            Some((s, c)) => format!("TCP servers on CPU {s}, load generator on CPU {c} (taskset)"),
+            None => "not pinned".into(),
+        }
+    );
+    let mut outcomes = Vec::new();
+    for case in cases {
+        let mut o = Outcome::new(case.clone());
+        if cfg.uvbench.is_none() {
+            o.skipped[2] = Some(workloads::LIBUV_SKIPPED.into());
+        }
+        for rep in 0..cfg.reps {
+            for (i, &rt) in RUNTIMES.iter().enumerate() {
+                if o.skipped[i].is_some() {
+                    continue;
+                }
+                let t = Instant::now();
+                let r = workloads::run(&cfg, &case, rt);
+                let summary = match &r {
+                    Ok(res) => case
+                        .metrics()
+                        .iter()
+                        .filter_map(|m| res.get(m.key).map(|v| report::format_value(v * m.scale, m.unit)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Err(e) => format!("FAILED: {e}"),
+                };
+                eprintln!(
+                    "  {:<16} {:<22} rep {}/{} {:<7} {summary}  [{:.1} s]",
+                    case.workload,
+                    case.label,
+                    rep + 1,
+                    cfg.reps,
+                    rt.name(),
+                    t.elapsed().as_secs_f64()
+                );
+                match r {
+                    Ok(res) => o.runs[i].push(res),
+                    Err(e) => o.errors[i].push(e),
+                }
+            }
+        }
+        outcomes.push(o);
+    }
+    let ok = !outcomes.iter().any(Outcome::failed);
+    let rows = report::rows(&outcomes);
+    let table = report::table(&rows);
+    let elapsed = started.elapsed();
+    let header = header(&cfg, args, elapsed.as_secs_f64());
+    println!("{header}\n{}\n\n{table}", report::RATIO_EXPLANATION);
+    for o in outcomes.iter().filter(|o| o.failed()) {
+        for (i, errs) in o.errors.iter().enumerate() {
+            for e in errs {
+                eprintln!("FAILED {} {} on {}: {e}", o.case.workload, o.case.label, RUNTIMES[i].name());
+            }
+        }
+    }
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let md = out_dir.join("results.md");
+    let svg = out_dir.join("ratios.svg");
+    let doc = format!(
+        "# bench-suite results\n\n{header}\n\n{}\n\n{table}\n{}\n![ratios](ratios.svg)\n",
+        report::RATIO_EXPLANATION,
+        NOTES
+    );
+    std::fs::write(&md, doc).map_err(|e| format!("{}: {e}", md.display()))?;
+    let title = format!("evloop vs tokio (current-thread) and libuv — median of {} run(s)", cfg.reps);
+    std::fs::write(&svg, report::svg(&rows, &title)).map_err(|e| format!("{}: {e}", svg.display()))?;
+    eprintln!("wrote {} and {} in {:.0} s", md.display(), svg.display(), elapsed.as_secs_f64());
+    if !ok {
+        eprintln!("bench-suite: some runs FAILED");
+    }
+    Ok(ok)
+}
+
+const NOTES: &str = "\
+Notes (bench-suite/README.md has the details):
+- The TCP servers (echo, pump, pound, memory) and the tcp_write_batch writer are the runtime under test; \
+the load generator (or sink) is the same evloop/std program for all three, pinned to the other CPU with \
+taskset. All servers: backlog 1024, TCP_NODELAY, one shared 64 KiB read buffer, write-through with a 64 KiB \
+write-queue high-water mark.
+- Server CPU rows: the server process's CPU time (all threads) divided by the requests (round trips, MiB, \
+connections) it served. With one core for the load generator, throughput is often capped by the client; \
+these rows show what each server spent.
+- loop_count on tokio is a task that calls `yield_now()` in a loop: the nearest equivalent of an idle \
+watcher, not the same thing.
+- timers on tokio: one task per timer sleeping until its deadline; a timer counts as started once its \
+task has been polled.
+- tcp_write_batch: evloop and libuv issue all writes at once (libuv with one uv_write per message); \
+tokio awaits `write_all` per message.
+- waker: libuv uv_async_t + a semaphore per thread; evloop Waker + park/unpark; tokio Notify + park/unpark. \
+Unpinned, so noisier than the rest.
+- queue_work / fs_stat: a pool of 4 threads on every runtime (tokio: `max_blocking_threads(4)`).
+";
+
+fn header(cfg: &Config, args: &[String], secs: f64) -> String {
+    let cmd = if args.is_empty() {
+        "cargo run --release -p bench-suite".to_string()
+    } else {
+        format!("cargo run --release -p bench-suite -- {}", args.join(" "))
+    };
+    let libuv = match env!("BENCH_SUITE_LIBUV_VERSION") {
+        "" => "libuv: not found at build time".to_string(),
+        v => format!("libuv {v} (system, pkg-config)"),
+    };
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "Command: `{cmd}`  \nMedian of {} repetition(s), runtimes interleaved (evloop, tokio, libuv, evloop, ...){}; \
+         {:.0} s in all.  \nMachine: {} CPUs, Linux {}; tokio {} current-thread runtime; {}.  \nPinning: {}.",
+        cfg.reps,
+        if cfg.smoke { "; SMOKE MODE: tiny counts, the figures mean nothing" } else { "" },
+        secs,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        kernel.trim(),
+        TOKIO_VERSION,
+        libuv,
+        match cfg.pin {
+            Some((s, c)) => format!(
+                "the TCP server (or writer) under test on CPU {s}, the load generator on CPU {c} (taskset); \
+                 other workloads unpinned"
+            ),
+            None => "none (taskset missing or fewer than 2 CPUs, or --no-pin)".to_string(),
+        }
+    )
+}
+
+/// The tokio version in the workspace's Cargo.lock at build time.
+const TOKIO_VERSION: &str = env!("BENCH_SUITE_TOKIO_VERSION");

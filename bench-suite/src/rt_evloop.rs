@@ -1,0 +1,358 @@
+//! The evloop side of every workload (`bench-suite child evloop WORKLOAD ARGS...`).
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use evloop::{fs, Idle, ListenOptions, Loop, RunMode, TcpListener, TcpStream, Timer, Waker};
+
+use crate::util::{self, parse};
+
+pub fn main(args: &[String]) -> Result<(), String> {
+    let workload = args.first().map(String::as_str).unwrap_or("");
+    let rest = args.get(1..).unwrap_or(&[]);
+    let r = match workload {
+        "loop_count" => loop_count(parse(rest, 0, "N")?),
+        "timers" => timers(parse(rest, 0, "N")?),
+        "echo_server" => echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }),
+        "pump_server" => pump_server(),
+        "write_batch" => write_batch(parse(rest, 0, "PORT")?, parse(rest, 1, "N")?),
+        "waker" => waker(parse(rest, 0, "THREADS")?, parse(rest, 1, "ROUNDS")?),
+        "queue_work" => queue_work(parse(rest, 0, "N")?, parse(rest, 1, "IN_FLIGHT")?),
+        "fs_stat" => fs_stat(parse(rest, 0, "N")?, parse(rest, 1, "IN_FLIGHT")?, parse(rest, 2, "PATH")?),
+        other => return Err(format!("unknown workload {other:?}")),
+    };
+    r.map_err(|e| format!("evloop {workload}: {e}"))
+}
+
+fn loop_count(n: u64) -> io::Result<()> {
+    let mut lp = Loop::with_state(0u64)?;
+    let idle = Idle::new(&mut lp, move |lp, idle| {
+        lp.state += 1;
+        if lp.state == n {
+            idle.stop(lp).unwrap();
+        }
+    });
+    idle.start(&mut lp)?;
+    let start = Instant::now();
+    lp.run(RunMode::Default)?;
+    let rate = util::per_sec(n, start);
+    assert_eq!(lp.state, n);
+    util::result("iterations_per_s", rate);
+    Ok(())
+}
+
+fn timers(n: u64) -> io::Result<()> {
+    let mut lp = Loop::with_state(0u64)?;
+    let mut timers = Vec::with_capacity(n as usize);
+    let start = Instant::now();
+    for i in 0..n {
+        let t = Timer::new(&mut lp, |lp, _| lp.state += 1);
+        t.start(&mut lp, Duration::from_millis(util::timer_timeout_ms(i)), Duration::ZERO)?;
+        timers.push(t);
+    }
+    let init = start.elapsed();
+    lp.run(RunMode::Default)?;
+    for t in &timers {
+        t.close(&mut lp)?;
+    }
+    lp.run(RunMode::Default)?;
+    let total = start.elapsed();
+    assert_eq!(lp.state, n);
+    util::result("starts_per_s", n as f64 / init.as_secs_f64());
+    util::result("total_ms", total.as_secs_f64() * 1e3);
+    util::result("peak_rss_kib", util::status_kib("VmHWM:").unwrap_or(0) as f64);
+    Ok(())
+}
+
+struct EchoServer {
+    accepted: u64,
+    report_after: Option<u64>,
+    rss_before_kib: u64,
+}
+
+fn listen<S: 'static>(
+    lp: &mut Loop<S>,
+    on_connection: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
+) -> io::Result<TcpListener> {
+    let options = ListenOptions::new().backlog(util::BACKLOG);
+    let listener = TcpListener::bind_with(lp, util::local_any(), &options, on_connection)?;
+    util::listening(listener.local_addr(lp)?.port());
+    Ok(listener)
+}
+
+/// The echo server: reads into the loop's buffer, writes through, stops reading while the
+/// write queue is at the high-water mark and resumes on drain.
+fn echo_server(report_after: Option<u64>) -> io::Result<()> {
+    let mut lp = Loop::with_state(EchoServer { accepted: 0, report_after, rss_before_kib: 0 })?;
+    listen(&mut lp, |lp, stream| {
+        let _ = stream.set_nodelay(lp, true);
+        let _ = stream.set_high_water_mark(lp, util::HIGH_WATER_MARK);
+        let resumed = stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp)));
+        if resumed.and_then(|()| stream.read_start(lp, echo)).is_err() {
+            let _ = stream.close(lp);
+        }
+        lp.state.accepted += 1;
+        if Some(lp.state.accepted) == lp.state.report_after {
+            let report = Timer::new(lp, |lp, timer| {
+                let now = util::status_kib("VmRSS:").unwrap_or(0);
+                let n = lp.state.accepted;
+                util::result("connections", n as f64);
+                util::result(
+                    "rss_per_conn_bytes",
+                    (now as f64 - lp.state.rss_before_kib as f64) * 1024.0 / n as f64,
+                );
+                let _ = timer.close(lp);
+            });
+            report.start(lp, util::SETTLE, Duration::ZERO).unwrap();
+        }
+    })?;
+    lp.run(RunMode::NoWait)?;
+    lp.state.rss_before_kib = util::status_kib("VmRSS:").unwrap_or(0);
+    lp.run(RunMode::Default)?;
+    Ok(())
+}
+
+fn echo<S>(lp: &mut Loop<S>, stream: TcpStream, data: io::Result<&[u8]>) {
+    match data {
+        Ok(bytes) if !bytes.is_empty() => match stream.write(lp, bytes) {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = stream.read_stop(lp);
+            }
+            Err(_) => {
+                let _ = stream.close(lp);
+            }
+        },
+        Ok(_) => {
+            if stream.shutdown(lp, move |lp, _| drop(stream.close(lp))).is_err() {
+                let _ = stream.close(lp);
+            }
+        }
+        Err(_) => {
+            let _ = stream.close(lp);
+        }
+    }
+}
+
+/// Streams 8 KiB writes to every client until it goes away.
+fn pump_server() -> io::Result<()> {
+    let mut lp = Loop::new()?;
+    listen(&mut lp, |lp, stream| {
+        let _ = stream.set_nodelay(lp, true);
+        let _ = stream.set_high_water_mark(lp, util::HIGH_WATER_MARK);
+        let started = stream.on_drain(lp, pump).and_then(|()| {
+            stream.read_start(lp, |lp, stream, data| {
+                if !matches!(data, Ok(b) if !b.is_empty()) {
+                    let _ = stream.close(lp);
+                }
+            })
+        });
+        if started.is_err() {
+            let _ = stream.close(lp);
+            return;
+        }
+        pump(lp, stream);
+    })?;
+    lp.run(RunMode::Default)?;
+    Ok(())
+}
+
+static CHUNK: [u8; util::PUMP_CHUNK] = [b'p'; util::PUMP_CHUNK];
+
+/// Writes until the queue reaches the high-water mark; `on_drain` calls it again.
+fn pump(lp: &mut Loop<()>, stream: TcpStream) {
+    loop {
+        match stream.write(lp, &CHUNK) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(_) => {
+                let _ = stream.close(lp);
+                return;
+            }
+        }
+    }
+}
+
+struct Batch {
+    n: u64,
+    start: Option<Instant>,
+    elapsed: Option<Duration>,
+    error: Option<String>,
+}
+
+/// N writes of 13 bytes on one connection, all issued at once (as libuv's
+/// tcp_write_batch does), then a shutdown; the time until the shutdown completes.
+fn write_batch(port: u16, n: u64) -> io::Result<()> {
+    let mut lp = Loop::with_state(Batch { n, start: None, elapsed: None, error: None })?;
+    TcpStream::connect(&mut lp, util::local_port(port), |lp, stream, r| {
+        if let Err(e) = r {
+            lp.state.error = Some(format!("connect: {e}"));
+            return;
+        }
+        lp.state.start = Some(Instant::now());
+        for _ in 0..lp.state.n {
+            if let Err(e) = stream.write(lp, util::BATCH_MESSAGE) {
+                lp.state.error = Some(format!("write: {e}"));
+                let _ = stream.close(lp);
+                return;
+            }
+        }
+        let shut = stream.shutdown(lp, move |lp, r| {
+            match r {
+                Ok(()) => lp.state.elapsed = lp.state.start.map(|s| s.elapsed()),
+                Err(e) => lp.state.error = Some(format!("shutdown: {e}")),
+            }
+            let _ = stream.close(lp);
+        });
+        if let Err(e) = shut {
+            lp.state.error = Some(format!("shutdown: {e}"));
+            let _ = stream.close(lp);
+        }
+    })?;
+    lp.run(RunMode::Default)?;
+    if let Some(e) = lp.state.error.take() {
+        return Err(io::Error::other(e));
+    }
+    let elapsed = lp.state.elapsed.ok_or_else(|| io::Error::other("the batch did not finish"))?;
+    util::result("total_ms", elapsed.as_secs_f64() * 1e3);
+    Ok(())
+}
+
+/// One thread's side of the waker ping-pong: the loop sets `ready` and unparks it.
+struct Baton {
+    ready: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+fn waker(threads: usize, rounds: u64) -> io::Result<()> {
+    // (count, wakers): the wakers are closed together once the last round trip is answered.
+    // Not each by its own callback: closing a waker inside its callback makes the loop skip
+    // the next pending waker in the same scan, and that wake is lost (an evloop bug; see
+    // README.md).
+    let mut lp = Loop::with_state((0u64, Vec::<Waker>::new()))?;
+    let total = threads as u64 * rounds;
+    let mut peers = Vec::new();
+    for _ in 0..threads {
+        let baton = Arc::new(Baton { ready: AtomicBool::new(false), thread: OnceLock::new() });
+        let ours = baton.clone();
+        let waker = Waker::new(&mut lp, move |lp, _| {
+            lp.state.0 += 1;
+            ours.ready.store(true, Ordering::Release);
+            ours.thread.get().expect("peer thread").unpark();
+            if lp.state.0 == total {
+                for w in std::mem::take(&mut lp.state.1) {
+                    w.close(lp).unwrap();
+                }
+            }
+        })?;
+        lp.state.1.push(waker.clone());
+        peers.push((waker, baton));
+    }
+    let start = Instant::now();
+    let mut joins = Vec::new();
+    for (waker, baton) in peers {
+        let remote = baton.clone();
+        let join = thread::spawn(move || {
+            for _ in 0..rounds {
+                waker.wake().unwrap();
+                while !remote.ready.swap(false, Ordering::Acquire) {
+                    thread::park();
+                }
+            }
+        });
+        baton.thread.set(join.thread().clone()).unwrap();
+        joins.push(join);
+    }
+    lp.run(RunMode::Default)?;
+    let rate = util::per_sec(lp.state.0, start);
+    for j in joins {
+        j.join().map_err(|_| io::Error::other("a peer thread panicked"))?;
+    }
+    assert_eq!(lp.state.0, total);
+    util::result("round_trips_per_s", rate);
+    Ok(())
+}
+
+struct Pool {
+    submitted: u64,
+    completed: u64,
+    total: u64,
+    path: std::path::PathBuf,
+    error: Option<io::Error>,
+}
+
+fn pool_loop(total: u64, path: &str) -> io::Result<Loop<Pool>> {
+    Loop::builder()
+        .threadpool_size(util::POOL_THREADS)
+        .state(Pool { submitted: 0, completed: 0, total, path: path.into(), error: None })
+        .build()
+}
+
+fn submit_noop(lp: &mut Loop<Pool>) {
+    lp.state.submitted += 1;
+    let r = lp.queue_work(
+        || 0u8,
+        |lp, r| match r {
+            Ok(_) => {
+                lp.state.completed += 1;
+                if lp.state.submitted < lp.state.total {
+                    submit_noop(lp);
+                }
+            }
+            Err(e) => lp.state.error = Some(e),
+        },
+    );
+    if let Err(e) = r {
+        lp.state.error = Some(e);
+    }
+}
+
+fn submit_stat(lp: &mut Loop<Pool>) {
+    lp.state.submitted += 1;
+    let path = lp.state.path.clone();
+    let r = fs::metadata(lp, &path, |lp, r| match r {
+        Ok(_) => {
+            lp.state.completed += 1;
+            if lp.state.submitted < lp.state.total {
+                submit_stat(lp);
+            }
+        }
+        Err(e) => lp.state.error = Some(e),
+    });
+    if let Err(e) = r {
+        lp.state.error = Some(e);
+    }
+}
+
+fn run_pool(
+    total: u64,
+    in_flight: u64,
+    path: &str,
+    submit: fn(&mut Loop<Pool>),
+    key: &str,
+) -> io::Result<()> {
+    let mut lp = pool_loop(total, path)?;
+    let start = Instant::now();
+    for _ in 0..in_flight.min(total) {
+        submit(&mut lp);
+    }
+    lp.run(RunMode::Default)?;
+    let rate = util::per_sec(total, start);
+    if let Some(e) = lp.state.error.take() {
+        return Err(e);
+    }
+    assert_eq!(lp.state.completed, total);
+    util::result(key, rate);
+    Ok(())
+}
+
+fn queue_work(total: u64, in_flight: u64) -> io::Result<()> {
+    run_pool(total, in_flight, "", submit_noop, "jobs_per_s")
+}
+
+fn fs_stat(total: u64, in_flight: u64, path: String) -> io::Result<()> {
+    run_pool(total, in_flight, &path, submit_stat, "stats_per_s")
+}

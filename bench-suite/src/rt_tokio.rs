@@ -1,0 +1,321 @@
+//! The tokio side of every workload (`bench-suite child tokio WORKLOAD ARGS...`), on a
+//! current-thread runtime.
+//!
+//! The servers read the way evloop and libuv do, so that an idle connection holds no buffer:
+//! wait for readability, `try_read` into one 64 KiB buffer shared by the runtime's thread,
+//! `try_write` the echo at once and copy only what the socket did not take.
+
+use std::cell::RefCell;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+
+use crate::util::{self, parse};
+
+pub fn main(args: &[String]) -> Result<(), String> {
+    let workload = args.first().map(String::as_str).unwrap_or("");
+    let rest = args.get(1..).unwrap_or(&[]);
+    let rt = runtime().map_err(|e| format!("tokio runtime: {e}"))?;
+    let r = match workload {
+        "loop_count" => rt.block_on(loop_count(parse(rest, 0, "N")?)),
+        "timers" => rt.block_on(timers(parse(rest, 0, "N")?)),
+        "echo_server" => {
+            rt.block_on(echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }))
+        }
+        "pump_server" => rt.block_on(pump_server()),
+        "write_batch" => rt.block_on(write_batch(parse(rest, 0, "PORT")?, parse(rest, 1, "N")?)),
+        "waker" => rt.block_on(waker(parse(rest, 0, "THREADS")?, parse(rest, 1, "ROUNDS")?)),
+        "queue_work" => rt.block_on(queue_work(parse(rest, 0, "N")?, parse(rest, 1, "IN_FLIGHT")?)),
+        "fs_stat" => rt.block_on(fs_stat(
+            parse(rest, 0, "N")?,
+            parse(rest, 1, "IN_FLIGHT")?,
+            parse::<String>(rest, 2, "PATH")?,
+        )),
+        other => return Err(format!("unknown workload {other:?}")),
+    };
+    r.map_err(|e| format!("tokio {workload}: {e}"))
+}
+
+fn runtime() -> io::Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(util::POOL_THREADS)
+        .build()
+}
+
+/// The nearest equivalent of an idle watcher: a task that yields N times.
+async fn loop_count(n: u64) -> io::Result<()> {
+    let start = Instant::now();
+    tokio::spawn(async move {
+        for _ in 0..n {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .map_err(io::Error::other)?;
+    util::result("iterations_per_s", util::per_sec(n, start));
+    Ok(())
+}
+
+struct TimerCounts {
+    n: u64,
+    started: AtomicU64,
+    fired: AtomicU64,
+    all_started: Mutex<Option<Instant>>,
+    all_fired: Notify,
+}
+
+/// One task per timer, each sleeping until its deadline. A timer counts as started once its
+/// task has been polled (which registers its `Sleep`).
+async fn timers(n: u64) -> io::Result<()> {
+    let counts = Arc::new(TimerCounts {
+        n,
+        started: AtomicU64::new(0),
+        fired: AtomicU64::new(0),
+        all_started: Mutex::new(None),
+        all_fired: Notify::new(),
+    });
+    let start = Instant::now();
+    let base = tokio::time::Instant::now();
+    for i in 0..n {
+        let deadline = base + Duration::from_millis(util::timer_timeout_ms(i));
+        let counts = counts.clone();
+        tokio::spawn(async move {
+            if counts.started.fetch_add(1, Ordering::Relaxed) + 1 == counts.n {
+                *counts.all_started.lock().unwrap() = Some(Instant::now());
+            }
+            tokio::time::sleep_until(deadline).await;
+            if counts.fired.fetch_add(1, Ordering::Relaxed) + 1 == counts.n {
+                counts.all_fired.notify_one();
+            }
+        });
+    }
+    counts.all_fired.notified().await;
+    let total = start.elapsed();
+    let started = counts.all_started.lock().unwrap().ok_or_else(|| io::Error::other("not all started"))?;
+    util::result("starts_per_s", n as f64 / (started - start).as_secs_f64());
+    util::result("total_ms", total.as_secs_f64() * 1e3);
+    util::result("peak_rss_kib", util::status_kib("VmHWM:").unwrap_or(0) as f64);
+    Ok(())
+}
+
+fn listen() -> io::Result<tokio::net::TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(util::local_any())?;
+    let listener = socket.listen(util::BACKLOG)?;
+    util::listening(listener.local_addr()?.port());
+    Ok(listener)
+}
+
+/// Accepts one connection and sets TCP_NODELAY. An accept error (out of descriptors, a client
+/// that gave up) does not end the server, as in evloop and libuv: it backs off 10 ms.
+async fn accept(listener: &tokio::net::TcpListener) -> Option<TcpStream> {
+    match listener.accept().await {
+        Ok((stream, _)) => {
+            let _ = stream.set_nodelay(true);
+            Some(stream)
+        }
+        Err(_) => {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            None
+        }
+    }
+}
+
+thread_local! {
+    /// The read buffer every connection of this (single-threaded) runtime borrows.
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
+}
+
+enum Step {
+    Again,
+    Done,
+    Rest(Vec<u8>),
+    Eof,
+    Failed,
+}
+
+/// Reads what is there and echoes it at once; returns the part the socket did not take.
+fn read_and_echo(stream: &TcpStream) -> Step {
+    READ_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let n = match stream.try_read(&mut buf) {
+            Ok(0) => return Step::Eof,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Again,
+            Err(_) => return Step::Failed,
+        };
+        match stream.try_write(&buf[..n]) {
+            Ok(m) if m == n => Step::Done,
+            Ok(m) => Step::Rest(buf[m..n].to_vec()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Rest(buf[..n].to_vec()),
+            Err(_) => Step::Failed,
+        }
+    })
+}
+
+async fn echo_conn(mut stream: TcpStream) {
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match read_and_echo(&stream) {
+            Step::Again | Step::Done => {}
+            Step::Rest(rest) => {
+                if stream.write_all(&rest).await.is_err() {
+                    return;
+                }
+            }
+            Step::Eof => {
+                let _ = stream.shutdown().await;
+                return;
+            }
+            Step::Failed => return,
+        }
+    }
+}
+
+async fn echo_server(report_after: Option<u64>) -> io::Result<()> {
+    let listener = listen()?;
+    tokio::task::yield_now().await;
+    let rss_before = util::status_kib("VmRSS:").unwrap_or(0);
+    let mut accepted = 0u64;
+    loop {
+        let Some(stream) = accept(&listener).await else { continue };
+        tokio::spawn(echo_conn(stream));
+        accepted += 1;
+        if Some(accepted) == report_after {
+            tokio::spawn(async move {
+                tokio::time::sleep(util::SETTLE).await;
+                let now = util::status_kib("VmRSS:").unwrap_or(0);
+                util::result("connections", accepted as f64);
+                util::result(
+                    "rss_per_conn_bytes",
+                    (now as f64 - rss_before as f64) * 1024.0 / accepted as f64,
+                );
+            });
+        }
+    }
+}
+
+static CHUNK: [u8; util::PUMP_CHUNK] = [b'p'; util::PUMP_CHUNK];
+
+async fn pump_server() -> io::Result<()> {
+    let listener = listen()?;
+    loop {
+        let Some(mut stream) = accept(&listener).await else { continue };
+        tokio::spawn(async move { while stream.write_all(&CHUNK).await.is_ok() {} });
+    }
+}
+
+/// N writes of 13 bytes, each awaited (tokio has no fire-and-forget write), then shutdown.
+async fn write_batch(port: u16, n: u64) -> io::Result<()> {
+    let mut stream = TcpStream::connect(util::local_port(port)).await?;
+    let start = Instant::now();
+    for _ in 0..n {
+        stream.write_all(util::BATCH_MESSAGE).await?;
+    }
+    stream.shutdown().await?;
+    util::result("total_ms", start.elapsed().as_secs_f64() * 1e3);
+    Ok(())
+}
+
+/// Each std thread wakes its own task through a `Notify`; the task answers with unpark.
+async fn waker(threads: usize, rounds: u64) -> io::Result<()> {
+    struct Peer {
+        notify: Notify,
+        ready: AtomicBool,
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let mut joins = Vec::new();
+    for _ in 0..threads {
+        let peer = Arc::new(Peer { notify: Notify::new(), ready: AtomicBool::new(false) });
+        let remote = peer.clone();
+        let join = thread::spawn(move || {
+            for _ in 0..rounds {
+                remote.notify.notify_one();
+                while !remote.ready.swap(false, Ordering::Acquire) {
+                    thread::park();
+                }
+            }
+        });
+        let thread = join.thread().clone();
+        joins.push(join);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..rounds {
+                peer.notify.notified().await;
+                peer.ready.store(true, Ordering::Release);
+                thread.unpark();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(io::Error::other)?;
+    }
+    let rate = util::per_sec(threads as u64 * rounds, start);
+    for j in joins {
+        j.join().map_err(|_| io::Error::other("a peer thread panicked"))?;
+    }
+    util::result("round_trips_per_s", rate);
+    Ok(())
+}
+
+/// Keeps `in_flight` lanes going, each taking the next job until `total` are taken.
+async fn run_lanes<F, Fut>(total: u64, in_flight: u64, job: F) -> io::Result<f64>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = io::Result<()>> + Send,
+{
+    let taken = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut lanes = Vec::new();
+    for _ in 0..in_flight.min(total) {
+        let (taken, job) = (taken.clone(), job.clone());
+        lanes.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while taken.fetch_add(1, Ordering::Relaxed) < total {
+                job().await?;
+                done += 1;
+            }
+            Ok::<u64, io::Error>(done)
+        }));
+    }
+    let mut done = 0;
+    for lane in lanes {
+        done += lane.await.map_err(io::Error::other)??;
+    }
+    let rate = util::per_sec(total, start);
+    if done != total {
+        return Err(io::Error::other(format!("{done} of {total} done")));
+    }
+    Ok(rate)
+}
+
+async fn queue_work(total: u64, in_flight: u64) -> io::Result<()> {
+    let rate = run_lanes(total, in_flight, || async {
+        tokio::task::spawn_blocking(|| 0u8).await.map(drop).map_err(io::Error::other)
+    })
+    .await?;
+    util::result("jobs_per_s", rate);
+    Ok(())
+}
+
+async fn fs_stat(total: u64, in_flight: u64, path: String) -> io::Result<()> {
+    let path: Arc<str> = path.into();
+    let rate = run_lanes(total, in_flight, move || {
+        let path = path.clone();
+        async move { tokio::fs::metadata(&*path).await.map(drop) }
+    })
+    .await?;
+    util::result("stats_per_s", rate);
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! The workloads, their cases and metrics, and how one case runs on one runtime.
+
+use std::time::Duration;
+
+use crate::procs::{Proc, Results, Spec};
+use crate::util;
+
+/// The runtimes, in the order they run within each repetition.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Runtime {
+    Evloop,
+    Tokio,
+    Libuv,
+}
+
+pub const RUNTIMES: [Runtime; 3] = [Runtime::Evloop, Runtime::Tokio, Runtime::Libuv];
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Evloop => "evloop",
+            Runtime::Tokio => "tokio",
+            Runtime::Libuv => "libuv",
+        }
+    }
+}
+
+/// Every workload, in the order they run, with a one-line description.
+pub const WORKLOADS: [(&str, &str); 11] = [
+    (
+        "loop_count",
+        "idle loop iterations per second (tokio: a task that yield_now()s, the nearest equivalent)",
+    ),
+    ("timers", "1,000,000 timers over 1..1000 ms (1,000 per ms), run out: start rate, total time, peak RSS"),
+    ("ping_pongs", "one TCP connection, 5-byte PING\\n round trips"),
+    ("echo", "1/10/100 connections in lock-step request/response at 64 B, 1 KiB, 64 KiB"),
+    ("pump", "the server streams 8 KiB writes to 1 and 100 connections: throughput"),
+    ("pound", "100 and 1,000 concurrent clients: connect, write, read the echo, close"),
+    ("tcp_write_batch", "1,000,000 writes of 13 bytes on one connection, then shutdown"),
+    ("waker", "loop <-> 1, 2, 4 std threads wakeup ping-pong"),
+    ("queue_work", "no-op jobs through the thread pool (4 workers) at 1, 32, 1,000 in flight"),
+    ("fs_stat", "stat() of one file through the thread pool at 1, 4, 16, 32 in flight"),
+    ("memory", "resident memory per idle connection, 10,000 connections"),
+];
+
+#[derive(Clone, Debug)]
+pub enum Kind {
+    LoopCount { n: u64 },
+    Timers { n: u64 },
+    Echo { conns: usize, size: usize, millis: u64 },
+    Pump { conns: usize, millis: u64 },
+    Pound { concurrency: usize, millis: u64 },
+    WriteBatch { n: u64 },
+    Waker { threads: usize, rounds: u64 },
+    QueueWork { n: u64, in_flight: u64 },
+    FsStat { n: u64, in_flight: u64 },
+    Memory { conns: usize },
+}
+
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub workload: &'static str,
+    pub label: String,
+    pub kind: Kind,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum Unit {
+    PerSec,
+    Ms,
+    Us,
+    MiB,
+    MiBPerSec,
+    Bytes,
+}
+
+/// One figure a case reports: the child's result key, how to show it, which way is better.
+#[derive(Copy, Clone, Debug)]
+pub struct Metric {
+    pub key: &'static str,
+    pub name: &'static str,
+    pub unit: Unit,
+    /// The child reports `key` in these units times `scale`.
+    pub scale: f64,
+    pub higher_is_better: bool,
+}
+
+const fn m(key: &'static str, name: &'static str, unit: Unit, higher_is_better: bool) -> Metric {
+    Metric { key, name, unit, scale: 1.0, higher_is_better }
+}
+
+impl Case {
+    pub fn metrics(&self) -> Vec<Metric> {
+        match self.kind {
+            Kind::LoopCount { .. } => vec![m("iterations_per_s", "iterations/s", Unit::PerSec, true)],
+            Kind::Timers { .. } => vec![
+                m("starts_per_s", "timer starts/s", Unit::PerSec, true),
+                m("total_ms", "total time", Unit::Ms, false),
+                Metric { scale: 1.0 / 1024.0, ..m("peak_rss_kib", "peak RSS", Unit::MiB, false) },
+            ],
+            Kind::Echo { .. } if self.workload == "ping_pongs" => vec![
+                m("round_trips_per_s", "round trips/s", Unit::PerSec, true),
+                m("server_cpu_us_per_op", "server CPU/round trip", Unit::Us, false),
+            ],
+            Kind::Echo { .. } => vec![
+                m("round_trips_per_s", "requests/s", Unit::PerSec, true),
+                m("p50_us", "p50 latency", Unit::Us, false),
+                m("p99_us", "p99 latency", Unit::Us, false),
+                m("server_cpu_us_per_op", "server CPU/request", Unit::Us, false),
+            ],
+            Kind::Pump { .. } => vec![
+                m("mib_per_s", "throughput", Unit::MiBPerSec, true),
+                m("server_cpu_us_per_op", "server CPU/MiB", Unit::Us, false),
+            ],
+            Kind::Pound { .. } => vec![
+                m("conns_per_s", "connections/s", Unit::PerSec, true),
+                m("server_cpu_us_per_op", "server CPU/connection", Unit::Us, false),
+            ],
+            Kind::WriteBatch { .. } => vec![m("total_ms", "time", Unit::Ms, false)],
+            Kind::Waker { .. } => vec![m("round_trips_per_s", "round trips/s", Unit::PerSec, true)],
+            Kind::QueueWork { .. } => vec![m("jobs_per_s", "jobs/s", Unit::PerSec, true)],
+            Kind::FsStat { .. } => vec![m("stats_per_s", "stats/s", Unit::PerSec, true)],
+            Kind::Memory { .. } => vec![m("rss_per_conn_bytes", "RSS per connection", Unit::Bytes, false)],
+        }
+    }
+}
+
+/// What the user asked for.
+pub struct Config {
+    pub smoke: bool,
+    pub reps: usize,
+    pub only: Vec<String>,
+    pub echo_conns: Vec<usize>,
+    pub echo_sizes: Vec<usize>,
+    /// (server core, load generator core), if pinning.
+    pub pin: Option<(usize, usize)>,
+    /// The uvbench program, if libuv was found at build time.
+    pub uvbench: Option<String>,
+    pub self_exe: String,
+}
+
+pub fn size_label(size: usize) -> String {
+    if size >= 1024 && size & 1023 == 0 {
+        format!("{} KiB", size / 1024)
+    } else {
+        format!("{size} B")
+    }
+}
+
+/// The cases to run, sized for the mode.
+pub fn cases(cfg: &Config) -> Vec<Case> {
+    let s = |full: u64, smoke: u64| if cfg.smoke { smoke } else { full };
+    let tcp_ms = s(2_000, 100);
+    let echo_ms = s(1_000, 50);
+    let mut out = Vec::new();
+    let mut add = |workload: &'static str, label: String, kind: Kind| {
+        if cfg.only.is_empty() || cfg.only.iter().any(|o| o == workload) {
+            out.push(Case { workload, label, kind });
+        }
+    };
+    add("loop_count", "idle".into(), Kind::LoopCount { n: s(5_000_000, 10_000) });
+    let timers = s(1_000_000, 10_000);
+    add("timers", format!("{timers} timers"), Kind::Timers { n: timers });
+    add("ping_pongs", "1 conn, 5 B".into(), Kind::Echo { conns: 1, size: 5, millis: tcp_ms });
+    for &conns in &cfg.echo_conns {
+        for &size in &cfg.echo_sizes {
+            add(
+                "echo",
+                format!("{conns} conn x {}", size_label(size)),
+                Kind::Echo { conns, size, millis: echo_ms },
+            );
+        }
+    }
+    for conns in [1, 100] {
+        add("pump", format!("{conns} conn x 8 KiB writes"), Kind::Pump { conns, millis: tcp_ms });
+    }
+    for concurrency in [100, 1000] {
+        add("pound", format!("{concurrency} clients"), Kind::Pound { concurrency, millis: tcp_ms });
+    }
+    let batch = s(1_000_000, 10_000);
+    add("tcp_write_batch", format!("{batch} x 13 B"), Kind::WriteBatch { n: batch });
+    let rounds = s(200_000, 300);
+    for threads in [1, 2, 4] {
+        let label = format!("{threads} thread{}", if threads == 1 { "" } else { "s" });
+        add("waker", label, Kind::Waker { threads, rounds: rounds / threads as u64 });
+    }
+    for in_flight in [1, 32, 1000] {
+        add(
+            "queue_work",
+            format!("{in_flight} in flight"),
+            Kind::QueueWork { n: s(100_000, 300), in_flight },
+        );
+    }
+    for in_flight in [1, 4, 16, 32] {
+        add("fs_stat", format!("{in_flight} in flight"), Kind::FsStat { n: s(100_000, 300), in_flight });
+    }
+    // Each side needs a descriptor per connection: stay under the open-files limit.
+    let wanted = s(10_000, 200);
+    let conns =
+        util::open_files_limit().map_or(wanted, |l| wanted.min(l.saturating_sub(64).max(10))) as usize;
+    let capped = if (conns as u64) < wanted { " (capped by ulimit -n)" } else { "" };
+    add("memory", format!("{conns} idle conns{capped}"), Kind::Memory { conns });
+    out
+}
+
+/// Why a runtime cannot run at all.
+pub const LIBUV_SKIPPED: &str = "skipped: libuv not found (apt-get install libuv1-dev)";
+
+fn runtime_spec(cfg: &Config, rt: Runtime, args: Vec<String>) -> Result<Spec, String> {
+    Ok(match rt {
+        Runtime::Evloop | Runtime::Tokio => {
+            Spec::new(&cfg.self_exe, ["child".to_string(), rt.name().to_string()].into_iter().chain(args))
+        }
+        Runtime::Libuv => {
+            let exe = cfg.uvbench.as_ref().ok_or_else(|| LIBUV_SKIPPED.to_string())?;
+            Spec::new(exe, args).env("UV_THREADPOOL_SIZE", &util::POOL_THREADS.to_string())
+        }
+    })
+}
+
+fn client_spec(cfg: &Config, args: Vec<String>) -> Spec {
+    Spec::new(&cfg.self_exe, ["client".to_string()].into_iter().chain(args))
+}
+
+fn strings(args: &[&dyn ToString]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// Runs one case on one runtime; the figures it reported.
+pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
+    let timeout = Duration::from_secs(if cfg.smoke { 30 } else { 300 });
+    let short = Duration::from_secs(if cfg.smoke { 10 } else { 30 });
+    let (server_core, client_core) = match cfg.pin {
+        Some((s, c)) => (Some(s), Some(c)),
+        None => (None, None),
+    };
+    let name = |role: &str| format!("{} {} ({role})", rt.name(), case.workload);
+    let in_process = |args: Vec<String>| -> Result<Results, String> {
+        let spec = runtime_spec(cfg, rt, args)?;
+        Proc::spawn(&name("runtime"), &spec, None)?.results(&[], timeout)
+    };
+    // A server under test on one core, the load generator on the other.
+    let served = |server_args: Vec<String>, client_args: Vec<String>| -> Result<Results, String> {
+        let spec = runtime_spec(cfg, rt, server_args)?;
+        let mut server = Proc::spawn(&name("server"), &spec, server_core)?;
+        let port = server.port(short)?;
+        let mut args = client_args;
+        args.insert(1, port.to_string());
+        let cpu_before = server.cpu_ns();
+        let mut client = Proc::spawn(&name("client"), &client_spec(cfg, args), client_core)?;
+        let mut results = client.results(&[], timeout)?;
+        server.check_running()?;
+        // The server's CPU time per operation: what throughput hides when the load generator
+        // (one core) is the bottleneck.
+        if let (Some(a), Some(b), Some(&ops)) = (cpu_before, server.cpu_ns(), results.get("ops")) {
+            if ops > 0.0 {
+                results.insert("server_cpu_us_per_op".into(), (b - a) as f64 / 1e3 / ops);
+            }
+        }
+        Ok(results)
+    };
+    let stat_path = cfg.self_exe.clone();
+    match case.kind {
+        Kind::LoopCount { n } => in_process(strings(&[&"loop_count", &n])),
+        Kind::Timers { n } => in_process(strings(&[&"timers", &n])),
+        Kind::Waker { threads, rounds } => in_process(strings(&[&"waker", &threads, &rounds])),
+        Kind::QueueWork { n, in_flight } => in_process(strings(&[&"queue_work", &n, &in_flight])),
+        Kind::FsStat { n, in_flight } => in_process(strings(&[&"fs_stat", &n, &in_flight, &stat_path])),
+        Kind::Echo { conns, size, millis } => {
+            served(strings(&[&"echo_server"]), strings(&[&"echo", &conns, &size, &millis]))
+        }
+        Kind::Pump { conns, millis } => {
+            served(strings(&[&"pump_server"]), strings(&[&"pump", &conns, &millis]))
+        }
+        Kind::Pound { concurrency, millis } => {
+            let r = served(strings(&[&"echo_server"]), strings(&[&"pound", &concurrency, &millis]))?;
+            match r.get("errors") {
+                Some(&e) if e > 0.0 => Err(format!("pound: {e} connections failed")),
+                _ => Ok(r),
+            }
+        }
+        Kind::WriteBatch { n } => {
+            // The runtime under test writes; the load generator is the sink.
+            let expected = n * util::BATCH_MESSAGE.len() as u64;
+            let sink_spec = client_spec(cfg, strings(&[&"sink", &expected]));
+            let mut sink = Proc::spawn(&format!("{} sink", case.workload), &sink_spec, client_core)?;
+            let port = sink.port(short)?;
+            let spec = runtime_spec(cfg, rt, strings(&[&"write_batch", &port, &n]))?;
+            let results = Proc::spawn(&name("writer"), &spec, server_core)?.results(&[], timeout)?;
+            sink.results(&[], short)?;
+            Ok(results)
+        }
+        Kind::Memory { conns } => {
+            let spec = runtime_spec(cfg, rt, strings(&[&"echo_server", &conns]))?;
+            let mut server = Proc::spawn(&name("server"), &spec, server_core)?;
+            let port = server.port(short)?;
+            let hold = client_spec(cfg, strings(&[&"hold", &port, &conns]));
+            let mut client = Proc::spawn(&name("client"), &hold, client_core)?;
+            client.expect("connected", timeout)?;
+            server.results(&["rss_per_conn_bytes"], timeout)
+        }
+    }
+}
