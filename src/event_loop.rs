@@ -286,6 +286,7 @@ impl<S> Loop<S> {
     fn poll(&mut self, timeout: Option<u64>) -> io::Result<()> {
         let blocking = timeout != Some(0);
         self.flush_interest();
+        self.pool.signal_workers();
         let before = if blocking { Some(Instant::now()) } else { None };
         self.driver.wait(timeout, &mut self.net.ready)?;
         if let Some(before) = before {

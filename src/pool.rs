@@ -101,6 +101,8 @@ pub(crate) struct Pool<S> {
     workers: Vec<JoinHandle<()>>,
     requests: Slab<Request<S>>,
     generation: u64,
+    /// Jobs were queued since the workers were last signalled.
+    unsignalled: bool,
     /// Spare vector swapped with the shared done list, so draining allocates nothing.
     drained: Vec<(usize, Result<Output, String>)>,
 }
@@ -115,6 +117,7 @@ impl<S> Pool<S> {
             workers: Vec::new(),
             requests: Slab::new(),
             generation: 0,
+            unsignalled: false,
             drained: Vec::new(),
         }
     }
@@ -149,11 +152,12 @@ impl<S> Pool<S> {
             notifier: notifier.clone(),
             max_slow: self.size.div_ceil(2),
         });
-        for i in 0..self.size {
+        let size = self.size;
+        for i in 0..size {
             let worker = shared.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("evloop-pool-{i}"))
-                .spawn(move || work_loop(&worker))?;
+                .spawn(move || work_loop(&worker, size))?;
             self.workers.push(handle);
         }
         log::debug!("thread pool started with {} workers", self.size);
@@ -193,12 +197,29 @@ impl<S> Pool<S> {
             Lane::Fast => queue.fast.push_back(queued),
             Lane::Slow => queue.slow.push_back(queued),
         }
-        let wake = queue.idle > 0;
         drop(queue);
-        if wake {
-            shared.work_ready.notify_one();
-        }
+        // Workers are signalled once per loop iteration (`signal_workers`, before the poll),
+        // not once per job: a callback that submits many jobs costs one wakeup, not many.
+        self.unsignalled = true;
         Ok(WorkRequest { id, generation: self.generation })
+    }
+
+    /// Wakes idle workers for the jobs queued since the last call. The loop calls it before
+    /// every poll, the only place it blocks, so no queued job waits for a wakeup that never
+    /// comes.
+    pub(crate) fn signal_workers(&mut self) {
+        if !std::mem::take(&mut self.unsignalled) {
+            return;
+        }
+        let Some(shared) = &self.shared else { return };
+        let queue = lock(&shared.queue);
+        let wanted = queue.idle.min(queue.fast.len() + queue.slow.len());
+        drop(queue);
+        match wanted {
+            0 => {}
+            1 => shared.work_ready.notify_one(),
+            _ => shared.work_ready.notify_all(),
+        }
     }
 
     /// Cancels a queued request: its work will never run, and its `after` callback gets a
@@ -271,11 +292,16 @@ impl<S> Drop for Pool<S> {
     }
 }
 
-fn work_loop(shared: &Shared) {
+/// Most fast jobs one worker takes at once from a long queue.
+const MAX_BATCH: usize = 16;
+
+fn work_loop(shared: &Shared, workers: usize) {
+    let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
+    let mut results = Vec::with_capacity(MAX_BATCH);
     loop {
-        let (queued, slow) = {
+        let slow = {
             let mut queue = lock(&shared.queue);
-            loop {
+            let (first, slow) = loop {
                 if queue.shutdown {
                     return;
                 }
@@ -285,15 +311,29 @@ fn work_loop(shared: &Shared) {
                 queue.idle += 1;
                 queue = shared.work_ready.wait(queue).unwrap_or_else(|p| p.into_inner());
                 queue.idle -= 1;
+            };
+            batch.push(first);
+            // From a long queue of fast jobs, take a fair share at once (never more than the
+            // queue divided among the workers, so long jobs still spread over all of them):
+            // one lock per batch instead of one per job.
+            if !slow && queue.slow.is_empty() {
+                let share = (queue.fast.len() / workers).min(MAX_BATCH - 1);
+                batch.extend(queue.fast.drain(..share));
             }
+            slow
         };
-        if queued.state.compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            let job = queued.job;
-            let result =
-                panic::catch_unwind(AssertUnwindSafe(job)).map_err(|payload| panic_message(&*payload));
+        for queued in batch.drain(..) {
+            if queued.state.compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                let job = queued.job;
+                let result =
+                    panic::catch_unwind(AssertUnwindSafe(job)).map_err(|payload| panic_message(&*payload));
+                results.push((queued.id, result));
+            }
+        }
+        if !results.is_empty() {
             let mut done = lock(&shared.done);
             let first = done.is_empty();
-            done.push((queued.id, result));
+            done.append(&mut results);
             drop(done);
             if first {
                 let _ = shared.notifier.notify();
