@@ -44,6 +44,8 @@ pub(crate) struct StreamState<S> {
     pub(crate) interest_dirty: bool,
     high_water_mark: u32,
     read_callback: Option<ReadCallback<S>>,
+    /// Set by most servers at accept (to resume reading), so it lives here, not in `cold`.
+    drain_callback: Option<DrainCallback<S>>,
     pub(super) queue: WriteQueue<S>,
     /// What most connections never need, allocated on first use: an idle connection costs
     /// the fields above only (memory per connection is one of evloop's targets).
@@ -59,7 +61,6 @@ pub(crate) struct Cold<S> {
     /// Finished requests to report in the pending phase.
     pub(crate) done: VecDeque<Done<S>>,
     shutdown: Shutdown<S>,
-    drain_callback: Option<DrainCallback<S>>,
     /// A write failed: later writes fail at once.
     write_error: Option<io::Error>,
 }
@@ -71,7 +72,6 @@ impl<S> Default for Cold<S> {
             fallback: Vec::new(),
             done: VecDeque::new(),
             shutdown: Shutdown::No,
-            drain_callback: None,
             write_error: None,
         }
     }
@@ -89,6 +89,7 @@ impl<S> StreamState<S> {
             interest_dirty: false,
             high_water_mark: DEFAULT_HIGH_WATER_MARK as u32,
             read_callback: None,
+            drain_callback: None,
             queue: WriteQueue::new(),
             cold: None,
         }
@@ -299,7 +300,7 @@ impl TcpStream {
         lp: &mut Loop<S>,
         on_drain: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
     ) -> io::Result<()> {
-        lp.stream_usable(self.handle)?.cold().drain_callback = Some(Box::new(on_drain));
+        lp.stream_usable(self.handle)?.drain_callback = Some(Box::new(on_drain));
         Ok(())
     }
 
@@ -363,7 +364,7 @@ fn read_slot<S>(extra: &mut Extra<S>) -> Option<&mut Option<ReadCallback<S>>> {
 
 fn drain_slot<S>(extra: &mut Extra<S>) -> Option<&mut Option<DrainCallback<S>>> {
     match extra {
-        Extra::Stream(st) => Some(&mut st.cold().drain_callback),
+        Extra::Stream(st) => Some(&mut st.drain_callback),
         _ => None,
     }
 }
