@@ -229,9 +229,8 @@ struct Baton {
 
 fn waker(threads: usize, rounds: u64) -> io::Result<()> {
     // (count, wakers): the wakers are closed together once the last round trip is answered.
-    // Not each by its own callback: closing a waker inside its callback makes the loop skip
-    // the next pending waker in the same scan, and that wake is lost (an evloop bug; see
-    // README.md).
+    // (Written so while closing a waker from its own callback could lose another's wake, an
+    // evloop bug since fixed; see README.md.)
     let mut lp = Loop::with_state((0u64, Vec::<Waker>::new()))?;
     let total = threads as u64 * rounds;
     let mut peers = Vec::new();
