@@ -125,7 +125,8 @@ impl<S> Builder<S> {
 /// One iteration runs, in order: pending completions, [`Idle`](crate::Idle) watchers,
 /// [`Prepare`](crate::Prepare) watchers, the poll for I/O (blocking for as long as the next
 /// timer allows, unless an idle watcher is active) and the dispatch of what it found
-/// (I/O, [`Waker`](crate::Waker)s), [`Check`](crate::Check) watchers, close callbacks, then
+/// (I/O, [`Waker`](crate::Waker)s, finished thread-pool work), the completions that I/O
+/// finished, [`Check`](crate::Check) watchers, close callbacks, then
 /// the [`Timer`](crate::Timer)s due at the updated time. `RunMode::Default` also runs the
 /// timers already due before its first iteration.
 ///
@@ -337,9 +338,9 @@ impl<S> Loop<S> {
         self.stop_flag = true;
     }
 
-    /// The loop's cached time, in milliseconds since the loop was created. It is updated at
-    /// the start of each iteration's timer phase and by [`update_time`](Loop::update_time),
-    /// so callbacks of one iteration see the same value.
+    /// The loop's cached time, in milliseconds since the loop was created. It is updated
+    /// after a poll that blocked, before the timer phase, and by
+    /// [`update_time`](Loop::update_time); callbacks between two updates see the same value.
     pub fn now(&self) -> u64 {
         self.time
     }

@@ -57,10 +57,11 @@
 //!
 //! # One iteration
 //!
-//! libuv's order: [`Idle`] watchers, [`Prepare`] watchers, the poll for I/O (blocking no
-//! longer than the next timer allows, and not at all while an idle watcher is active) with
-//! the dispatch of what it found ([`Waker`] callbacks), [`Check`] watchers, close callbacks,
-//! then the timers due at the freshly updated time. [`RunMode::Default`] also runs the timers
+//! libuv's order: pending completions (write, connect and shutdown callbacks), [`Idle`]
+//! watchers, [`Prepare`] watchers, the poll for I/O (blocking no longer than the next timer
+//! allows, and not at all while an idle watcher is active) with the dispatch of what it found
+//! (TCP readiness, [`Waker`] callbacks, finished thread-pool work), [`Check`] watchers, close
+//! callbacks, then the timers due at the freshly updated time. [`RunMode::Default`] also runs the timers
 //! already due before its first iteration.
 //!
 //! # Guarantees, and what is not guaranteed
@@ -72,8 +73,9 @@
 //! - Timers due at the same time fire in start order; a timer never fires before the
 //!   loop time at which it was started plus its timeout, in whole milliseconds. It may fire
 //!   late: by how long the loop's callbacks hold it up, and by the scheduler's latency.
-//! - Time is the loop's cached [`Loop::now`], in milliseconds, refreshed once per iteration.
-//!   A long callback makes it stale; [`Loop::update_time`] refreshes it.
+//! - Time is the loop's cached [`Loop::now`], in milliseconds, refreshed after a poll that
+//!   blocked and before the timer phase. A long callback makes it stale;
+//!   [`Loop::update_time`] refreshes it.
 //! - A panic in a callback propagates out of [`Loop::run`]; the handle whose callback
 //!   panicked is closed and the loop stays usable (see [`Loop`]).
 //!
