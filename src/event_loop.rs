@@ -7,7 +7,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::driver::{os::OsDriver, Driver};
-use crate::handle::{Callback, CloseCallback, Extra, Handle, HandleKind, HandleTable};
+use crate::handle::{Callback, Extra, Handle, HandleKind, HandleTable};
 use crate::net::NetState;
 use crate::pool::{Completed, Pool};
 use crate::timer::TimerQueue;
@@ -433,7 +433,10 @@ impl<S> Loop<S> {
     /// Calls a handle's callback, taken out of its slot for the call and put back after,
     /// unless the handle was closed or given a new callback in the meantime.
     pub(crate) fn dispatch(&mut self, h: Handle) {
-        let Some(mut callback) = self.handles.get_mut(h).and_then(|b| b.callback.take()) else {
+        // A closing handle's slot holds its close callback, which only the closing phase calls.
+        let Some(mut callback) =
+            self.handles.get_mut(h).filter(|b| !b.closing).and_then(|b| b.callback.take())
+        else {
             return;
         };
         self.call_guarded(h, |lp| callback(lp, h));
@@ -490,7 +493,9 @@ impl<S> Loop<S> {
         Ok(())
     }
 
-    pub(crate) fn close_handle(&mut self, h: Handle, on_close: Option<CloseCallback<S>>) -> io::Result<()> {
+    /// Closes `h`; `on_close` (called at most once) replaces its callback, which can no longer
+    /// run.
+    pub(crate) fn close_handle(&mut self, h: Handle, on_close: Option<Callback<S>>) -> io::Result<()> {
         let kind = self.handles.usable(h)?.kind;
         match kind {
             HandleKind::Timer => self.stop_timer(h),
@@ -505,7 +510,7 @@ impl<S> Loop<S> {
         }
         self.handles.update(h, |b| {
             b.closing = true;
-            b.close_callback = on_close;
+            b.callback = on_close;
         });
         self.closing.push_back(h);
         log::debug!("close {kind:?} {h:?}");
@@ -518,13 +523,12 @@ impl<S> Loop<S> {
         for _ in 0..self.closing.len() {
             let Some(h) = self.closing.pop_front() else { break };
             let Some(body) = self.handles.remove(h) else { continue };
-            drop(body.callback);
             if let Extra::Stream(st) = body.extra {
                 self.finish_stream(st);
             }
-            if let Some(on_close) = body.close_callback {
+            if let Some(mut on_close) = body.callback {
                 self.count_event();
-                on_close(self);
+                on_close(self, h);
             }
         }
     }

@@ -55,8 +55,6 @@ pub enum HandleKind {
 /// A callback stored in a handle's slot. Typed handles wrap the user's closure once, at
 /// registration, so that the core can dispatch every kind the same way.
 pub(crate) type Callback<S> = Box<dyn FnMut(&mut Loop<S>, Handle)>;
-/// A close callback: runs once, in the closing phase.
-pub(crate) type CloseCallback<S> = Box<dyn FnOnce(&mut Loop<S>)>;
 
 /// What only some kinds of handle carry.
 pub(crate) enum Extra<S> {
@@ -76,9 +74,10 @@ pub(crate) struct Body<S> {
     /// Start order: bumped on every start, so queue entries made by an earlier start can be
     /// told apart from the current one (lazy removal from the timer heap and watcher lists).
     pub(crate) seq: u64,
-    /// `None` while the callback is being dispatched (taken out of its slot).
+    /// `None` while the callback is being dispatched (taken out of its slot). Once the handle
+    /// is closing, its callback is never called again, so the slot holds the close callback
+    /// instead (one slot for both keeps a timer's slot within a cache line).
     pub(crate) callback: Option<Callback<S>>,
-    pub(crate) close_callback: Option<CloseCallback<S>>,
     pub(crate) extra: Extra<S>,
 }
 
@@ -116,7 +115,6 @@ impl<S> HandleTable<S> {
             closing: false,
             seq: 0,
             callback: Some(callback),
-            close_callback: None,
             extra,
         };
         self.open += 1;
@@ -279,7 +277,8 @@ impl Handle {
         lp.set_ref(self, false)
     }
 
-    /// Closes the handle: it stops at once, and is freed in the loop's closing phase.
+    /// Closes the handle: it stops at once, its callback (with whatever it captured) is dropped
+    /// at once, and the handle is freed in the loop's closing phase.
     ///
     /// Returns an error, and changes nothing, if the handle is already closing or closed.
     pub fn close<S>(self, lp: &mut Loop<S>) -> io::Result<()> {
@@ -293,7 +292,8 @@ impl Handle {
         lp: &mut Loop<S>,
         on_close: impl FnOnce(&mut Loop<S>) + 'static,
     ) -> io::Result<()> {
-        lp.close_handle(self, Some(Box::new(on_close)))
+        let mut on_close = Some(on_close);
+        lp.close_handle(self, Some(Box::new(move |lp, _| on_close.take().map_or((), |f| f(lp)))))
     }
 }
 

@@ -80,6 +80,26 @@ fn a_callback_that_closes_its_own_handle() {
 }
 
 #[test]
+fn close_drops_the_callback_at_once_and_a_due_timer_never_fires() {
+    let token = std::rc::Rc::new(());
+    let held = token.clone();
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let t = Timer::new(&mut lp, move |lp, _| {
+        let _ = &held;
+        lp.state.push(0);
+    });
+    t.start(&mut lp, Duration::ZERO, Duration::ZERO).unwrap();
+    assert_eq!(std::rc::Rc::strong_count(&token), 2);
+    let probe = token.clone();
+    t.close_with(&mut lp, move |lp| lp.state.push(std::rc::Rc::strong_count(&probe))).unwrap();
+    // The timer's closure is gone: `token` and `probe` remain.
+    assert_eq!(std::rc::Rc::strong_count(&token), 2);
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(lp.state, vec![2]);
+    assert_eq!(std::rc::Rc::strong_count(&token), 1);
+}
+
+#[test]
 fn a_close_callback_may_open_and_close_handles() {
     let mut lp = Loop::with_state(Vec::new()).unwrap();
     let t = Timer::new(&mut lp, |_, _| {});
