@@ -310,6 +310,7 @@ impl<S> Loop<S> {
             || !self.alive()
             || !self.closing.is_empty()
             || !self.net.pending.is_empty()
+            || !self.net.again.is_empty()
             || !self.completions.is_empty()
             || self.watchers[Phase::Idle as usize].any_active()
             || self.driver.notifier().is_raised()

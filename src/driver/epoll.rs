@@ -3,7 +3,17 @@
 //! `polling` costs about five system calls per wait (it re-arms a timerfd and its notifier
 //! every time); the loop's timeouts are whole milliseconds, which `epoll_wait` takes as they
 //! are, so this backend costs one: `epoll_wait`, plus one `read` of the eventfd when a waker
-//! actually fired. Registration is level-triggered, as with `polling`.
+//! actually fired.
+//!
+//! Sockets are registered edge-triggered, as mio and tokio do. Level-triggered epoll
+//! re-queues every reported socket at once, so a socket served in the last batch is
+//! reported ahead of sockets that became ready while it was being served: with many busy
+//! connections the recently served ones go first and the others wait a whole extra round
+//! (bench-suite echo, 100 connections: p99 latency twice the median; edge-triggered, 1.15
+//! times). The loop is right under both kinds: it reads until a short read (without a
+//! hang-up) or `WouldBlock`, and owes itself a readiness event (`NetState::again`) where
+//! it stops early. A partial write leaves a TCP socket marked as out of space, so the kernel
+//! raises a new edge when room frees up. The `polling` backend stays level-triggered.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -32,7 +42,7 @@ fn flags(interest: Interest) -> epoll::EventFlags {
     if interest.writable {
         f |= epoll::EventFlags::OUT;
     }
-    f
+    f | epoll::EventFlags::ET
 }
 
 impl Epoll {
@@ -81,6 +91,7 @@ impl Epoll {
             let hangup = f.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR);
             ready.push(Readiness {
                 key: key as usize,
+                hangup: hangup || f.contains(epoll::EventFlags::RDHUP),
                 readable: hangup
                     || f.intersects(
                         epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::PRI,

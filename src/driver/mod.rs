@@ -47,6 +47,16 @@ pub(crate) struct Readiness {
     pub(crate) key: usize,
     pub(crate) readable: bool,
     pub(crate) writable: bool,
+    /// The peer hung up (or the socket failed): a short read no longer means the socket is
+    /// empty, since the end of the stream is still to be read.
+    pub(crate) hangup: bool,
+}
+
+impl Readiness {
+    /// Readiness the loop owes itself: the socket may still be readable.
+    pub(crate) fn again(key: usize) -> Readiness {
+        Readiness { key, readable: true, writable: false, hangup: false }
+    }
 }
 
 /// Defines `Driver` methods that forward to the variant that runs. Each entry starts with

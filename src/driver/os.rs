@@ -104,6 +104,8 @@ impl OsDriver {
                     key: e.key,
                     readable: e.readable,
                     writable: e.writable,
+                    // Level-triggered: a socket that still holds the end is reported again.
+                    hangup: false,
                 }));
             }
             #[cfg(target_os = "linux")]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::stream::TcpStream;
 use super::ListenOptions;
-use crate::driver::{Interest, SocketId};
+use crate::driver::{Interest, Readiness, SocketId};
 use crate::event_loop::Loop;
 use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
 use crate::timer::Timer;
@@ -176,6 +176,9 @@ impl<S> Loop<S> {
                 Err(e) => log::debug!("{h:?}: accept failed: {e}"),
             }
         }
+        // The cap was reached with connections possibly still queued, which an edge-triggered
+        // poller will not report again: come back after the other handles.
+        self.net.again.push(Readiness::again(h.to_key()));
     }
 
     fn pause_accepting(&mut self, h: Handle, e: io::Error) {

@@ -125,6 +125,10 @@ pub(crate) struct NetState {
     pub(crate) read_buf: Vec<u8>,
     /// Readiness found by the last poll, dispatched after it.
     pub(crate) ready: Vec<Readiness>,
+    /// Readiness the loop owes itself: sockets that may still be ready though the poller
+    /// will not say so again (it is edge-triggered on Linux). Dispatched after the next
+    /// poll's events, which then must not block.
+    pub(crate) again: Vec<Readiness>,
 }
 
 /// Size of the loop's read buffer.
@@ -138,6 +142,7 @@ impl NetState {
             requests: 0,
             read_buf: vec![0; READ_BUF_SIZE],
             ready: Vec::new(),
+            again: Vec::new(),
         }
     }
 }
@@ -175,7 +180,8 @@ impl<S> Loop<S> {
 
     /// Dispatches the readiness the last poll found.
     pub(crate) fn dispatch_ready(&mut self) {
-        let ready = std::mem::take(&mut self.net.ready);
+        let mut ready = std::mem::take(&mut self.net.ready);
+        ready.append(&mut self.net.again);
         for r in &ready {
             let h = Handle::from_key(r.key);
             // Dropped: events of a handle closed earlier in this batch (the key carries the
@@ -186,11 +192,10 @@ impl<S> Loop<S> {
             };
             match kind {
                 HandleKind::TcpListener => self.listener_ready(h),
-                HandleKind::TcpStream => self.stream_ready(h, r.readable, r.writable),
+                HandleKind::TcpStream => self.stream_ready(h, r),
                 _ => {}
             }
         }
-        let mut ready = ready;
         ready.clear();
         self.net.ready = ready;
     }

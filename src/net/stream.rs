@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::write_queue::WriteQueue;
 use super::{cancelled, copy_error, Completion, Done, READ_BUF_SIZE};
-use crate::driver::{Interest, SocketId};
+use crate::driver::{Interest, Readiness, SocketId};
 use crate::event_loop::Loop;
 use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
 
@@ -42,6 +42,10 @@ pub(crate) struct StreamState<S> {
     /// `write` reported the high-water mark; a drain notification is owed.
     drain_owed: bool,
     pub(crate) interest_dirty: bool,
+    /// The last read pass ended with input possibly left in the socket (the reader stopped,
+    /// or the per-wakeup cap was reached). An edge-triggered poller will not report it again,
+    /// so resuming must look by itself.
+    maybe_unread: bool,
     high_water_mark: u32,
     read_callback: Option<ReadCallback<S>>,
     /// Set by most servers at accept (to resume reading), so it lives here, not in `cold`.
@@ -87,6 +91,7 @@ impl<S> StreamState<S> {
             in_pending: false,
             drain_owed: false,
             interest_dirty: false,
+            maybe_unread: false,
             high_water_mark: DEFAULT_HIGH_WATER_MARK as u32,
             read_callback: None,
             drain_callback: None,
@@ -195,8 +200,7 @@ impl TcpStream {
         st.read_callback = Some(Box::new(on_read));
         st.reader_installed = true;
         if !st.reading {
-            st.reading = true;
-            lp.mark_interest(self.handle);
+            lp.start_reading(self.handle);
         }
         Ok(())
     }
@@ -228,8 +232,7 @@ impl TcpStream {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "evloop: the stream has ended"));
         }
         if !st.reading {
-            st.reading = true;
-            lp.mark_interest(self.handle);
+            lp.start_reading(self.handle);
         }
         Ok(())
     }
@@ -536,7 +539,8 @@ impl<S> Loop<S> {
         self.push_done(h, Done::Completion(callback, result));
     }
 
-    pub(crate) fn stream_ready(&mut self, h: Handle, readable: bool, writable: bool) {
+    pub(crate) fn stream_ready(&mut self, h: Handle, r: &Readiness) {
+        let (readable, writable) = (r.readable, r.writable);
         let Some(st) = self.stream_state(h) else { return };
         if st.connecting() {
             if !(readable || writable) {
@@ -549,7 +553,7 @@ impl<S> Loop<S> {
             self.flush_writes(h);
         }
         if readable {
-            self.read_ready(h);
+            self.read_ready(h, r.hangup);
         }
     }
 
@@ -576,14 +580,32 @@ impl<S> Loop<S> {
         }
     }
 
-    fn read_ready(&mut self, h: Handle) {
+    fn start_reading(&mut self, h: Handle) {
+        let Some(st) = self.stream_state(h) else { return };
+        st.reading = true;
+        if std::mem::take(&mut st.maybe_unread) {
+            self.net.again.push(Readiness::again(h.to_key()));
+        }
+        self.mark_interest(h);
+    }
+
+    /// Reads what the socket holds, up to a cap. After a hang-up a short read is not the end:
+    /// the end of the stream itself is still to be read.
+    fn read_ready(&mut self, h: Handle, hangup: bool) {
         let mut buf = std::mem::take(&mut self.net.read_buf);
         if buf.is_empty() {
             // A read callback panicked while it held the buffer.
             buf = vec![0; READ_BUF_SIZE];
         }
+        if let Some(st) = self.stream_state(h) {
+            st.maybe_unread = false;
+        }
+        let mut drained = false;
         for _ in 0..MAX_READS_PER_WAKEUP {
-            let Some(st) = self.stream_state(h) else { break };
+            let Some(st) = self.stream_state(h) else {
+                drained = true;
+                break;
+            };
             if !st.reading {
                 break;
             }
@@ -592,23 +614,41 @@ impl<S> Loop<S> {
                 Ok(0) => {
                     self.stop_reading(h);
                     self.call_read(h, Ok(&[]));
+                    drained = true;
                     break;
                 }
                 Ok(n) => {
                     self.call_read(h, Ok(&buf[..n]));
-                    if n < buf.len() {
+                    // A short read emptied the socket: stream sockets never return less
+                    // than they hold, and later input raises a new edge.
+                    if n < buf.len() && !hangup {
+                        drained = true;
                         break;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) => {
                     self.stop_reading(h);
                     self.call_read(h, Err(e));
+                    drained = true;
                     break;
                 }
             }
         }
         self.net.read_buf = buf;
+        if !drained {
+            if let Some(st) = self.stream_state(h) {
+                if st.reading {
+                    // The cap was reached: come back after the others, as if polled again.
+                    self.net.again.push(Readiness::again(h.to_key()));
+                } else {
+                    st.maybe_unread = true;
+                }
+            }
+        }
     }
 
     fn stop_reading(&mut self, h: Handle) {

@@ -459,7 +459,7 @@ fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>) {
         let readable = hangup || (readable && interest.readable);
         let writable = hangup || (writable && interest.writable);
         if readable || writable {
-            ready.push(Readiness { key, readable, writable });
+            ready.push(Readiness { key, readable, writable, hangup });
         }
     }
 }
