@@ -86,7 +86,7 @@ impl SimDriver {
         let start = ready.len();
         w.settle();
         w.run_pool_jobs();
-        collect_ready(&mut w, ready);
+        collect_ready(&mut w, ready, true);
         if ready.len() > start || self.notifier.is_raised() || w.pool.has_done() || timeout_ms == Some(0) {
             return Ok(false);
         }
@@ -100,7 +100,7 @@ impl SimDriver {
         w.now = target.max(now);
         w.settle();
         w.run_pool_jobs();
-        collect_ready(&mut w, ready);
+        collect_ready(&mut w, ready, true);
         Ok(true)
     }
 
@@ -109,7 +109,7 @@ impl SimDriver {
         let mut w = self.world.borrow_mut();
         w.settle();
         let mut ready = Vec::new();
-        collect_ready(&mut w, &mut ready);
+        collect_ready(&mut w, &mut ready, false);
         !ready.is_empty() || w.pool.has_done() || w.pool.runnable(w.now)
     }
 
@@ -123,11 +123,7 @@ impl SimDriver {
         if w.listening.contains_key(&addr) {
             return Err(err(io::ErrorKind::AddrInUse));
         }
-        let id = w.socks.insert(Sock {
-            kind: SockKind::Listener { addr, backlog: Default::default() },
-            interest: None,
-            nodelay: false,
-        });
+        let id = w.socks.insert(Sock::new(SockKind::Listener { addr, backlog: Default::default() }));
         w.listening.insert(addr, Listening::Loop(id));
         w.record(id, "listen", 0);
         Ok(id)
@@ -143,26 +139,24 @@ impl SimDriver {
             w.record(listener, "chaos: EMFILE", 0);
             return Err(io::Error::from_raw_os_error(24));
         }
-        let Some(Sock { kind: SockKind::Listener { addr, backlog }, .. }) = w.socks.get_mut(listener) else {
+        let Some(Sock { kind: SockKind::Listener { addr, backlog }, edges, .. }) = w.socks.get_mut(listener)
+        else {
             return Err(err(io::ErrorKind::InvalidInput));
         };
         let local = *addr;
         let Some(pos) = backlog.iter().position(|&(_, at)| at <= now) else {
             return Err(err(io::ErrorKind::WouldBlock));
         };
+        edges.taken += 1;
         let (conn, _) = backlog.remove(pos).unwrap_or_else(|| unreachable!());
         let peer = w.conns[conn].addrs[0];
-        let id = w.socks.insert(Sock {
-            kind: SockKind::Stream {
-                conn: Some(conn),
-                side: 1,
-                connect: ConnectState::Connected,
-                local,
-                peer,
-            },
-            interest: None,
-            nodelay: false,
-        });
+        let id = w.socks.insert(Sock::new(SockKind::Stream {
+            conn: Some(conn),
+            side: 1,
+            connect: ConnectState::Connected,
+            local,
+            peer,
+        }));
         w.conns[conn].ends[1] = End::Sock(id);
         w.record(id, "accept", 0);
         Ok(id)
@@ -193,11 +187,7 @@ impl SimDriver {
                 (Some(conn), ConnectState::Pending { at: Some(at), refused: false })
             }
         };
-        w.socks.insert(Sock {
-            kind: SockKind::Stream { conn, side: 0, connect, local, peer: addr },
-            interest: None,
-            nodelay: false,
-        });
+        w.socks.insert(Sock::new(SockKind::Stream { conn, side: 0, connect, local, peer: addr }));
         w.record(id, "connect", 0);
         Ok((id, Ok(false)))
     }
@@ -232,10 +222,12 @@ impl SimDriver {
         let (conn, side) = stream_of(&w, sock)?;
         if w.conns[conn].faults.spurious > 0 {
             w.conns[conn].faults.spurious -= 1;
+            rearm(&mut w, sock);
             return Err(err(io::ErrorKind::WouldBlock));
         }
         if w.chaos_hit() {
             w.record(sock, "chaos: spurious read", 0);
+            rearm(&mut w, sock);
             return Err(err(io::ErrorKind::WouldBlock));
         }
         let limit = match w.chunking {
@@ -247,6 +239,10 @@ impl SimDriver {
         let limit = limit.min(buf.len());
         let n = c.pipes[1 - side].read(now, &mut buf[..limit]);
         if n > 0 {
+            if n < buf.len() && c.pipes[1 - side].arrived(now) > 0 {
+                // Cut short by chunking: on a real socket the rest would be a new arrival.
+                rearm(&mut w, sock);
+            }
             w.record(sock, "read", n);
             return Ok(n);
         }
@@ -268,6 +264,21 @@ impl SimDriver {
     }
 
     pub(crate) fn write(&mut self, sock: SocketId, data: &[u8]) -> io::Result<usize> {
+        let result = self.write_inner(sock, data);
+        let short = match &result {
+            Ok(n) => *n < data.len(),
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        };
+        if short {
+            // As a TCP socket marks itself out of space: room freeing up will be an edge.
+            if let Some(s) = self.world.borrow_mut().socks.get_mut(sock) {
+                s.edges.out_of_room = true;
+            }
+        }
+        result
+    }
+
+    fn write_inner(&mut self, sock: SocketId, data: &[u8]) -> io::Result<usize> {
         let mut w = self.world.borrow_mut();
         let now = w.now;
         let (conn, side) = stream_of(&w, sock)?;
@@ -352,7 +363,12 @@ impl SimDriver {
 
     pub(crate) fn set_interest(&mut self, sock: SocketId, key: usize, interest: Interest) -> io::Result<()> {
         if let Some(s) = self.world.borrow_mut().socks.get_mut(sock) {
-            s.interest = (interest != Interest::NONE).then_some((key, interest));
+            let wanted = (interest != Interest::NONE).then_some((key, interest));
+            if s.interest != wanted {
+                // Like EPOLL_CTL_ADD/MOD: the current state is reported once.
+                s.edges.rearm = true;
+            }
+            s.interest = wanted;
         }
         Ok(())
     }
@@ -433,33 +449,63 @@ fn stream_of(w: &World, sock: SocketId) -> io::Result<(usize, usize)> {
     }
 }
 
-/// Level-triggered readiness of every registered socket, as epoll would report it.
-fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>) {
+/// The next look at the socket reports its current state (see [`world::Edges`]).
+fn rearm(w: &mut World, sock: SocketId) {
+    if let Some(s) = w.socks.get_mut(sock) {
+        s.edges.rearm = true;
+    }
+}
+
+/// Readiness of every registered socket, edge-triggered as the Linux backend registers
+/// sockets (see [`world::Edges`]). With `consume` false it only looks (for the harness),
+/// leaving every edge to the next real look.
+fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>, consume: bool) {
     let now = w.now;
-    for (_, sock) in w.socks.iter() {
+    let World { socks, conns, .. } = w;
+    for (_, sock) in socks.iter_mut() {
         let Some((key, interest)) = sock.interest else { continue };
-        // (readable, writable, error or hang-up)
-        let (readable, writable, hangup) = match &sock.kind {
-            SockKind::Listener { backlog, .. } => (backlog.iter().any(|&(_, at)| at <= now), false, false),
-            SockKind::Stream { connect: ConnectState::Pending { at, .. }, .. } => {
-                (false, at.is_some_and(|at| at <= now), false)
+        // (readable, writable, error or hang-up, FIN arrived, count of input-side events, an
+        // output-side event: a connect completed or room is back after a write found none)
+        let e = &sock.edges;
+        let (readable, writable, hangup, fin, events, room_back) = match &sock.kind {
+            SockKind::Listener { backlog, .. } => {
+                let arrived = backlog.iter().filter(|&&(_, at)| at <= now).count() as u64;
+                (arrived > 0, false, false, false, e.taken + arrived, false)
             }
-            SockKind::Stream { connect: ConnectState::Failed(_), .. } => (true, true, true),
+            SockKind::Stream { connect: ConnectState::Pending { at, .. }, .. } => {
+                let done = at.is_some_and(|at| at <= now);
+                (false, done, false, false, done as u64, done && e.seen == 0)
+            }
+            SockKind::Stream { connect: ConnectState::Failed(_), .. } => (true, true, true, false, 1, false),
             SockKind::Stream { conn: Some(conn), side, .. } => {
-                let c = &w.conns[*conn];
+                let c = &conns[*conn];
                 let reset = c.reset[*side].is_some_and(|at| at <= now);
                 let input = &c.pipes[1 - side];
+                let fin = input.fin.is_some_and(|at| at <= now);
                 let spurious = c.faults.spurious > 0;
                 let readable = input.arrived(now) > 0 || input.ended(now) || spurious;
-                (readable, c.pipes[*side].room() > 0 || spurious, reset)
+                let room = c.pipes[*side].room() > 0;
+                let events = input.arrivals(now) + fin as u64 + reset as u64 + spurious as u64;
+                (readable, room || spurious, reset, fin, events, (room && e.out_of_room) || spurious)
             }
-            SockKind::Stream { conn: None, .. } => (false, false, false),
+            SockKind::Stream { conn: None, .. } => (false, false, false, false, 0, false),
         };
+        let fresh = events != e.seen || e.rearm;
+        if consume {
+            let e = &mut sock.edges;
+            e.seen = events;
+            e.rearm = false;
+            if room_back {
+                e.out_of_room = false;
+            }
+        }
         // Errors and hang-ups are reported whatever the interest, as epoll does.
-        let readable = hangup || (readable && interest.readable);
-        let writable = hangup || (writable && interest.writable);
+        let hangup = hangup && fresh;
+        let readable = hangup || (readable && interest.readable && fresh);
+        let writable = hangup || (writable && interest.writable && (fresh || room_back));
         if readable || writable {
-            ready.push(Readiness { key, readable, writable, hangup });
+            // EPOLLRDHUP: after the FIN, a short read does not mean the socket is empty.
+            ready.push(Readiness { key, readable, writable, hangup: hangup || fin });
         }
     }
 }

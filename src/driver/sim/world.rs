@@ -40,6 +40,8 @@ pub(crate) struct Seg {
 /// One direction of a connection.
 pub(crate) struct Pipe {
     segs: VecDeque<Seg>,
+    /// Segments ever pushed: with the ones still in flight, it counts arrivals.
+    pushed: u64,
     /// Bytes written and not yet read.
     bytes: usize,
     /// FIN, with its arrival time.
@@ -49,7 +51,7 @@ pub(crate) struct Pipe {
 
 impl Pipe {
     fn new(window: usize) -> Pipe {
-        Pipe { segs: VecDeque::new(), bytes: 0, fin: None, window }
+        Pipe { segs: VecDeque::new(), pushed: 0, bytes: 0, fin: None, window }
     }
 
     pub(crate) fn room(&self) -> usize {
@@ -63,6 +65,7 @@ impl Pipe {
     pub(crate) fn push_all(&mut self, at: u64, data: &[u8]) {
         if !data.is_empty() {
             self.segs.push_back(Seg { at, data: data.to_vec(), pos: 0 });
+            self.pushed += 1;
             self.bytes += data.len();
         }
     }
@@ -72,9 +75,18 @@ impl Pipe {
         let n = data.len().min(self.room());
         if n > 0 {
             self.segs.push_back(Seg { at, data: data[..n].to_vec(), pos: 0 });
+            self.pushed += 1;
             self.bytes += n;
         }
         n
+    }
+
+    /// How many segments have arrived by `now`, ever (reads do not lower it): a new arrival
+    /// is an edge for the edge-triggered poller.
+    pub(crate) fn arrivals(&self, now: u64) -> u64 {
+        // Segments arrive in order (a read stops at the first one still in flight).
+        let in_flight = self.segs.iter().skip_while(|s| s.at <= now).count();
+        self.pushed - in_flight as u64
     }
 
     /// Bytes that have arrived by `now`.
@@ -222,6 +234,31 @@ pub(crate) struct Sock {
     pub(crate) kind: SockKind,
     pub(crate) interest: Option<(usize, Interest)>,
     pub(crate) nodelay: bool,
+    pub(crate) edges: Edges,
+}
+
+impl Sock {
+    pub(crate) fn new(kind: SockKind) -> Sock {
+        Sock { kind, interest: None, nodelay: false, edges: Edges::default() }
+    }
+}
+
+/// What the simulated poller remembers of a socket to report it edge-triggered, as the Linux
+/// backend registers sockets: an event is reported when something new happens (input, a
+/// connection, FIN or RST arrives; room frees up after a write found none; a connect
+/// completes) or the interest changes, and not again merely because the state persists.
+#[derive(Default)]
+pub(crate) struct Edges {
+    /// The count of input-side events at the last look.
+    pub(crate) seen: u64,
+    /// A write found no room (or was cut short): room freeing up is an event.
+    pub(crate) out_of_room: bool,
+    /// Report the current state once: the interest changed, or a read was cut short (by
+    /// chunking or a fault) with input left, which a real socket would have had arrive
+    /// separately.
+    pub(crate) rearm: bool,
+    /// Connections taken from a listener's backlog.
+    pub(crate) taken: u64,
 }
 
 /// What a listening address leads to.
