@@ -420,6 +420,11 @@ impl<S> Loop<S> {
         h
     }
 
+    /// Whether `run` is on the stack (a callback is calling).
+    pub(crate) fn is_running(&self) -> bool {
+        self.running
+    }
+
     /// The next start order number.
     pub(crate) fn next_seq(&mut self) -> u64 {
         self.seq += 1;

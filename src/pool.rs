@@ -395,6 +395,10 @@ impl<S> Loop<S> {
     /// `EVLOOP_THREADPOOL_SIZE` environment variable, else 4 (at most 1,024). Work is taken
     /// in FIFO order.
     ///
+    /// Outside `run`, work starts at once. From a callback, workers are woken when the loop
+    /// next polls, once for all the work queued since (one wakeup, not one per job): a
+    /// callback must not block waiting for work it queued (nor should it block at all).
+    ///
     /// ```
     /// use evloop::{Loop, RunMode};
     ///
@@ -429,7 +433,13 @@ impl<S> Loop<S> {
             after(lp, typed)
         });
         let notifier = self.driver.notifier().clone();
-        self.pool.submit(&notifier, lane, job, after)
+        let request = self.pool.submit(&notifier, lane, job, after)?;
+        if !self.is_running() {
+            // No poll is coming to signal the workers: the caller may wait for this work
+            // before it runs the loop.
+            self.pool.signal_workers();
+        }
+        Ok(request)
     }
 
     /// Cancels a request that is still queued: its work never runs and its `after` callback

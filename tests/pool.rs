@@ -46,6 +46,22 @@ fn work_is_taken_in_fifo_order() {
     assert_eq!(lp.state, (0..100).collect::<Vec<_>>());
 }
 
+/// Work queued outside `run` starts at once, even with every worker idle and waiting: a
+/// program may wait for it before it runs the loop.
+#[test]
+fn work_queued_outside_run_starts_without_the_loop_running() {
+    let mut lp = pool_of(1, 0u32);
+    time_limit(&mut lp, 30);
+    // The worker exists and is idle.
+    lp.queue_work(|| (), |lp, r| lp.state += u32::from(r.is_ok())).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    let (tx, rx) = mpsc::channel();
+    lp.queue_work(move || tx.send(()).unwrap(), |lp, r| lp.state += u32::from(r.is_ok())).unwrap();
+    rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the work started before the loop ran");
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.state, 2);
+}
+
 #[test]
 fn a_queued_request_is_cancelled_and_a_running_one_is_not() {
     let mut lp = pool_of(1, Vec::<String>::new());
