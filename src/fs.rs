@@ -3,6 +3,8 @@
 //! Each function runs the `std::fs` operation of the same name on a worker and calls back on
 //! the loop thread with its `io::Result`. Errors keep their [`io::ErrorKind`] and carry the
 //! path: the inner error is a [`PathError`] whose `source()` is the operating system's error.
+//! Errors of requests on an open [`File`] are built the same way, with the path it was
+//! opened with.
 //!
 //! ```
 //! use evloop::{fs, Loop, RunMode};
@@ -39,6 +41,8 @@ use crate::pool::{Lane, WorkRequest};
 
 /// The error of a file-system request: which operation, on which path(s), and the operating
 /// system's error as its `source()`.
+///
+/// Requests on an open [`File`] give the same error, with the path the file was opened with.
 #[derive(Debug)]
 pub struct PathError {
     op: &'static str,
@@ -48,7 +52,8 @@ pub struct PathError {
 }
 
 impl PathError {
-    /// The path the operation was on (the source path, for two-path operations).
+    /// The path the operation was on (the source path, for two-path operations; the path
+    /// it was opened with, for a request on an open [`File`]).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -255,6 +260,12 @@ pub struct File {
     handle: Handle,
 }
 
+/// An open file and the path it was opened with (for its errors).
+pub(crate) struct OpenFile {
+    file: stdfs::File,
+    path: PathBuf,
+}
+
 common_handle_methods!(File);
 
 impl File {
@@ -270,7 +281,7 @@ impl File {
             lp,
             "open",
             path.as_ref(),
-            move |p| options.open(p),
+            move |p| options.open(p).map(|file| OpenFile { file, path: p.to_path_buf() }),
             move |lp, r| {
                 let file = r.map(|f| {
                     let handle =
@@ -299,7 +310,7 @@ impl File {
         let handle = self.handle;
         lp.submit_work(
             Lane::Fast,
-            move || f(&file).map_err(|e| io::Error::new(e.kind(), format!("{op}: {e}"))),
+            move || f(&file.file).map_err(|e| with_path(op, &file.path, None, e)),
             move |lp, r| {
                 let closed = lp.handles.get(handle).is_none_or(|b| b.closing);
                 callback(lp, if closed { Err(cancelled()) } else { r.and_then(|inner| inner) })

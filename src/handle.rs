@@ -62,7 +62,7 @@ pub(crate) enum Extra<S> {
     Timer { deadline: u64, repeat: u64 },
     Listener(Box<ListenerState<S>>),
     Stream(Box<StreamState<S>>),
-    File(std::sync::Arc<std::fs::File>),
+    File(std::sync::Arc<crate::fs::OpenFile>),
 }
 
 /// One open handle.

@@ -231,3 +231,104 @@ fn opening_a_missing_file_fails_with_its_path() {
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains("absent"), "{e}");
 }
+
+/// The operating system's error inside an fs error: the `source()` of the inner error (a
+/// [`PathError`]), for path functions and `File` requests alike.
+fn os_error_of(e: &std::io::Error) -> &std::io::Error {
+    let inner = e.get_ref().expect("an inner error");
+    std::error::Error::source(inner).and_then(|s| s.downcast_ref()).expect("the OS error as source")
+}
+
+/// Opens `path` with `options` and runs `request` on the file, returning the request's error.
+fn file_error(
+    path: &Path,
+    options: &OpenOptions,
+    request: impl FnOnce(&mut Loop<Option<std::io::Error>>, File) -> std::io::Result<evloop::WorkRequest>
+        + 'static,
+) -> std::io::Error {
+    let mut lp = Loop::with_state(None).unwrap();
+    let mut request = Some(request);
+    File::open(&mut lp, path, options, move |lp, f| {
+        let f = f.unwrap();
+        (request.take().unwrap())(lp, f).unwrap();
+    })
+    .unwrap();
+    lp.run(RunMode::Default).unwrap();
+    lp.state.take().expect("the request failed")
+}
+
+/// Checks that a `File` request's error carries the OS error `errno` the way the path
+/// functions' errors do, with `message` as its text.
+fn assert_file_error(e: &std::io::Error, errno: i32, path: &Path, message: &str) {
+    let os = os_error_of(e);
+    assert_eq!(os.raw_os_error(), Some(errno), "{e}");
+    assert_eq!(e.kind(), os.kind(), "{e}");
+    assert_eq!(e.raw_os_error(), None, "like the path functions, the OS error is the source");
+    let via_io_source = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    assert_eq!(via_io_source.and_then(|s| s.raw_os_error()), Some(errno));
+    assert_eq!(path_of(e), path, "the path the file was opened with");
+    // "op path: OS error", as for the path functions.
+    let (op, os_message) = message.split_once(": ").unwrap();
+    assert_eq!(e.to_string(), format!("{op} {}: {os_message}", path.display()));
+}
+
+#[test]
+fn file_request_errors_keep_the_os_error_and_path_like_path_functions() {
+    const EBADF: i32 = 9;
+    const EISDIR: i32 = 21;
+    let dir = TempDir::new("file-errors");
+    let path = dir.join("read-only");
+    std::fs::write(&path, "contents").unwrap();
+    let read_only = OpenOptions::new().read(true).clone();
+
+    // Writing to a file opened read-only: EBADF.
+    let e = file_error(&path, &read_only, |lp, f| {
+        f.write_at(lp, 0, b"x", move |lp, r| {
+            lp.state = r.err();
+            f.close(lp).unwrap();
+        })
+    });
+    assert_file_error(&e, EBADF, &path, "write_at: Bad file descriptor (os error 9)");
+    let e = file_error(&path, &read_only, |lp, f| {
+        f.write(lp, b"x", move |lp, r| {
+            lp.state = r.err();
+            f.close(lp).unwrap();
+        })
+    });
+    assert_file_error(&e, EBADF, &path, "write: Bad file descriptor (os error 9)");
+    let e = file_error(&path, &read_only, |lp, f| {
+        f.set_len(lp, 0, move |lp, r| {
+            lp.state = r.err();
+            f.close(lp).unwrap();
+        })
+    });
+    // ftruncate on a descriptor not open for writing is EINVAL on Linux.
+    assert_file_error(&e, 22, &path, "set_len: Invalid argument (os error 22)");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert_eq!(std::fs::read(&path).unwrap(), b"contents");
+
+    // Reading a directory opened as a file: EISDIR, as `fs::read` of the directory gives.
+    let e = file_error(&dir.0, &read_only, |lp, f| {
+        f.read_at(lp, 0, 10, move |lp, r| {
+            lp.state = r.err();
+            f.close(lp).unwrap();
+        })
+    });
+    assert_file_error(&e, EISDIR, &dir.0, "read_at: Is a directory (os error 21)");
+    assert_eq!(e.kind(), ErrorKind::IsADirectory);
+    let e = file_error(&dir.0, &read_only, |lp, f| {
+        f.read(lp, 10, move |lp, r| {
+            lp.state = r.err();
+            f.close(lp).unwrap();
+        })
+    });
+    assert_file_error(&e, EISDIR, &dir.0, "read: Is a directory (os error 21)");
+    assert_eq!(e.kind(), ErrorKind::IsADirectory);
+
+    let by_path = call!(fs::read, &dir.0).unwrap_err();
+    assert_eq!(os_error_of(&by_path).raw_os_error(), Some(EISDIR));
+    assert_eq!(by_path.kind(), ErrorKind::IsADirectory);
+    assert_eq!(by_path.raw_os_error(), None);
+    assert_eq!(path_of(&by_path), dir.0);
+    assert_eq!(by_path.to_string(), format!("read {}: Is a directory (os error 21)", dir.0.display()));
+}
