@@ -30,7 +30,8 @@ pub(crate) struct ListenerState<S> {
     /// Accepting is paused after EMFILE / ENFILE until the back-off timer fires.
     paused: bool,
     backoff_ms: u64,
-    /// The back-off timer, opened on the first exhaustion.
+    /// The back-off timer, opened when an episode of exhaustion starts and closed when it
+    /// ends (the first accept that succeeds) or with the listener.
     backoff: Option<Timer>,
     pub(crate) interest_dirty: bool,
 }
@@ -149,12 +150,7 @@ impl<S> Loop<S> {
             let sock = l.sock;
             match self.driver.tcp_accept(sock) {
                 Ok(stream_sock) => {
-                    if let Ok(l) = self.listener_state(h) {
-                        if l.backoff_ms != BACKOFF_START_MS {
-                            log::info!("{h:?}: accepting again: file descriptors are available");
-                            l.backoff_ms = BACKOFF_START_MS;
-                        }
-                    }
+                    self.end_backoff_episode(h);
                     let stream = TcpStream::from_handle(self.open_stream(stream_sock));
                     log::trace!("{h:?}: accepted {stream:?}");
                     self.call_slot(
@@ -204,6 +200,22 @@ impl<S> Loop<S> {
         };
         let _ = timer.start(self, Duration::from_millis(delay), Duration::ZERO);
         self.mark_interest(h);
+    }
+
+    /// After an accept succeeds: if accepting had been paused, the episode is over. Resets
+    /// the back-off and closes its timer, so that no handle outlives the episode (the next
+    /// episode opens a fresh one).
+    fn end_backoff_episode(&mut self, h: Handle) {
+        let Ok(l) = self.listener_state(h) else { return };
+        if l.backoff_ms == BACKOFF_START_MS {
+            return;
+        }
+        log::info!("{h:?}: accepting again: file descriptors are available");
+        l.backoff_ms = BACKOFF_START_MS;
+        if let Some(t) = l.backoff.take() {
+            // It has fired (accepting resumes only from its callback) and is not running.
+            let _ = t.close(self);
+        }
     }
 
     fn resume_accepting(&mut self, h: Handle) {
