@@ -359,7 +359,8 @@ impl<S> Loop<S> {
 
     /// Calls `f` once for every open handle, closing ones included (libuv's `uv_walk`), for
     /// debugging or shutdown. `f` may close handles, its own or others; a handle closed by
-    /// an earlier call of `f` is skipped.
+    /// an earlier call of `f` is skipped. As in libuv, the loop's internal handles (a
+    /// listener's back-off timer) are not shown: they close with their owner.
     ///
     /// ```
     /// # let mut lp = evloop::Loop::new()?;
@@ -375,7 +376,7 @@ impl<S> Loop<S> {
     /// ```
     pub fn walk(&mut self, mut f: impl FnMut(&mut Loop<S>, Handle)) {
         for h in self.handles.ids() {
-            if self.handles.get(h).is_some() {
+            if self.handles.get(h).is_some_and(|b| !b.internal) {
                 f(self, h);
             }
         }
@@ -386,7 +387,8 @@ impl<S> Loop<S> {
         self.handles.ids()
     }
 
-    /// Number of open handles, closing ones included.
+    /// Number of open handles, closing ones included, and the loop's internal ones, which
+    /// [`walk`](Loop::walk) does not show.
     pub fn handle_count(&self) -> usize {
         self.handles.len()
     }

@@ -71,6 +71,9 @@ pub(crate) struct Body<S> {
     pub(crate) active: bool,
     pub(crate) referenced: bool,
     pub(crate) closing: bool,
+    /// Opened by the loop for its own use (a listener's back-off timer): `walk` does not show
+    /// it, so a program that closes whatever it walks cannot close it under its owner.
+    pub(crate) internal: bool,
     /// Start order: bumped on every start, so queue entries made by an earlier start can be
     /// told apart from the current one (lazy removal from the timer heap and watcher lists).
     pub(crate) seq: u64,
@@ -113,6 +116,7 @@ impl<S> HandleTable<S> {
             active: false,
             referenced: true,
             closing: false,
+            internal: false,
             seq: 0,
             callback: Some(callback),
             extra,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use evloop::sim::{check_determinism, Chunking, PoolMode, Sim, SimConfig, SimError};
-use evloop::{Check, Idle, TcpListener, TcpStream, Timer};
+use evloop::{Check, Handle, Idle, TcpListener, TcpStream, Timer};
 
 fn addr() -> SocketAddr {
     "10.0.0.1:7000".parse().unwrap()
@@ -330,7 +330,7 @@ fn partial_writes_and_would_block_resume_at_the_right_offset() {
 #[test]
 fn emfile_on_accept_pauses_and_recovers() {
     let mut sim = Sim::new(15, 0u32);
-    TcpListener::bind(&mut sim, addr(), |lp, s| {
+    let listener = TcpListener::bind(&mut sim, addr(), |lp, s| {
         lp.state += 1;
         s.close(lp).unwrap();
     })
@@ -341,9 +341,15 @@ fn emfile_on_accept_pauses_and_recovers() {
     assert_eq!(sim.state, 0);
     let iterations = sim.metrics().iterations;
     assert!(iterations < 200, "{iterations} iterations in 5 s of EMFILE: a busy loop");
+    // The back-off timer is the loop's own: counted, but not shown to walk.
+    assert_eq!(sim.handle_count(), 2);
+    let mut walked = Vec::new();
+    sim.walk(|_, h| walked.push(h));
+    assert_eq!(walked, vec![Handle::from(listener)]);
     sim.advance(Duration::from_secs(2)).unwrap();
     assert_eq!(sim.state, 3);
     assert!(peers.iter().all(|p| p.is_closed()));
+    assert_eq!(sim.handle_count(), 1, "the episode is over: its timer is closed");
 }
 
 #[test]

@@ -190,6 +190,9 @@ impl<S> Loop<S> {
             Some(t) if !t.is_closing(self) => t,
             _ => {
                 let t = Timer::new(self, move |lp, _| lp.resume_accepting(h));
+                if let Some(b) = self.handles.get_mut(t.into()) {
+                    b.internal = true;
+                }
                 // The listener keeps the loop alive; its back-off timer must not.
                 let _ = t.unref(self);
                 if let Ok(l) = self.listener_state(h) {
