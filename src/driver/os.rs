@@ -6,9 +6,10 @@
 //! is zero and nothing is registered or notified, which is every iteration of a loop that
 //! only has timers and watchers.
 //!
-//! Sockets are registered level-triggered, and lazily: a socket enters the poller the first
-//! time it has an interest, with its handle's id as the key, so a freshly accepted socket
-//! that the program starts reading costs one `epoll_ctl`.
+//! Sockets are registered lazily: a socket enters the poller the first time it has an
+//! interest, with its handle's id as the key, so a freshly accepted socket that the program
+//! starts reading costs one `epoll_ctl`. The epoll backend registers them edge-triggered
+//! (see `driver/epoll.rs` for why), `polling` level-triggered; the loop is right under both.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
@@ -249,7 +250,8 @@ impl OsDriver {
         let fd = entry.fd();
         if interest == Interest::NONE {
             // Out of the poller rather than registered for nothing: level-triggered epoll
-            // reports a hung-up socket on every wait even with an empty interest.
+            // (the `polling` backend) reports a hung-up socket on every wait even with an
+            // empty interest.
             match &self.poll {
                 Poll::Polling { poller, .. } => poller.delete(fd)?,
                 #[cfg(target_os = "linux")]
