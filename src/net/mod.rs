@@ -13,6 +13,7 @@ use crate::handle::{Extra, Handle, HandleKind};
 
 mod connect;
 pub(crate) mod listener;
+mod read;
 pub(crate) mod stream;
 pub(crate) mod write_queue;
 

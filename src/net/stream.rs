@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::write_queue::WriteQueue;
-use super::{cancelled, copy_error, Completion, Done, READ_BUF_SIZE};
+use super::{cancelled, copy_error, Completion, Done};
 use crate::driver::{Interest, Readiness, SocketId};
 use crate::event_loop::Loop;
 use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
@@ -14,9 +14,6 @@ use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
 /// The callback `read_start` installs.
 pub(crate) type ReadCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>)>;
 type DrainCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream)>;
-
-/// Reads per stream per wakeup, so that one busy connection cannot starve the others.
-const MAX_READS_PER_WAKEUP: usize = 32;
 
 /// Default high-water mark of the write queue.
 pub(crate) const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024;
@@ -33,9 +30,9 @@ pub(crate) const NO_SOCKET: SocketId = usize::MAX;
 
 pub(crate) struct StreamState<S> {
     pub(crate) sock: SocketId,
-    reading: bool,
+    pub(super) reading: bool,
     /// The end of the stream or a read error was delivered: reading is over.
-    read_ended: bool,
+    pub(super) read_ended: bool,
     /// `read_start` gave a callback (which is out of its slot while it runs).
     reader_installed: bool,
     pub(crate) in_pending: bool,
@@ -45,9 +42,9 @@ pub(crate) struct StreamState<S> {
     /// The last read pass ended with input possibly left in the socket (the reader stopped,
     /// or the per-wakeup cap was reached). An edge-triggered poller will not report it again,
     /// so resuming must look by itself.
-    maybe_unread: bool,
+    pub(super) maybe_unread: bool,
     high_water_mark: u32,
-    read_callback: Option<ReadCallback<S>>,
+    pub(super) read_callback: Option<ReadCallback<S>>,
     /// Set by most servers at accept (to resume reading), so it lives here, not in `cold`.
     drain_callback: Option<DrainCallback<S>>,
     pub(super) queue: WriteQueue<S>,
@@ -358,13 +355,6 @@ impl TcpStream {
     }
 }
 
-fn read_slot<S>(extra: &mut Extra<S>) -> Option<&mut Option<ReadCallback<S>>> {
-    match extra {
-        Extra::Stream(st) => Some(&mut st.read_callback),
-        _ => None,
-    }
-}
-
 fn drain_slot<S>(extra: &mut Extra<S>) -> Option<&mut Option<DrainCallback<S>>> {
     match extra {
         Extra::Stream(st) => Some(&mut st.drain_callback),
@@ -578,95 +568,6 @@ impl<S> Loop<S> {
             }
             Err(e) => self.fail_writes(h, e, None),
         }
-    }
-
-    fn start_reading(&mut self, h: Handle) {
-        let Some(st) = self.stream_state(h) else { return };
-        st.reading = true;
-        if std::mem::take(&mut st.maybe_unread) {
-            self.net.again.push(Readiness::again(h.to_key()));
-        }
-        self.mark_interest(h);
-    }
-
-    /// Reads what the socket holds, up to a cap. After a hang-up a short read is not the end:
-    /// the end of the stream itself is still to be read.
-    fn read_ready(&mut self, h: Handle, hangup: bool) {
-        let mut buf = std::mem::take(&mut self.net.read_buf);
-        if buf.is_empty() {
-            // A read callback panicked while it held the buffer.
-            buf = vec![0; READ_BUF_SIZE];
-        }
-        if let Some(st) = self.stream_state(h) {
-            st.maybe_unread = false;
-        }
-        let mut drained = false;
-        for _ in 0..MAX_READS_PER_WAKEUP {
-            let Some(st) = self.stream_state(h) else {
-                drained = true;
-                break;
-            };
-            if !st.reading {
-                break;
-            }
-            let sock = st.sock;
-            match self.driver.read(sock, &mut buf) {
-                Ok(0) => {
-                    self.stop_reading(h);
-                    self.call_read(h, Ok(&[]));
-                    drained = true;
-                    break;
-                }
-                Ok(n) => {
-                    self.call_read(h, Ok(&buf[..n]));
-                    // A short read emptied the socket: stream sockets never return less
-                    // than they hold, and later input raises a new edge.
-                    if n < buf.len() && !hangup {
-                        drained = true;
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    drained = true;
-                    break;
-                }
-                Err(e) => {
-                    self.stop_reading(h);
-                    self.call_read(h, Err(e));
-                    drained = true;
-                    break;
-                }
-            }
-        }
-        self.net.read_buf = buf;
-        if !drained {
-            if let Some(st) = self.stream_state(h) {
-                if st.reading {
-                    // The cap was reached: come back after the others, as if polled again.
-                    self.net.again.push(Readiness::again(h.to_key()));
-                } else {
-                    st.maybe_unread = true;
-                }
-            }
-        }
-    }
-
-    fn stop_reading(&mut self, h: Handle) {
-        if let Some(st) = self.stream_state(h) {
-            st.reading = false;
-            st.read_ended = true;
-            self.mark_interest(h);
-        }
-    }
-
-    /// Calls the read callback, taken out of its slot for the call.
-    fn call_read(&mut self, h: Handle, result: io::Result<&[u8]>) {
-        self.call_slot(h, read_slot, |lp, cb| cb(lp, TcpStream { handle: h }, result));
-    }
-
-    /// Reports a failure to the read callback, as a read would have.
-    pub(crate) fn call_read_error(&mut self, h: Handle, e: io::Error) {
-        self.call_read(h, Err(e));
     }
 
     pub(crate) fn call_drain(&mut self, h: Handle) {
