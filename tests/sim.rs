@@ -254,6 +254,31 @@ fn connecting_to_nothing_is_refused_and_a_fake_listener_accepts() {
     assert_eq!(sim.state, vec!["Err(ConnectionRefused)", "Ok(())"]);
 }
 
+/// A test finds the program's stream for a fake peer by address, both ways round.
+#[test]
+fn a_fake_peer_and_the_programs_stream_name_each_other() {
+    let mut sim = Sim::new(23, Vec::<TcpStream>::new());
+    TcpListener::bind(&mut sim, addr(), |lp, s| lp.state.push(s)).unwrap();
+    let peers: Vec<_> = (0..3).map(|_| sim.connect(addr()).unwrap()).collect();
+    sim.run_until_idle().unwrap();
+    assert_eq!(sim.state.len(), 3);
+    for peer in &peers {
+        assert_eq!(peer.peer_addr(), addr());
+        let streams = sim.state.clone();
+        let mine: Vec<_> =
+            streams.into_iter().filter(|s| s.peer_addr(&sim).unwrap() == peer.local_addr()).collect();
+        assert_eq!(mine.len(), 1, "exactly one stream per peer");
+        assert_eq!(mine[0].local_addr(&sim).unwrap(), addr());
+    }
+    let server_addr: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let server = sim.listen(server_addr).unwrap();
+    let out = TcpStream::connect(&mut sim, server_addr, |_, _, r| r.unwrap()).unwrap();
+    sim.run_until_idle().unwrap();
+    let peer = server.accept().unwrap();
+    assert_eq!(peer.local_addr(), server_addr);
+    assert_eq!(peer.peer_addr(), out.local_addr(&sim).unwrap());
+}
+
 #[test]
 fn a_blackholed_connect_never_answers() {
     let mut sim = Sim::new(11, 0u32);

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -85,6 +86,20 @@ impl FakePeer {
     /// Takes what arrives again.
     pub fn resume_reading(&self) {
         self.with(|c, _| c.peer_paused = false);
+    }
+
+    /// The fake peer's own address: what the program's [`TcpStream::peer_addr`] returns for
+    /// the stream at the other end, which is how a test finds that stream.
+    ///
+    /// [`TcpStream::peer_addr`]: crate::TcpStream::peer_addr
+    pub fn local_addr(&self) -> SocketAddr {
+        self.world.borrow().conns[self.conn].addrs[self.side]
+    }
+
+    /// The program's address on this connection: its listener's, or the local address of a
+    /// stream that connected to a [`FakeListener`].
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.world.borrow().conns[self.conn].addrs[1 - self.side]
     }
 
     /// Whether the program has ended the connection: FIN received (after all data) or reset.
