@@ -207,6 +207,33 @@ fn the_window_makes_backpressure_real() {
     assert_eq!(sim.state.last(), Some(&(true, 0)), "drain fired");
 }
 
+/// A paused peer that takes a few bytes opens the program's window by exactly that much.
+#[test]
+fn a_paused_peer_takes_bytes_one_bite_at_a_time() {
+    let mut sim = Sim::with_config(SimConfig::new().seed(24).window(1000), None);
+    TcpListener::bind(&mut sim, addr(), |lp, s| {
+        s.write(lp, &[b'x'; 3000]).unwrap();
+        lp.state = Some(s);
+    })
+    .unwrap();
+    let peer = sim.connect(addr()).unwrap();
+    peer.pause_reading();
+    sim.run_until_idle().unwrap();
+    let s = sim.state.unwrap();
+    assert_eq!(s.write_queue_size(&sim).unwrap(), 2000, "the window holds 1000");
+    assert_eq!(peer.recv_up_to(300), vec![b'x'; 300]);
+    sim.run_until_idle().unwrap();
+    assert_eq!(s.write_queue_size(&sim).unwrap(), 1700);
+    assert_eq!(peer.recv_up_to(5000).len(), 1000, "what has arrived: the window's worth");
+    sim.run_until_idle().unwrap();
+    assert_eq!(s.write_queue_size(&sim).unwrap(), 700);
+    assert!(peer.recv().is_empty(), "still paused");
+    peer.resume_reading();
+    sim.run_until_idle().unwrap();
+    assert_eq!(s.write_queue_size(&sim).unwrap(), 0);
+    assert_eq!(peer.recv().len(), 3000 - 300 - 1000);
+}
+
 #[test]
 fn latency_delays_delivery_by_the_link_time() {
     let mut sim = Sim::with_config(SimConfig::new().seed(8).latency(ms(50)), ());

@@ -46,6 +46,21 @@ impl FakePeer {
         self.with(|c, _| std::mem::take(&mut c.peer_inbox))
     }
 
+    /// Takes at most `n` bytes of what the program has written and has arrived, reading
+    /// nothing more: while reading is paused, this opens the program's window by exactly what
+    /// it takes (for tests of backpressure to the byte).
+    pub fn recv_up_to(&self, n: usize) -> Vec<u8> {
+        let side = self.side;
+        self.with(|c, now| {
+            let from_inbox = n.min(c.peer_inbox.len());
+            let mut out: Vec<u8> = c.peer_inbox.drain(..from_inbox).collect();
+            let mut rest = vec![0; n - from_inbox];
+            let got = c.pipes[1 - side].read(now, &mut rest);
+            out.extend_from_slice(&rest[..got]);
+            out
+        })
+    }
+
     /// Sends FIN once the bytes already sent have gone (half-close).
     pub fn shutdown(&self) {
         self.with(|c, _| c.peer_fin_pending = true);
