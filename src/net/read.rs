@@ -30,15 +30,13 @@ impl<S> Loop<S> {
             // A read callback panicked while it held the buffer.
             buf = vec![0; READ_BUF_SIZE];
         }
-        if let Some(st) = self.stream_state(h) {
-            st.maybe_unread = false;
-        }
         let mut drained = false;
         for _ in 0..MAX_READS_PER_WAKEUP {
             let Some(st) = self.stream_state(h) else {
                 drained = true;
                 break;
             };
+            st.maybe_unread = false;
             if !st.reading {
                 break;
             }

@@ -474,7 +474,7 @@ fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>, consume: bool) {
             }
             SockKind::Stream { connect: ConnectState::Pending { at, .. }, .. } => {
                 let done = at.is_some_and(|at| at <= now);
-                (false, done, false, false, done as u64, done && e.seen == 0)
+                (false, done, false, false, done as u64, false)
             }
             SockKind::Stream { connect: ConnectState::Failed(_), .. } => (true, true, true, false, 1, false),
             SockKind::Stream { conn: Some(conn), side, .. } => {
