@@ -214,10 +214,7 @@ impl<S> Loop<S> {
     /// operating system's poll fails.
     pub fn run(&mut self, mode: RunMode) -> io::Result<bool> {
         if self.running {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "evloop: run called from inside a callback of the same loop",
-            ));
+            return Err(crate::error::misuse("evloop: run called from inside a callback of the same loop"));
         }
         self.running = true;
         log::debug!("run start ({mode:?})");

@@ -34,9 +34,9 @@ use std::sync::Arc;
 
 pub use std::fs::{DirEntry, Metadata, OpenOptions, Permissions};
 
+use crate::error::cancelled;
 use crate::event_loop::Loop;
 use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
-use crate::net::cancelled;
 use crate::pool::{Lane, WorkRequest};
 
 /// The error of a file-system request: which operation, on which path(s), and the operating
@@ -305,7 +305,7 @@ impl File {
     ) -> io::Result<WorkRequest> {
         let file = match &lp.handles.usable(self.handle)?.extra {
             Extra::File(file) => file.clone(),
-            _ => return Err(crate::handle::closed_error()),
+            _ => return Err(crate::error::closed_error()),
         };
         let handle = self.handle;
         lp.submit_work(

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io;
 
+use crate::error::{closed_error, closing_error};
 use crate::event_loop::Loop;
 use crate::net::listener::ListenerState;
 use crate::net::stream::StreamState;
@@ -218,16 +219,6 @@ impl<S> HandleTable<S> {
             .map(|(index, slot)| Handle { index: index as u32, gen: slot.gen })
             .collect()
     }
-}
-
-/// The error for any call through the id of a handle that has been closed.
-pub(crate) fn closed_error() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "evloop: handle is closed")
-}
-
-/// The error for any call on a handle whose close is under way.
-pub(crate) fn closing_error() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "evloop: handle is closing")
 }
 
 impl Handle {

@@ -103,6 +103,7 @@
 
 pub mod dns;
 mod driver;
+mod error;
 mod event_loop;
 pub mod fs;
 mod handle;
@@ -118,11 +119,12 @@ mod watchers;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use error::{is_cancelled, Cancelled};
 pub use event_loop::{Backend, Builder, Loop, Metrics, RunMode};
 pub use handle::{Handle, HandleKind};
 pub use net::listener::TcpListener;
 pub use net::stream::TcpStream;
-pub use net::{is_cancelled, Cancelled, ListenOptions};
+pub use net::ListenOptions;
 pub use pool::WorkRequest;
 pub use timer::Timer;
 pub use waker::Waker;

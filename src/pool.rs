@@ -21,8 +21,8 @@ use slab::Slab;
 
 use crate::driver::sim::world::World;
 use crate::driver::Notifier;
+use crate::error::cancelled;
 use crate::event_loop::Loop;
-use crate::net::cancelled;
 
 /// Default number of workers when neither the builder nor `EVLOOP_THREADPOOL_SIZE` says.
 pub(crate) const DEFAULT_SIZE: usize = 4;

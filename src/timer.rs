@@ -110,7 +110,7 @@ impl Timer {
     fn repeat_millis<S>(&self, lp: &Loop<S>) -> io::Result<u64> {
         match lp.handles.usable_ref(self.handle)?.extra {
             Extra::Timer { repeat, .. } => Ok(repeat),
-            _ => Err(crate::handle::closed_error()),
+            _ => Err(crate::error::closed_error()),
         }
     }
 }

@@ -4,8 +4,9 @@ use std::io;
 use std::net::SocketAddr;
 
 use super::stream::{TcpStream, NO_SOCKET};
-use super::{copy_error, Completion, Done};
+use super::{Completion, Done};
 use crate::dns::{ConnectAddr, ToConnectAddr};
+use crate::error::copy_error;
 use crate::event_loop::Loop;
 use crate::handle::Handle;
 

@@ -126,7 +126,7 @@ impl TcpListener {
     /// The address the listener is bound to.
     pub fn local_addr<S>(&self, lp: &Loop<S>) -> io::Result<SocketAddr> {
         let Extra::Listener(l) = &lp.handles.usable_ref(self.handle)?.extra else {
-            return Err(crate::handle::closed_error());
+            return Err(crate::error::closed_error());
         };
         let sock = l.sock;
         lp.driver.local_addr(sock)
@@ -137,7 +137,7 @@ impl<S> Loop<S> {
     fn listener_state(&mut self, h: Handle) -> io::Result<&mut ListenerState<S>> {
         match &mut self.handles.usable(h)?.extra {
             Extra::Listener(l) => Ok(l),
-            _ => Err(crate::handle::closed_error()),
+            _ => Err(crate::error::closed_error()),
         }
     }
 

@@ -4,7 +4,6 @@
 //! simulated driver can provide the same streams in memory.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::io;
 
 use crate::driver::Readiness;
@@ -70,37 +69,6 @@ impl ListenOptions {
     pub fn only_v6(mut self, on: bool) -> Self {
         self.only_v6 = Some(on);
         self
-    }
-}
-
-/// The error a request gets when its handle is closed before the request completed
-/// (libuv's `UV_ECANCELED`). It is the inner error of an [`io::Error`] of kind
-/// [`Interrupted`](io::ErrorKind::Interrupted); [`is_cancelled`] recognises it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cancelled;
-
-impl fmt::Display for Cancelled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("evloop: operation cancelled: its handle was closed")
-    }
-}
-
-impl std::error::Error for Cancelled {}
-
-/// Whether `err` is the cancellation of a request whose handle was closed.
-pub fn is_cancelled(err: &io::Error) -> bool {
-    err.get_ref().is_some_and(|e| e.is::<Cancelled>())
-}
-
-pub(crate) fn cancelled() -> io::Error {
-    io::Error::new(io::ErrorKind::Interrupted, Cancelled)
-}
-
-/// A copy of an I/O error, for when one failure must reach several callbacks.
-pub(crate) fn copy_error(e: &io::Error) -> io::Error {
-    match e.raw_os_error() {
-        Some(code) => io::Error::from_raw_os_error(code),
-        None => io::Error::new(e.kind(), e.to_string()),
     }
 }
 

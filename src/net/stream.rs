@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::write_queue::WriteQueue;
-use super::{cancelled, copy_error, Completion, Done};
+use super::{Completion, Done};
 use crate::driver::{Interest, Readiness, SocketId};
+use crate::error::{cancelled, copy_error};
 use crate::event_loop::Loop;
 use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
 
@@ -391,14 +392,14 @@ impl<S> Loop<S> {
     fn stream_ref(&self, h: Handle) -> io::Result<&StreamState<S>> {
         match &self.handles.usable_ref(h)?.extra {
             Extra::Stream(st) => Ok(st),
-            _ => Err(crate::handle::closed_error()),
+            _ => Err(crate::error::closed_error()),
         }
     }
 
     fn stream_usable(&mut self, h: Handle) -> io::Result<&mut StreamState<S>> {
         match &mut self.handles.usable(h)?.extra {
             Extra::Stream(st) => Ok(st),
-            _ => Err(crate::handle::closed_error()),
+            _ => Err(crate::error::closed_error()),
         }
     }
 
