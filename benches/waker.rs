@@ -33,8 +33,7 @@ fn main() {
         if lp.state.0 == round_trips {
             w.close(lp).unwrap();
         }
-    })
-    .unwrap();
+    });
 
     let remote = waker.clone();
     let peer = thread::spawn(move || {

@@ -29,7 +29,7 @@ fn main() -> std::io::Result<()> {
     let waker = Waker::new(&mut lp, |lp, w| {
         println!("[evloop {:>4} ms] woken by another thread", lp.now());
         w.close(lp).unwrap();
-    })?;
+    });
     let remote = waker.clone();
     let thread = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(60));

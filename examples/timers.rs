@@ -55,7 +55,7 @@ fn main() -> std::io::Result<()> {
         if lp.state.messages == 3 {
             w.close(lp).unwrap();
         }
-    })?;
+    });
     let remote = waker.clone();
     let worker = thread::spawn(move || {
         for i in 1..=3 {
@@ -72,7 +72,7 @@ fn main() -> std::io::Result<()> {
         "done at {} ms: alive={alive}, {} iterations, {} callbacks, {:?} idle in poll",
         lp.now(),
         m.iterations,
-        m.events,
+        m.callbacks,
         m.idle_time
     );
     Ok(())

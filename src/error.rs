@@ -86,9 +86,9 @@ pub(crate) fn wrong_loop_error() -> io::Error {
     misuse("evloop: handle belongs to another loop")
 }
 
-/// The error for a handle id used as another kind of handle than it is.
-pub(crate) fn wrong_kind_error() -> io::Error {
-    misuse("evloop: handle is of another kind")
+/// The error for a handle id used as another kind of handle than it is; `detail` names both.
+pub(crate) fn wrong_kind_error(detail: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("evloop: handle is of another kind: {detail}"))
 }
 
 /// A copy of an I/O error, for when one failure must reach several callbacks.

@@ -33,8 +33,9 @@ pub enum RunMode {
 pub struct Metrics {
     /// Loop iterations (polls) run.
     pub iterations: u64,
-    /// Callbacks dispatched: timers, watchers, wakers, I/O and close callbacks.
-    pub events: u64,
+    /// Callbacks called: timers, watchers, wakers, I/O, request completions, pool work and
+    /// close callbacks.
+    pub callbacks: u64,
     /// Time spent blocked in the poll waiting for something to happen.
     pub idle_time: Duration,
 }
@@ -454,7 +455,7 @@ impl<S> Loop<S> {
 
     /// Calls a callback of `h`, counting it, and remembering `h` so that a panic closes it.
     pub(crate) fn call_guarded<R>(&mut self, h: Handle, call: impl FnOnce(&mut Self) -> R) -> R {
-        self.metrics.events += 1;
+        self.metrics.callbacks += 1;
         self.driver.trace(h.index(), "callback");
         self.dispatching = Some(h);
         let result = call(self);
@@ -464,7 +465,7 @@ impl<S> Loop<S> {
 
     /// Counts a callback that belongs to no open handle (close callbacks, cancellations).
     pub(crate) fn count_event(&mut self) {
-        self.metrics.events += 1;
+        self.metrics.callbacks += 1;
     }
 
     /// Calls a callback that lives in a slot of the handle's state (a read or connection
@@ -492,16 +493,26 @@ impl<S> Loop<S> {
         }
     }
 
-    pub(crate) fn set_ref(&mut self, h: Handle, referenced: bool) -> io::Result<()> {
-        self.handles.usable(h)?;
+    pub(crate) fn set_ref(
+        &mut self,
+        h: Handle,
+        kind: Option<HandleKind>,
+        referenced: bool,
+    ) -> io::Result<()> {
+        self.handles.usable_as(h, kind)?;
         self.handles.update(h, |b| b.referenced = referenced);
         Ok(())
     }
 
     /// Closes `h`; `on_close` (called at most once) replaces its callback, which can no longer
     /// run.
-    pub(crate) fn close_handle(&mut self, h: Handle, on_close: Option<Callback<S>>) -> io::Result<()> {
-        let kind = self.handles.usable(h)?.kind;
+    pub(crate) fn close_handle(
+        &mut self,
+        h: Handle,
+        kind: Option<HandleKind>,
+        on_close: Option<Callback<S>>,
+    ) -> io::Result<()> {
+        let kind = self.handles.usable_as(h, kind)?.kind;
         match kind {
             HandleKind::Timer => self.stop_timer(h),
             HandleKind::Idle => self.stop_watcher(h, Phase::Idle),
@@ -543,7 +554,7 @@ impl<S> Loop<S> {
     fn recover_from_panic(&mut self) {
         if let Some(h) = self.dispatching.take() {
             if self.handles.get(h).is_some_and(|b| !b.closing) {
-                let _ = self.close_handle(h, None);
+                let _ = self.close_handle(h, None, None);
             }
         }
         self.stop_flag = false;

@@ -266,7 +266,7 @@ pub(crate) struct OpenFile {
     path: PathBuf,
 }
 
-common_handle_methods!(File);
+common_handle_methods!(File, File);
 
 impl File {
     /// Opens `path` with `options` on the pool; `callback` gets the open file.
@@ -303,10 +303,13 @@ impl File {
         f: impl FnOnce(&stdfs::File) -> io::Result<T> + Send + 'static,
         callback: impl FnOnce(&mut Loop<S>, io::Result<T>) + 'static,
     ) -> io::Result<WorkRequest> {
-        let file = match &lp.handles.usable(self.handle)?.extra {
-            Extra::File(file) => file.clone(),
-            _ => return Err(crate::error::closed_error()),
-        };
+        let file = lp
+            .handles
+            .state(self.handle, HandleKind::File, |e| match e {
+                Extra::File(file) => Some(file),
+                _ => None,
+            })?
+            .clone();
         let handle = self.handle;
         lp.submit_work(
             Lane::Fast,

@@ -37,7 +37,7 @@
 //! let waker = Waker::new(&mut lp, |lp, waker| {
 //!     lp.state.woken = true;
 //!     waker.close(lp).unwrap();
-//! })?;
+//! });
 //! let remote = waker.clone();
 //! std::thread::spawn(move || remote.wake().unwrap());
 //!

@@ -42,7 +42,7 @@ pub struct Timer {
     handle: Handle,
 }
 
-common_handle_methods!(Timer);
+common_handle_methods!(Timer, Timer);
 
 impl Timer {
     /// Opens a timer that calls `callback` each time it fires. It does nothing until started.
@@ -64,7 +64,7 @@ impl Timer {
 
     /// Stops the timer. Stopping an inactive timer does nothing.
     pub fn stop<S>(&self, lp: &mut Loop<S>) -> io::Result<()> {
-        lp.handles.usable(self.handle)?;
+        lp.handles.usable_as(self.handle, Self::KIND)?;
         lp.stop_timer(self.handle);
         Ok(())
     }
@@ -83,9 +83,10 @@ impl Timer {
     /// Sets the repeat interval, used from the next time the timer fires or is restarted with
     /// [`again`](Timer::again). Zero makes it one-shot.
     pub fn set_repeat<S>(&self, lp: &mut Loop<S>, repeat: Duration) -> io::Result<()> {
-        if let Extra::Timer { repeat: r, .. } = &mut lp.handles.usable(self.handle)?.extra {
-            *r = to_millis(repeat);
-        }
+        *lp.handles.state_mut(self.handle, HandleKind::Timer, |e| match e {
+            Extra::Timer { repeat, .. } => Some(repeat),
+            _ => None,
+        })? = to_millis(repeat);
         Ok(())
     }
 
@@ -98,7 +99,7 @@ impl Timer {
     /// or already due.
     pub fn due_in<S>(&self, lp: &Loop<S>) -> io::Result<Duration> {
         let now = lp.now();
-        let body = lp.handles.usable_ref(self.handle)?;
+        let body = lp.handles.usable_ref_as(self.handle, Self::KIND)?;
         Ok(match body.extra {
             Extra::Timer { deadline, .. } if body.active => {
                 Duration::from_millis(deadline.saturating_sub(now))
@@ -108,10 +109,12 @@ impl Timer {
     }
 
     fn repeat_millis<S>(&self, lp: &Loop<S>) -> io::Result<u64> {
-        match lp.handles.usable_ref(self.handle)?.extra {
-            Extra::Timer { repeat, .. } => Ok(repeat),
-            _ => Err(crate::error::closed_error()),
-        }
+        lp.handles
+            .state(self.handle, HandleKind::Timer, |e| match e {
+                Extra::Timer { repeat, .. } => Some(repeat),
+                _ => None,
+            })
+            .copied()
     }
 }
 
@@ -196,7 +199,7 @@ pub(crate) fn is_live<S>(handles: &HandleTable<S>, e: &Entry) -> bool {
 
 impl<S> Loop<S> {
     pub(crate) fn start_timer(&mut self, h: Handle, timeout: u64, repeat: u64) -> io::Result<()> {
-        let was_active = self.handles.usable(h)?.active;
+        let was_active = self.handles.usable_as(h, Some(HandleKind::Timer))?.active;
         let deadline = self.now().saturating_add(timeout);
         let seq = self.next_seq();
         self.handles.update(h, |b| {

@@ -40,7 +40,7 @@ pub(crate) struct WakerShared {
 /// let waker = Waker::new(&mut lp, |lp, waker| {
 ///     lp.state += 1;
 ///     waker.close(lp).unwrap();
-/// })?;
+/// });
 /// let remote = waker.clone();
 /// std::thread::spawn(move || remote.wake().unwrap()).join().unwrap();
 /// lp.run(RunMode::Default)?;
@@ -59,14 +59,14 @@ impl std::fmt::Debug for Waker {
     }
 }
 
-common_handle_methods!(Waker);
+common_handle_methods!(Waker, Waker);
 
 impl Waker {
     /// Opens a waker whose `callback` runs on the loop thread after one or more wakes.
-    pub fn new<S>(
-        lp: &mut Loop<S>,
-        mut callback: impl FnMut(&mut Loop<S>, &Waker) + 'static,
-    ) -> io::Result<Waker> {
+    ///
+    /// It cannot fail: the loop's wakeup mechanism (an eventfd, or `polling`'s notifier) is
+    /// made with the loop and shared by all its wakers.
+    pub fn new<S>(lp: &mut Loop<S>, mut callback: impl FnMut(&mut Loop<S>, &Waker) + 'static) -> Waker {
         let shared = Arc::new(WakerShared {
             pending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -81,7 +81,7 @@ impl Waker {
         }
         lp.handles.update(handle, |b| b.active = true);
         lp.wakers.push(handle, shared.clone());
-        Ok(Waker { handle, shared })
+        Waker { handle, shared }
     }
 
     /// Wakes the loop; its callback will run on the loop thread. Callable from any thread,

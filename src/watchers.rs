@@ -20,6 +20,17 @@ pub(crate) enum Phase {
     Check = 2,
 }
 
+impl Phase {
+    /// The kind of the watchers that run in this phase.
+    fn kind(self) -> HandleKind {
+        match self {
+            Phase::Idle => HandleKind::Idle,
+            Phase::Prepare => HandleKind::Prepare,
+            Phase::Check => HandleKind::Check,
+        }
+    }
+}
+
 /// The entries of one phase.
 #[derive(Default)]
 pub(crate) struct WatcherList {
@@ -39,7 +50,7 @@ impl WatcherList {
 
 impl<S> Loop<S> {
     fn start_watcher(&mut self, h: Handle, phase: Phase) -> io::Result<()> {
-        if self.handles.usable(h)?.active {
+        if self.handles.usable_as(h, Some(phase.kind()))?.active {
             return Ok(());
         }
         let seq = self.next_seq();
@@ -89,7 +100,7 @@ macro_rules! watcher {
             handle: Handle,
         }
 
-        common_handle_methods!($ty);
+        common_handle_methods!($ty, $ty);
 
         impl $ty {
             /// Opens a watcher that calls `callback` once per loop iteration while started.
@@ -111,7 +122,7 @@ macro_rules! watcher {
             /// Stops the watcher; if its phase is under way, it is not called later in it.
             /// Stopping an inactive watcher does nothing.
             pub fn stop<S>(&self, lp: &mut Loop<S>) -> io::Result<()> {
-                lp.handles.usable(self.handle)?;
+                lp.handles.usable_as(self.handle, Self::KIND)?;
                 lp.stop_watcher(self.handle, $phase);
                 Ok(())
             }

@@ -158,7 +158,7 @@ fn ten_thousand_requests_in_flight_complete_exactly_once_each() {
     let threads: HashSet<_> = rx.try_iter().collect();
     assert!(threads.len() <= 4, "{} worker threads for a pool of 4", threads.len());
     assert_eq!(lp.threadpool_threads(), 4);
-    assert!(lp.metrics().events >= N as u64);
+    assert!(lp.metrics().callbacks >= N as u64);
 }
 
 #[test]

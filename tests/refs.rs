@@ -14,7 +14,7 @@ fn one_of_each(lp: &mut Loop<u32>) -> Vec<Handle> {
     p.start(lp).unwrap();
     let c = Check::new(lp, |lp, _| lp.state += 1);
     c.start(lp).unwrap();
-    let w = Waker::new(lp, |lp, _| lp.state += 1).unwrap();
+    let w = Waker::new(lp, |lp, _| lp.state += 1);
     vec![t.handle(), i.handle(), p.handle(), c.handle(), w.handle()]
 }
 
@@ -107,6 +107,6 @@ fn backend_timeout_is_the_next_timers_delay() {
     i.stop(&mut lp).unwrap();
     t.stop(&mut lp).unwrap();
     // Only a waker: wait for the fd without a limit.
-    let _w = Waker::new(&mut lp, |_, _| {}).unwrap();
+    let _w = Waker::new(&mut lp, |_, _| {});
     assert_eq!(lp.backend_timeout(), None);
 }

@@ -115,7 +115,7 @@ fn metrics_count_iterations_events_and_idle_time() {
     lp.run(RunMode::Default).unwrap();
     let m = lp.metrics();
     assert_eq!(m.iterations, 5);
-    assert_eq!(m.events, 5);
+    assert_eq!(m.callbacks, 5);
     assert_eq!(m.idle_time, Duration::ZERO, "an idle watcher never lets the poll block");
 
     let t = Timer::new(&mut lp, |_, _| {});
@@ -124,7 +124,7 @@ fn metrics_count_iterations_events_and_idle_time() {
     lp.run(RunMode::Default).unwrap();
     let elapsed = real.elapsed();
     let m = lp.metrics();
-    assert_eq!(m.events, 6);
+    assert_eq!(m.callbacks, 6);
     assert!(m.idle_time > Duration::ZERO, "the poll blocked for the timer");
     assert!(m.idle_time <= elapsed, "{:?} > {elapsed:?}", m.idle_time);
 }
@@ -140,7 +140,7 @@ fn walk_visits_every_open_handle_and_may_close_them() {
     let mut kinds = Vec::new();
     lp.walk(|lp, h| kinds.push(h.kind(lp).unwrap()));
     assert_eq!(kinds, vec![HandleKind::Timer, HandleKind::Idle, HandleKind::Prepare]);
-    assert!(p.handle().kind(&lp).is_some());
+    assert!(p.handle().kind(&lp).is_ok());
 
     lp.walk(|lp, h| h.close(lp).unwrap());
     assert_eq!(lp.handle_count(), 3, "closing handles stay until their close phase");

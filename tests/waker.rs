@@ -15,8 +15,7 @@ fn the_callback_runs_on_the_loop_thread() {
         assert_eq!(thread::current().id(), loop_thread);
         lp.state += 1;
         w.close(lp).unwrap();
-    })
-    .unwrap();
+    });
     let remote = waker.clone();
     let t = thread::spawn(move || remote.wake().unwrap());
     lp.run(RunMode::Default).unwrap();
@@ -27,7 +26,7 @@ fn the_callback_runs_on_the_loop_thread() {
 #[test]
 fn wakes_before_the_callback_runs_coalesce_into_one_call() {
     let mut lp = Loop::with_state(0u32).unwrap();
-    let waker = Waker::new(&mut lp, |lp, _| lp.state += 1).unwrap();
+    let waker = Waker::new(&mut lp, |lp, _| lp.state += 1);
     for _ in 0..1000 {
         waker.wake().unwrap();
     }
@@ -58,8 +57,7 @@ fn eight_threads_waking_100k_times_each_never_lose_the_last_wake() {
         if lp.state.progress.iter().all(|p| p.load(Ordering::Acquire) == WAKES) {
             w.close(lp).unwrap();
         }
-    })
-    .unwrap();
+    });
     let threads: Vec<_> = (0..THREADS)
         .map(|i| {
             let waker = waker.clone();
@@ -87,7 +85,7 @@ fn eight_threads_waking_100k_times_each_never_lose_the_last_wake() {
 #[test]
 fn waking_a_closed_waker_is_an_error() {
     let mut lp = Loop::new().unwrap();
-    let waker = Waker::new(&mut lp, |_, _| panic!("never called after close")).unwrap();
+    let waker = Waker::new(&mut lp, |_, _| panic!("never called after close"));
     waker.close(&mut lp).unwrap();
     assert!(waker.wake().is_err());
     lp.run(RunMode::Default).unwrap();
@@ -97,7 +95,7 @@ fn waking_a_closed_waker_is_an_error() {
 #[test]
 fn a_wake_pending_at_close_is_dropped() {
     let mut lp = Loop::new().unwrap();
-    let waker = Waker::new(&mut lp, |_, _| panic!("never called after close")).unwrap();
+    let waker = Waker::new(&mut lp, |_, _| panic!("never called after close"));
     waker.wake().unwrap();
     waker.close(&mut lp).unwrap();
     assert!(!lp.run(RunMode::Default).unwrap());
@@ -106,7 +104,7 @@ fn a_wake_pending_at_close_is_dropped() {
 #[test]
 fn waking_after_the_loop_is_dropped_is_an_error_not_a_crash() {
     let mut lp = Loop::new().unwrap();
-    let waker = Waker::new(&mut lp, |_, _| {}).unwrap();
+    let waker = Waker::new(&mut lp, |_, _| {});
     let remote = waker.clone();
     drop(lp);
     let t = thread::spawn(move || remote.wake().is_err());
@@ -116,7 +114,7 @@ fn waking_after_the_loop_is_dropped_is_an_error_not_a_crash() {
 #[test]
 fn a_waker_keeps_default_running_until_closed_or_unrefd() {
     let mut lp = Loop::with_state(0u32).unwrap();
-    let w = Waker::new(&mut lp, |_, _| {}).unwrap();
+    let w = Waker::new(&mut lp, |_, _| {});
     assert!(lp.alive());
     w.unref(&mut lp).unwrap();
     assert!(!lp.run(RunMode::Default).unwrap());
@@ -135,10 +133,9 @@ fn a_waker_closing_itself_does_not_lose_another_wakers_wake() {
     let a = Waker::new(&mut lp, |lp, w| {
         lp.state.push("a");
         w.close(lp).unwrap();
-    })
-    .unwrap();
-    let b = Waker::new(&mut lp, |lp, _| lp.state.push("b")).unwrap();
-    let c = Waker::new(&mut lp, |lp, _| lp.state.push("c")).unwrap();
+    });
+    let b = Waker::new(&mut lp, |lp, _| lp.state.push("b"));
+    let c = Waker::new(&mut lp, |lp, _| lp.state.push("c"));
     a.wake().unwrap();
     b.wake().unwrap();
     for _ in 0..3 {

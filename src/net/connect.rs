@@ -50,7 +50,7 @@ impl TcpStream {
                 st.cold().connect = None;
                 lp.net.requests -= 1;
             }
-            let _ = lp.close_handle(h, None);
+            let _ = lp.close_handle(h, None, None);
             return Err(e);
         }
         Ok(stream)

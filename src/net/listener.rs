@@ -85,7 +85,7 @@ pub struct TcpListener {
     handle: Handle,
 }
 
-common_handle_methods!(TcpListener);
+common_handle_methods!(TcpListener, TcpListener);
 
 impl TcpListener {
     /// Binds to `addr` with the default [`ListenOptions`] and starts accepting; each new
@@ -125,20 +125,14 @@ impl TcpListener {
 
     /// The address the listener is bound to.
     pub fn local_addr<S>(&self, lp: &Loop<S>) -> io::Result<SocketAddr> {
-        let Extra::Listener(l) = &lp.handles.usable_ref(self.handle)?.extra else {
-            return Err(crate::error::closed_error());
-        };
-        let sock = l.sock;
+        let sock = lp.handles.state(self.handle, HandleKind::TcpListener, Extra::listener)?.sock;
         lp.driver.local_addr(sock)
     }
 }
 
 impl<S> Loop<S> {
     fn listener_state(&mut self, h: Handle) -> io::Result<&mut ListenerState<S>> {
-        match &mut self.handles.usable(h)?.extra {
-            Extra::Listener(l) => Ok(l),
-            _ => Err(crate::error::closed_error()),
-        }
+        self.handles.state_mut(h, HandleKind::TcpListener, Extra::listener_mut)
     }
 
     pub(crate) fn listener_ready(&mut self, h: Handle) {

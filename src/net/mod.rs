@@ -152,7 +152,7 @@ impl<S> Loop<S> {
         let mut ready = std::mem::take(&mut self.net.ready);
         ready.append(&mut self.net.again);
         for r in &ready {
-            let h = Handle::from_key(r.key);
+            let h = self.handles.handle_for_key(r.key);
             // Dropped: events of a handle closed earlier in this batch (the key carries the
             // generation, and a closing handle is still in its slot).
             let kind = match self.handles.get(h) {

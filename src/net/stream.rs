@@ -183,7 +183,7 @@ pub struct TcpStream {
     handle: Handle,
 }
 
-common_handle_methods!(TcpStream);
+common_handle_methods!(TcpStream, TcpStream);
 
 impl TcpStream {
     /// Starts reading: `on_read` gets each chunk as it arrives, then `Ok(&[])` once at the end
@@ -390,17 +390,11 @@ impl<S> Loop<S> {
     }
 
     fn stream_ref(&self, h: Handle) -> io::Result<&StreamState<S>> {
-        match &self.handles.usable_ref(h)?.extra {
-            Extra::Stream(st) => Ok(st),
-            _ => Err(crate::error::closed_error()),
-        }
+        self.handles.state(h, HandleKind::TcpStream, Extra::stream)
     }
 
     fn stream_usable(&mut self, h: Handle) -> io::Result<&mut StreamState<S>> {
-        match &mut self.handles.usable(h)?.extra {
-            Extra::Stream(st) => Ok(st),
-            _ => Err(crate::error::closed_error()),
-        }
+        self.handles.state_mut(h, HandleKind::TcpStream, Extra::stream_mut)
     }
 
     pub(super) fn with_stream<R>(

@@ -373,7 +373,7 @@ impl<S> Sim<S> {
             .handle_ids()
             .into_iter()
             .filter(|&h| pred(&self.lp, h))
-            .filter_map(|h| Some((h, h.kind(&self.lp)?)))
+            .filter_map(|h| Some((h, h.kind(&self.lp).ok()?)))
             .collect()
     }
 

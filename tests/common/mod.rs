@@ -60,8 +60,7 @@ pub fn peer<S: 'static, T: Send + 'static>(
             done(lp);
         }
         w.close(lp).unwrap();
-    })
-    .unwrap();
+    });
     std::thread::spawn(move || {
         let result = f();
         waker.wake().unwrap();
