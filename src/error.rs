@@ -63,7 +63,7 @@ pub fn is_cancelled(err: &io::Error) -> bool {
 
 /// The error of a cancelled request.
 pub(crate) fn cancelled() -> io::Error {
-    io::Error::new(io::ErrorKind::Other, Cancelled)
+    io::Error::other(Cancelled)
 }
 
 /// A misuse: retrying cannot fix it.
