@@ -168,6 +168,10 @@ trait Net<S>: Sized {
     fn wait_job_started(&mut self, gate: &mut Self::Gate);
     /// Lets the blocking job finish.
     fn release_job(&mut self, gate: Self::Gate);
+    /// Runs the loop in `RunMode::Default` until it has nothing left to do, as a program's
+    /// `main` would; an error if it is still alive after the bound (the real loop) or stalls
+    /// with active handles that wait for nothing (the simulator).
+    fn run_to_end(&mut self) -> Result<(), String>;
     /// Closes every handle and runs the loop to its end.
     fn finish(self);
 }
@@ -430,6 +434,25 @@ impl<S> Net<S> for Real<S> {
         gate.1.send(()).unwrap();
     }
 
+    fn run_to_end(&mut self) -> Result<(), String> {
+        // An unreferenced watchdog: it keeps nothing alive, and stops a loop that would hang.
+        let hung = std::rc::Rc::new(std::cell::Cell::new(false));
+        let flag = hung.clone();
+        let watchdog = Timer::new(&mut self.lp, move |lp, _| {
+            flag.set(true);
+            lp.stop();
+        });
+        watchdog.start(&mut self.lp, BOUND, Duration::ZERO).unwrap();
+        watchdog.unref(&mut self.lp).unwrap();
+        let alive = self.lp.run(RunMode::Default).unwrap();
+        watchdog.close(&mut self.lp).unwrap();
+        self.lp.run(RunMode::NoWait).unwrap();
+        match (hung.get(), alive) {
+            (false, false) => Ok(()),
+            _ => Err(format!("real: still alive after {BOUND:?}")),
+        }
+    }
+
     fn finish(mut self) {
         self.lp.walk(|lp, h| {
             let _ = h.close(lp);
@@ -590,6 +613,10 @@ impl<S> Net<S> for Simulated<S> {
     }
 
     fn release_job(&mut self, _: ()) {}
+
+    fn run_to_end(&mut self) -> Result<(), String> {
+        self.sim.run().map_err(|e| format!("sim: {e}"))
+    }
 
     fn finish(mut self) {
         self.sim.walk(|lp, h| {
@@ -860,6 +887,62 @@ fn refused_connect<N: Net<St>>() {
     net.settle_until("the connect callback", |lp| !lp.state.log.is_empty());
     net.quiet();
     assert_eq!(net.lp().state.log, vec!["ConnectionRefused"]);
+    net.finish();
+}
+
+/// libuv's rule, and Node's: a failed connect leaves the stream inactive, so a program that
+/// never closes it still ends (it used to keep `run(Default)` alive forever).
+fn failed_connect_keeps_nothing_alive<N: Net<St>>() {
+    let mut net = N::new(St::default());
+    let addr = net.dead_addr();
+    let s = TcpStream::connect(net.lp(), addr, |lp, _, r| lp.state.log.push(outcome(&r))).unwrap();
+    assert!(s.is_active(net.lp()), "connecting is activity");
+    net.run_to_end().unwrap();
+    assert_eq!(net.lp().state.log, vec!["ConnectionRefused"]);
+    assert!(!s.is_active(net.lp()) && !s.is_closing(net.lp()), "open, and inactive");
+    net.finish();
+}
+
+/// A stream is active while it reads: the end of the stream, a reset, or `read_stop` with
+/// nothing queued make it inactive, and the loop ends without the program closing it.
+fn stream_activity_follows_reading<N: Net<St>>() {
+    for end in [End::Eof, End::Reset] {
+        let mut net = N::new(St::default());
+        let (s, peer) = program_connects(&mut net);
+        assert!(!s.is_active(net.lp()), "connected, not reading: nothing can happen to it");
+        s.read_start(net.lp(), |lp, _, d| lp.state.events.push(Ev::of(d))).unwrap();
+        assert!(s.is_active(net.lp()) && net.lp().alive());
+        s.read_stop(net.lp()).unwrap();
+        assert!(!s.is_active(net.lp()) && !net.lp().alive(), "paused, with nothing queued");
+        s.read_resume(net.lp()).unwrap();
+        assert!(s.is_active(net.lp()));
+        match end {
+            End::Eof => peer.close(),
+            End::Reset => peer.reset(),
+        }
+        net.run_to_end().unwrap_or_else(|e| panic!("{end:?}: {e}"));
+        let last = net.lp().state.events.last().cloned();
+        match end {
+            End::Eof => assert_eq!(last, Some(Ev::Eof)),
+            End::Reset => assert_eq!(last, Some(Ev::Error(ErrorKind::ConnectionReset))),
+        }
+        assert!(!s.is_active(net.lp()) && !s.is_closing(net.lp()));
+        net.finish();
+    }
+}
+
+/// Queued writes keep a stream active until they are gone, reading or not.
+fn queued_writes_keep_a_stream_active<N: Net<St>>() {
+    let mut net = N::new(St::default());
+    let big = net.big_write();
+    let (s, mut peer) = program_connects(&mut net);
+    peer.pause();
+    s.write_with(net.lp(), &pattern(big), log_as("big")).unwrap();
+    assert!(s.is_active(net.lp()), "a write is queued");
+    peer.resume();
+    net.settle_until("the write completes", |lp| peer.received().len() == big && lp.state.log.len() == 2);
+    assert_eq!(net.lp().state.log, vec!["connect: ok", "big: ok"]);
+    assert!(!s.is_active(net.lp()), "nothing queued, not reading");
     net.finish();
 }
 
@@ -1469,6 +1552,9 @@ conformance! {
     write_callbacks_in_order;
     writes_before_connect_are_queued;
     refused_connect;
+    failed_connect_keeps_nothing_alive;
+    stream_activity_follows_reading;
+    queued_writes_keep_a_stream_active;
     address_in_use;
     rebind_after_close;
     listener_close_resets_backlog;

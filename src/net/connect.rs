@@ -30,6 +30,7 @@ impl TcpStream {
         let h = stream.handle();
         let callback: Completion<S> = Box::new(move |lp, result| on_connect(lp, stream, result));
         lp.with_stream(h, |st| st.cold().connect = Some(callback));
+        lp.refresh_activity(h);
         lp.net.requests += 1;
         let started = match target {
             ConnectAddr::Socket(addr) => lp.connect_next(h, vec![addr]),

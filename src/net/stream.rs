@@ -112,6 +112,12 @@ impl<S> StreamState<S> {
         Interest { readable: self.reading, writable: self.connecting() || !self.queue.is_empty() }
     }
 
+    /// Whether something can still happen to the stream: it connects, reads, or has writes or
+    /// a shutdown in flight. Such a stream is active, and keeps the loop alive (libuv's rule).
+    fn busy(&self) -> bool {
+        self.reading || self.connecting() || !self.queue.is_empty() || self.shutdown_requested()
+    }
+
     pub(super) fn connecting(&self) -> bool {
         self.cold_ref().is_some_and(|c| c.connect.is_some())
     }
@@ -153,6 +159,16 @@ impl<S> StreamState<S> {
 /// loop-owned 64 KiB buffer (copy what you keep); `Ok` with an empty slice is the end of the
 /// stream, as with [`std::io::Read`]. [`write`](TcpStream::write) tries the socket at once and
 /// queues only what it could not take.
+///
+/// # What keeps the loop alive
+///
+/// libuv's rule: a stream is *active*, and (unless unreferenced) keeps
+/// [`RunMode::Default`](crate::RunMode::Default) running, while something can still happen to
+/// it: it is connecting, it is reading, or it has writes or a shutdown in flight. So after a
+/// failed connect, after the end of the stream or a read error (reading stops by itself),
+/// or after `read_stop` with nothing queued, an unclosed stream no longer holds the loop:
+/// `run` returns once nothing else is left. The stream stays open until it is closed; close
+/// it to free its socket.
 ///
 /// `close` is abrupt, as in libuv: queued writes are cancelled, and if unread input remains
 /// the kernel answers with a reset, which can discard data the peer has not received yet.
@@ -376,8 +392,7 @@ impl<S> Loop<S> {
             Box::new(|_, _| {}),
             Extra::Stream(Box::new(StreamState::new(sock))),
         );
-        // A stream is active for as long as it is open, as a listener is: it may receive.
-        self.handles.update(h, |b| b.active = true);
+        // Inactive until it connects, reads or writes (see `StreamState::busy`).
         h
     }
 
@@ -405,8 +420,10 @@ impl<S> Loop<S> {
         self.stream_state(h).map(f)
     }
 
-    /// Queues the stream's poller interest for the next flush.
+    /// Queues the stream's poller interest for the next flush, and brings its activity up to
+    /// date: every change of what a stream is doing passes through here.
     pub(crate) fn mark_interest(&mut self, h: Handle) {
+        self.refresh_activity(h);
         let flag = match self.handles.get_mut(h).map(|b| &mut b.extra) {
             Some(Extra::Stream(st)) => &mut st.interest_dirty,
             Some(Extra::Listener(l)) => &mut l.interest_dirty,
@@ -415,6 +432,13 @@ impl<S> Loop<S> {
         if !*flag {
             *flag = true;
             self.net.interest_dirty.push(h);
+        }
+    }
+
+    /// Makes a stream active exactly while it is busy (see `StreamState::busy`).
+    pub(super) fn refresh_activity(&mut self, h: Handle) {
+        if let Some(busy) = self.stream_state(h).map(|st| st.busy()) {
+            self.handles.update(h, |b| b.active = busy);
         }
     }
 

@@ -195,9 +195,15 @@ impl SimDriver {
     pub(crate) fn connect_result(&mut self, sock: SocketId) -> io::Result<()> {
         let mut w = self.world.borrow_mut();
         let now = w.now;
-        let Some(Sock { kind: SockKind::Stream { connect, .. }, .. }) = w.socks.get_mut(sock) else {
+        let Some(Sock { kind: SockKind::Stream { connect, .. }, edges, .. }) = w.socks.get_mut(sock) else {
             return Err(err(io::ErrorKind::NotConnected));
         };
+        if matches!(connect, ConnectState::Pending { .. }) {
+            // The connect's own event was counted against the pending state; the connected
+            // socket's input-side events count from zero, or its first one (a reset, say)
+            // would look already seen.
+            edges.seen = 0;
+        }
         let result = match connect {
             ConnectState::Connected => Ok(()),
             ConnectState::Failed(kind) => Err(err(*kind)),
