@@ -72,10 +72,13 @@ impl<S> Loop<S> {
         }
     }
 
-    /// Calls every watcher of `phase` that was active when the pass began and still is.
+    /// Calls every watcher of `phase` that was active when the pass began and still is, the
+    /// most recently started first, as libuv does (`uv_prepare_start` inserts at the head of
+    /// the list that `uv__run_prepare` walks from the head). Entries are pushed at the end,
+    /// so the pass walks backwards; entries pushed during the pass lie beyond it.
     pub(crate) fn run_watchers(&mut self, phase: Phase) {
         let len = self.watchers[phase as usize].entries.len();
-        for i in 0..len {
+        for i in (0..len).rev() {
             let (h, seq) = self.watchers[phase as usize].entries[i];
             let current = self.handles.get(h).is_some_and(|b| b.active && !b.closing && b.seq == seq);
             if current {
@@ -114,7 +117,8 @@ macro_rules! watcher {
             }
 
             /// Starts the watcher. Starting an active watcher does nothing. A watcher started
-            /// during its own phase first runs in the next iteration.
+            /// during its own phase first runs in the next iteration. Within a phase, the
+            /// most recently started watcher runs first, as in libuv.
             pub fn start<S>(&self, lp: &mut Loop<S>) -> io::Result<()> {
                 lp.start_watcher(self.handle, $phase)
             }

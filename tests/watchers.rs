@@ -75,9 +75,10 @@ fn a_watcher_stopped_by_another_during_a_pass_is_not_called_later_in_it() {
         third.close(lp).unwrap();
         first.stop(lp).unwrap();
     });
-    first.start(&mut lp).unwrap();
-    second.start(&mut lp).unwrap();
+    // Most recently started runs first: `first` runs before the two it stops.
     third.start(&mut lp).unwrap();
+    second.start(&mut lp).unwrap();
+    first.start(&mut lp).unwrap();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(lp.state, vec![1]);
 }
@@ -95,8 +96,8 @@ fn a_watcher_stopped_and_restarted_during_a_pass_waits_for_the_next() {
         second.start(lp).unwrap();
         p.stop(lp).unwrap();
     });
-    first.start(&mut lp).unwrap();
     second.start(&mut lp).unwrap();
+    first.start(&mut lp).unwrap(); // started last, runs first
     lp.run(RunMode::NoWait).unwrap();
     assert_eq!(lp.state, vec!["first"]);
     lp.run(RunMode::NoWait).unwrap();
@@ -123,17 +124,40 @@ fn a_watcher_started_during_a_pass_waits_for_the_next() {
     assert_eq!(lp.state, vec!["early", "late"]);
 }
 
+/// libuv's order: within a phase, the most recently started watcher runs first
+/// (`uv_prepare_start` inserts at the head; libuv's `loop_handles` test depends on it).
 #[test]
-fn watchers_run_once_per_iteration_in_start_order() {
+fn watchers_run_once_per_iteration_most_recently_started_first() {
     let mut lp = Loop::with_state(Vec::new()).unwrap();
     let ws: Vec<Idle> = (0..5).map(|i| Idle::new(&mut lp, move |lp, _| lp.state.push(i))).collect();
     for &i in &[2usize, 0, 4, 1, 3] {
         ws[i].start(&mut lp).unwrap();
     }
-    ws[2].start(&mut lp).unwrap(); // starting an active watcher does nothing
+    ws[2].start(&mut lp).unwrap(); // starting an active watcher does nothing, its place neither
     lp.run(RunMode::NoWait).unwrap();
     lp.run(RunMode::NoWait).unwrap();
-    assert_eq!(lp.state, vec![2, 0, 4, 1, 3, 2, 0, 4, 1, 3]);
+    assert_eq!(lp.state, vec![3, 1, 4, 0, 2, 3, 1, 4, 0, 2]);
+    // A restart is a new start: the watcher moves to the front.
+    ws[4].stop(&mut lp).unwrap();
+    ws[4].start(&mut lp).unwrap();
+    lp.state.clear();
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(lp.state, vec![4, 3, 1, 0, 2]);
+}
+
+/// Each phase keeps its own order, most recent first, for prepare and check watchers too.
+#[test]
+fn prepare_and_check_watchers_run_most_recently_started_first() {
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    let p1 = Prepare::new(&mut lp, |lp, _| lp.state.push("p1"));
+    let p2 = Prepare::new(&mut lp, |lp, _| lp.state.push("p2"));
+    let c1 = Check::new(&mut lp, |lp, _| lp.state.push("c1"));
+    let c2 = Check::new(&mut lp, |lp, _| lp.state.push("c2"));
+    for started in [p1.start(&mut lp), c1.start(&mut lp), p2.start(&mut lp), c2.start(&mut lp)] {
+        started.unwrap();
+    }
+    lp.run(RunMode::NoWait).unwrap();
+    assert_eq!(lp.state, vec!["p2", "p1", "c2", "c1"]);
 }
 
 #[test]
