@@ -28,7 +28,7 @@ fn main() {
     }
     let n = common::scale(10_000, 200) as usize;
     let mut lp = Loop::with_state(0usize).unwrap();
-    let server = TcpListener::bind(&mut lp, "127.0.0.1:0".parse().unwrap(), |lp, s| {
+    let server = TcpListener::bind(&mut lp, "127.0.0.1:0", |lp, s| {
         lp.state += 1;
         s.read_start(lp, |lp, s, d| {
             if !matches!(d, Ok(b) if !b.is_empty()) {

@@ -491,9 +491,9 @@ fn reuse_port_lets_two_listeners_share_a_port_and_in_use_is_an_error() {
     use evloop::ListenOptions;
     let mut lp = Loop::new().unwrap();
     let opts = ListenOptions::new().reuse_port(true);
-    let a = TcpListener::bind_with(&mut lp, any_port(), &opts, |_, _| {}).unwrap();
+    let a = opts.bind(&mut lp, any_port(), |_, _| {}).unwrap();
     let addr = a.local_addr(&lp).unwrap();
-    let b = TcpListener::bind_with(&mut lp, addr, &opts, |_, _| {}).unwrap();
+    let b = opts.bind(&mut lp, addr, |_, _| {}).unwrap();
     let err = TcpListener::bind(&mut lp, addr, |_, _| {}).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
     a.close(&mut lp).unwrap();
@@ -506,18 +506,13 @@ fn ipv6_loopback_with_v6only() {
     use evloop::ListenOptions;
     let mut lp = Loop::with_state(Vec::new()).unwrap();
     time_limit(&mut lp, 30);
-    let Ok(server) = TcpListener::bind_with(
-        &mut lp,
-        "[::1]:0".parse().unwrap(),
-        &ListenOptions::new().only_v6(true),
-        |lp, s| {
-            s.read_start(lp, |lp, s, d| {
-                lp.state.extend_from_slice(d.unwrap());
-                s.close(lp).unwrap();
-            })
-            .unwrap();
-        },
-    ) else {
+    let Ok(server) = ListenOptions::new().only_v6(true).bind(&mut lp, "[::1]:0", |lp, s| {
+        s.read_start(lp, |lp, s, d| {
+            lp.state.extend_from_slice(d.unwrap());
+            s.close(lp).unwrap();
+        })
+        .unwrap();
+    }) else {
         assert!(
             std::env::var_os("EVLOOP_REQUIRE_CLIENTS").is_none(),
             "no IPv6 loopback, and EVLOOP_REQUIRE_CLIENTS is set"
@@ -754,4 +749,21 @@ fn emfile_episode_under_prlimit() {
     lp.run(RunMode::Default).unwrap();
     assert_eq!(lp.handle_count(), 0);
     drop(clients);
+}
+
+/// `bind` takes what std's `TcpListener::bind` takes, as `connect` takes names too.
+#[test]
+fn bind_takes_strings_tuples_and_names() {
+    let mut lp = Loop::new().unwrap();
+    let by_str = TcpListener::bind(&mut lp, "127.0.0.1:0", |_, _| {}).unwrap();
+    let by_tuple = TcpListener::bind(&mut lp, ("127.0.0.1", 0), |_, _| {}).unwrap();
+    let by_name = TcpListener::bind(&mut lp, "localhost:0", |_, _| {}).unwrap();
+    for l in [by_str, by_tuple, by_name] {
+        let addr = l.local_addr(&lp).unwrap();
+        assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+        l.close(&mut lp).unwrap();
+    }
+    let err = TcpListener::bind(&mut lp, "not an address", |_, _| {}).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(!lp.run(RunMode::Default).unwrap());
 }

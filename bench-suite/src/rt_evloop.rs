@@ -78,7 +78,7 @@ fn listen<S: 'static>(
     on_connection: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
 ) -> io::Result<TcpListener> {
     let options = ListenOptions::new().backlog(util::BACKLOG);
-    let listener = TcpListener::bind_with(lp, util::local_any(), &options, on_connection)?;
+    let listener = options.bind(lp, util::local_any(), on_connection)?;
     util::listening(listener.local_addr(lp)?.port());
     Ok(listener)
 }

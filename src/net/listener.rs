@@ -7,12 +7,13 @@
 //! episode is logged once, at warn level, and its end at info level.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::stream::TcpStream;
 use super::ListenOptions;
 use crate::driver::{Interest, Readiness, SocketId};
+use crate::error::misuse;
 use crate::event_loop::Loop;
 use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
 use crate::timer::Timer;
@@ -50,7 +51,7 @@ impl<S> ListenerState<S> {
 ///
 /// let mut lp = Loop::new()?;
 /// // An echo server on a free port.
-/// let server = TcpListener::bind(&mut lp, "127.0.0.1:0".parse().unwrap(), |lp, stream| {
+/// let server = TcpListener::bind(&mut lp, "127.0.0.1:0", |lp, stream| {
 ///     stream
 ///         .read_start(lp, |lp, stream, data| match data {
 ///             Ok(bytes) if !bytes.is_empty() => {
@@ -90,43 +91,75 @@ common_handle_methods!(TcpListener, TcpListener);
 impl TcpListener {
     /// Binds to `addr` with the default [`ListenOptions`] and starts accepting; each new
     /// connection is handed to `on_connection`. Bind to port 0 for a free port and read it
-    /// back with [`local_addr`](TcpListener::local_addr).
+    /// back with [`local_addr`](TcpListener::local_addr). For other options (backlog,
+    /// `SO_REUSEPORT`, ...) use [`ListenOptions::bind`].
+    ///
+    /// `addr` is anything [`ToSocketAddrs`] takes, as for std's `TcpListener::bind`: a
+    /// `SocketAddr`, `"127.0.0.1:8080"`, `("::1", 0)`, `"localhost:8080"`. Each address it
+    /// yields is tried in turn until one binds. A host name is resolved by the system's
+    /// resolver inside this call, which blocks the loop thread meanwhile (as std does); from
+    /// a callback, prefer an IP address.
     pub fn bind<S>(
         lp: &mut Loop<S>,
-        addr: SocketAddr,
+        addr: impl ToSocketAddrs,
         on_connection: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
     ) -> io::Result<TcpListener> {
-        Self::bind_with(lp, addr, &ListenOptions::default(), on_connection)
-    }
-
-    /// Like [`bind`](TcpListener::bind), with options (backlog, `SO_REUSEADDR`,
-    /// `SO_REUSEPORT`, `IPV6_V6ONLY`).
-    pub fn bind_with<S>(
-        lp: &mut Loop<S>,
-        addr: SocketAddr,
-        options: &ListenOptions,
-        on_connection: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
-    ) -> io::Result<TcpListener> {
-        let sock = lp.driver.tcp_listen(addr, options)?;
-        let state = ListenerState {
-            sock,
-            on_connection: Some(Box::new(on_connection)),
-            paused: false,
-            backoff_ms: BACKOFF_START_MS,
-            backoff: None,
-            interest_dirty: false,
-        };
-        let handle =
-            lp.open_handle(HandleKind::TcpListener, Box::new(|_, _| {}), Extra::Listener(Box::new(state)));
-        lp.handles.update(handle, |b| b.active = true);
-        lp.mark_interest(handle);
-        Ok(TcpListener { handle })
+        ListenOptions::default().bind(lp, addr, on_connection)
     }
 
     /// The address the listener is bound to.
     pub fn local_addr<S>(&self, lp: &Loop<S>) -> io::Result<SocketAddr> {
         let sock = lp.handles.state(self.handle, HandleKind::TcpListener, Extra::listener)?.sock;
         lp.driver.local_addr(sock)
+    }
+}
+
+impl ListenOptions {
+    /// Binds a [`TcpListener`] to `addr` with these options and starts accepting (the way
+    /// std's `OpenOptions::open` opens a file); `addr` as for [`TcpListener::bind`].
+    ///
+    /// ```
+    /// use evloop::{ListenOptions, Loop};
+    ///
+    /// let mut lp = Loop::new()?;
+    /// let listener = ListenOptions::new().backlog(128).reuse_port(true).bind(&mut lp, "127.0.0.1:0", |lp, stream| {
+    ///     stream.close(lp).unwrap();
+    /// })?;
+    /// assert_ne!(listener.local_addr(&lp)?.port(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind<S>(
+        &self,
+        lp: &mut Loop<S>,
+        addr: impl ToSocketAddrs,
+        on_connection: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
+    ) -> io::Result<TcpListener> {
+        let mut last_error = None;
+        for addr in addr.to_socket_addrs()? {
+            match lp.driver.tcp_listen(addr, self) {
+                Ok(sock) => return Ok(lp.open_listener(sock, Box::new(on_connection))),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| misuse("evloop: the address resolved to nothing to bind")))
+    }
+}
+
+impl<S> Loop<S> {
+    fn open_listener(&mut self, sock: SocketId, on_connection: ConnectionCallback<S>) -> TcpListener {
+        let state = ListenerState {
+            sock,
+            on_connection: Some(on_connection),
+            paused: false,
+            backoff_ms: BACKOFF_START_MS,
+            backoff: None,
+            interest_dirty: false,
+        };
+        let handle =
+            self.open_handle(HandleKind::TcpListener, Box::new(|_, _| {}), Extra::Listener(Box::new(state)));
+        self.handles.update(handle, |b| b.active = true);
+        self.mark_interest(handle);
+        TcpListener { handle }
     }
 }
 

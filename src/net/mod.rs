@@ -19,7 +19,8 @@ pub(crate) mod write_queue;
 /// A callback that completes one request (a write, a shutdown, a connect).
 pub(crate) type Completion<S> = Box<dyn FnOnce(&mut Loop<S>, io::Result<()>)>;
 
-/// Options for [`TcpListener::bind_with`](crate::TcpListener::bind_with).
+/// Options for a listening socket; [`ListenOptions::bind`] binds a
+/// [`TcpListener`](crate::TcpListener) with them.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ListenOptions {
