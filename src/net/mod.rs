@@ -14,6 +14,7 @@ mod connect;
 pub(crate) mod listener;
 mod read;
 pub(crate) mod stream;
+mod write;
 pub(crate) mod write_queue;
 
 /// A callback that completes one request (a write, a shutdown, a connect).

@@ -1,4 +1,5 @@
-//! TCP streams: connect, read, write with backpressure, shutdown, close.
+//! TCP streams: the public API (connect is in `connect.rs`), the stream's state, and the
+//! bookkeeping its read side (`read.rs`) and write side (`write.rs`) share.
 
 use std::collections::VecDeque;
 use std::io;
@@ -14,7 +15,7 @@ use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
 
 /// The callback `read_start` installs.
 pub(crate) type ReadCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>)>;
-type DrainCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream)>;
+pub(super) type DrainCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream)>;
 
 /// Default high-water mark of the write queue.
 pub(crate) const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024;
@@ -35,23 +36,23 @@ pub(crate) struct StreamState<S> {
     /// The end of the stream or a read error was delivered: reading is over.
     pub(super) read_ended: bool,
     /// `read_start` gave a callback (which is out of its slot while it runs).
-    reader_installed: bool,
+    pub(super) reader_installed: bool,
     pub(crate) in_pending: bool,
     /// `write` reported the high-water mark; a drain notification is owed.
-    drain_owed: bool,
+    pub(super) drain_owed: bool,
     pub(crate) interest_dirty: bool,
     /// The last read pass ended with input possibly left in the socket (the reader stopped,
     /// or the per-wakeup cap was reached). An edge-triggered poller will not report it again,
     /// so resuming must look by itself.
     pub(super) maybe_unread: bool,
-    high_water_mark: u32,
+    pub(super) high_water_mark: u32,
     pub(super) read_callback: Option<ReadCallback<S>>,
     /// Set by most servers at accept (to resume reading), so it lives here, not in `cold`.
-    drain_callback: Option<DrainCallback<S>>,
+    pub(super) drain_callback: Option<DrainCallback<S>>,
     pub(super) queue: WriteQueue<S>,
     /// What most connections never need, allocated on first use: an idle connection costs
     /// the fields above only (memory per connection is one of evloop's targets).
-    cold: Option<Box<Cold<S>>>,
+    pub(super) cold: Option<Box<Cold<S>>>,
 }
 
 /// The rarely used part of a stream.
@@ -64,7 +65,7 @@ pub(crate) struct Cold<S> {
     pub(crate) done: VecDeque<Done<S>>,
     shutdown: Shutdown<S>,
     /// A write failed: later writes fail at once.
-    write_error: Option<io::Error>,
+    pub(super) write_error: Option<io::Error>,
 }
 
 impl<S> Default for Cold<S> {
@@ -122,7 +123,7 @@ impl<S> StreamState<S> {
         self.cold_ref().is_some_and(|c| c.connect.is_some())
     }
 
-    fn write_error(&self) -> Option<&io::Error> {
+    pub(super) fn write_error(&self) -> Option<&io::Error> {
         self.cold_ref().and_then(|c| c.write_error.as_ref())
     }
 
@@ -131,7 +132,7 @@ impl<S> StreamState<S> {
     }
 
     /// Shut down, or about to be: writes are refused.
-    fn shut(&self) -> bool {
+    pub(super) fn shut(&self) -> bool {
         self.cold_ref().is_some_and(|c| !matches!(c.shutdown, Shutdown::No))
     }
 
@@ -140,7 +141,7 @@ impl<S> StreamState<S> {
     }
 
     /// The shutdown request, if one waits; it is then marked sent.
-    fn take_shutdown(&mut self) -> Option<Completion<S>> {
+    pub(super) fn take_shutdown(&mut self) -> Option<Completion<S>> {
         if !self.shutdown_requested() {
             return None;
         }
@@ -372,13 +373,6 @@ impl TcpStream {
     }
 }
 
-fn drain_slot<S>(extra: &mut Extra<S>) -> Option<&mut Option<DrainCallback<S>>> {
-    match extra {
-        Extra::Stream(st) => Some(&mut st.drain_callback),
-        _ => None,
-    }
-}
-
 impl TcpStream {
     pub(crate) fn from_handle(handle: Handle) -> TcpStream {
         TcpStream { handle }
@@ -408,7 +402,7 @@ impl<S> Loop<S> {
         self.handles.state(h, HandleKind::TcpStream, Extra::stream)
     }
 
-    fn stream_usable(&mut self, h: Handle) -> io::Result<&mut StreamState<S>> {
+    pub(super) fn stream_usable(&mut self, h: Handle) -> io::Result<&mut StreamState<S>> {
         self.handles.state_mut(h, HandleKind::TcpStream, Extra::stream_mut)
     }
 
@@ -452,100 +446,13 @@ impl<S> Loop<S> {
         }
     }
 
-    fn schedule_pending(&mut self, h: Handle) {
+    pub(super) fn schedule_pending(&mut self, h: Handle) {
         if let Some(st) = self.stream_state(h) {
             if st.done_len() > 0 && !st.in_pending {
                 st.in_pending = true;
                 self.net.pending.push_back(h);
             }
         }
-    }
-
-    fn stream_write(&mut self, h: Handle, data: &[u8], callback: Option<Completion<S>>) -> io::Result<bool> {
-        let st = self.stream_usable(h)?;
-        if let Some(e) = st.write_error() {
-            return Err(copy_error(e));
-        }
-        if st.shut() {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "evloop: write after shutdown"));
-        }
-        let sock = st.sock;
-        let mut written = 0;
-        if st.queue.is_empty() && !st.connecting() {
-            match self.driver.write(sock, data) {
-                Ok(n) => written = n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    // The data was neither sent nor queued: the call fails, and its callback
-                    // is dropped uncalled (a callback runs only for an accepted write).
-                    drop(callback);
-                    self.fail_writes(h, copy_error(&e), None);
-                    return Err(e);
-                }
-            }
-        }
-        if written == data.len() {
-            if let Some(callback) = callback {
-                self.push_done(h, Done::Completion(callback, Ok(())));
-            }
-            return Ok(true);
-        }
-        let Some(st) = self.stream_state(h) else { return Ok(false) };
-        let was_empty = st.queue.is_empty();
-        st.queue.push(data[written..].to_vec(), callback);
-        let below = st.queue.bytes() < st.high_water_mark as usize;
-        if !below {
-            st.drain_owed = true;
-        }
-        self.net.requests += 1;
-        if was_empty {
-            self.mark_interest(h);
-        }
-        Ok(below)
-    }
-
-    /// A write failed: that write and every queued one get the error; later writes return it.
-    pub(super) fn fail_writes(&mut self, h: Handle, e: io::Error, current: Option<Completion<S>>) {
-        log::debug!("{h:?}: write failed: {e}");
-        let Some(st) = self.stream_state(h) else { return };
-        let mut failed = Vec::new();
-        let n = st.queue.drain_callbacks(|cb| failed.push(cb));
-        failed.extend(current);
-        let shutdown = st.take_shutdown();
-        // A reader that paused would otherwise never hear of it: nothing reads, and the
-        // drain it waits for cannot come.
-        let reader_hears = !st.reading && !st.read_ended && st.reader_installed;
-        if reader_hears {
-            st.read_ended = true;
-        }
-        let cold = st.cold();
-        for cb in failed {
-            cold.done.push_back(Done::Completion(cb, Err(copy_error(&e))));
-        }
-        let had_shutdown = shutdown.is_some();
-        if let Some(cb) = shutdown {
-            cold.done.push_back(Done::Completion(cb, Err(copy_error(&e))));
-        }
-        if reader_hears {
-            cold.done.push_back(Done::ReadError(copy_error(&e)));
-        }
-        cold.write_error = Some(e);
-        if had_shutdown {
-            self.net.requests -= 1;
-        }
-        self.net.requests -= n;
-        self.mark_interest(h);
-        self.schedule_pending(h);
-    }
-
-    /// Sends FIN now that nothing is queued.
-    pub(super) fn send_shutdown(&mut self, h: Handle) {
-        let Some(st) = self.stream_state(h) else { return };
-        let Some(callback) = st.take_shutdown() else { return };
-        let sock = st.sock;
-        let result = self.driver.shutdown_write(sock);
-        self.net.requests -= 1;
-        self.push_done(h, Done::Completion(callback, result));
     }
 
     pub(crate) fn stream_ready(&mut self, h: Handle, r: &Readiness) {
@@ -564,33 +471,6 @@ impl<S> Loop<S> {
         if readable {
             self.read_ready(h, r.hangup);
         }
-    }
-
-    pub(super) fn flush_writes(&mut self, h: Handle) {
-        let Some(Extra::Stream(st)) = self.handles.get_mut(h).map(|b| &mut b.extra) else { return };
-        let sock = st.sock;
-        let StreamState { queue, cold, .. } = &mut **st;
-        let done = &mut cold.get_or_insert_with(Default::default).done;
-        let result = queue.flush(&mut self.driver, sock, done);
-        match result {
-            Ok(finished) => {
-                self.net.requests -= finished;
-                let Some(st) = self.stream_state(h) else { return };
-                if st.queue.is_empty() {
-                    if std::mem::take(&mut st.drain_owed) {
-                        st.cold().done.push_back(Done::Drain);
-                    }
-                    self.mark_interest(h);
-                    self.send_shutdown(h);
-                }
-                self.schedule_pending(h);
-            }
-            Err(e) => self.fail_writes(h, e, None),
-        }
-    }
-
-    pub(crate) fn call_drain(&mut self, h: Handle) {
-        self.call_slot(h, drain_slot, |lp, cb| cb(lp, TcpStream { handle: h }));
     }
 
     /// Closes the socket at once; the requests still open are cancelled in the close phase.
