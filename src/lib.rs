@@ -119,12 +119,12 @@ mod watchers;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use driver::{Backend, ListenOptions};
 pub use error::{is_cancelled, Cancelled};
-pub use event_loop::{Backend, Builder, Loop, Metrics, RunMode};
+pub use event_loop::{Builder, Loop, Metrics, RunMode};
 pub use handle::{Handle, HandleKind};
 pub use net::listener::TcpListener;
 pub use net::stream::TcpStream;
-pub use net::ListenOptions;
 pub use pool::WorkRequest;
 pub use timer::Timer;
 pub use waker::Waker;

@@ -21,8 +21,7 @@ use polling::{Event, PollMode};
 use slab::Slab;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use super::{Interest, Notifier, Readiness, SocketId, WakeTarget};
-use crate::net::ListenOptions;
+use super::{Backend, Interest, ListenOptions, Notifier, Readiness, SocketId, WakeTarget};
 
 enum Sock {
     Listener(net::TcpListener),
@@ -65,16 +64,16 @@ fn not_a_stream() -> io::Error {
 }
 
 impl OsDriver {
-    pub(crate) fn new(event_capacity: usize, backend: crate::Backend) -> io::Result<OsDriver> {
+    pub(crate) fn new(event_capacity: usize, backend: Backend) -> io::Result<OsDriver> {
         let capacity = event_capacity.max(1);
         let (poll, wake) = match backend {
             #[cfg(target_os = "linux")]
-            crate::Backend::Epoll => {
+            Backend::Epoll => {
                 let epoll = super::epoll::Epoll::new(capacity)?;
                 let wake = WakeTarget::EventFd(epoll.waker());
                 (Poll::Epoll(epoll), wake)
             }
-            crate::Backend::Polling => {
+            Backend::Polling => {
                 let poller = Arc::new(polling::Poller::new()?);
                 let cap = std::num::NonZeroUsize::new(capacity).unwrap_or(std::num::NonZeroUsize::MIN);
                 let wake = WakeTarget::Polling(poller.clone());

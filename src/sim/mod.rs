@@ -69,7 +69,7 @@ use crate::driver::sim::world::{ConnectFault, End, Listening, World};
 mod determinism;
 mod peers;
 
-use crate::driver::sim::{SimDriver, StalledMarker};
+use crate::driver::sim::StalledMarker;
 use crate::driver::Driver;
 use crate::event_loop::{Loop, RunMode};
 use crate::handle::{Handle, HandleKind};
@@ -264,7 +264,7 @@ impl<S> Sim<S> {
             World::new(seed, config.window, config.latency.as_millis() as u64, config.chunking, config.chaos);
         world.pool.mode = config.pool;
         let world = Rc::new(RefCell::new(world));
-        let driver = Driver::Sim(SimDriver::new(world.clone()));
+        let driver = Driver::sim(world.clone());
         let lp = Loop::from_parts(state, driver, Pool::simulated(world.clone()));
         Sim { lp, world, seed, livelock_limit: config.livelock_limit }
     }
@@ -311,11 +311,7 @@ impl<S> Sim<S> {
         if !self.lp.alive() {
             return false;
         }
-        let driver_ready = match &self.lp.driver {
-            Driver::Sim(d) => d.has_ready(),
-            Driver::Os(_) => false,
-        };
-        driver_ready || self.lp.backend_timeout() == Some(Duration::ZERO)
+        self.lp.driver.has_ready() || self.lp.backend_timeout() == Some(Duration::ZERO)
     }
 
     /// Lets `d` of virtual time pass, running the loop at every deadline on the way, in order.

@@ -17,8 +17,7 @@ pub(crate) mod world;
 
 use world::{ConnectFault, ConnectState, End, Listening, Sock, SockKind, World};
 
-use super::{Interest, Notifier, Readiness, SocketId};
-use crate::net::ListenOptions;
+use super::{Interest, ListenOptions, Notifier, Readiness, SocketId};
 
 /// A small seeded generator (splitmix64): every random choice of a simulation comes from it.
 #[derive(Clone, Debug)]
