@@ -59,8 +59,13 @@ impl Poll {
         match self {
             Poll::Polling { poller, .. } => {
                 let event = Event::new(key, interest.readable, interest.writable);
-                // SAFETY: the fd is owned by an entry of `OsDriver::sockets`, which stays
-                // there until `OsDriver::close` deletes it from the poller before dropping it.
+                // SAFETY: `polling` requires that a registered fd be deleted from the poller
+                // before it is closed, and the poller may outlive the driver (a `Waker` holds
+                // it through the notifier). Only `OsDriver::set_interest` calls this, with the
+                // fd of an entry of `OsDriver::sockets`, which owns it. An entry leaves that
+                // slab, closing its fd, on two paths only: `OsDriver::close`, which deletes a
+                // registered fd from the poller first, and the drop of the driver, whose
+                // `Drop` deletes every registered fd before the fields (the slab) drop.
                 #[allow(unsafe_code)]
                 unsafe {
                     poller.add_with_mode(fd.as_raw_fd(), event, PollMode::Level)
@@ -343,6 +348,19 @@ impl OsDriver {
         match idle {
             None => s.set_keepalive(false),
             Some(idle) => s.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle)),
+        }
+    }
+}
+
+impl Drop for OsDriver {
+    /// Takes every registered socket out of the poller before the sockets close: the poller
+    /// may outlive the driver (a `Waker` keeps it through the notifier), and `polling`
+    /// requires it (see the SAFETY argument in `Poll::add`).
+    fn drop(&mut self) {
+        for (_, entry) in &self.sockets {
+            if entry.registered.is_some() {
+                let _ = self.poll.delete(entry.fd());
+            }
         }
     }
 }
