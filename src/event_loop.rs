@@ -65,8 +65,8 @@ impl<S> Builder<S> {
         }
     }
 
-    /// How many readiness events one poll can return (default 1024). More pending events
-    /// are picked up by the next poll.
+    /// How many readiness events one poll can return (default 1024), clamped to
+    /// 1..=65,536. More pending events are picked up by the next poll.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity.max(1);
         self

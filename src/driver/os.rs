@@ -128,6 +128,10 @@ impl Poll {
     }
 }
 
+/// The most readiness events one wait returns, whatever the builder was asked for: the
+/// event buffer is allocated up front, and more would only cost memory.
+const MAX_EVENT_CAPACITY: usize = 65_536;
+
 pub(crate) struct OsDriver {
     poll: Poll,
     notifier: Arc<Notifier>,
@@ -151,7 +155,7 @@ fn not_a_stream() -> io::Error {
 
 impl OsDriver {
     pub(crate) fn new(event_capacity: usize, backend: Backend) -> io::Result<OsDriver> {
-        let capacity = event_capacity.max(1);
+        let capacity = event_capacity.clamp(1, MAX_EVENT_CAPACITY);
         let (poll, wake) = match backend {
             #[cfg(target_os = "linux")]
             Backend::Epoll => {

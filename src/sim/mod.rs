@@ -77,6 +77,12 @@ use crate::pool::Pool;
 pub use determinism::{check_determinism, check_determinism_with, Divergence};
 pub use peers::{FakeListener, FakePeer};
 
+/// Whole milliseconds of `d`, the resolution of virtual time, saturating at `u64::MAX`: a
+/// duration too long to count is as good as forever.
+pub(crate) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// How a simulation is set up. The defaults: a random seed (or `EVLOOP_SEED`), 64 KiB
 /// windows, no latency, whole reads, inline pool, no chaos.
 #[derive(Clone, Debug)]
@@ -122,7 +128,8 @@ impl SimConfig {
         self
     }
 
-    /// One-way latency of every link (milliseconds are the resolution).
+    /// One-way latency of every link (milliseconds are the resolution; a latency too long to
+    /// count, such as `Duration::MAX`, means that nothing sent ever arrives).
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
@@ -260,8 +267,7 @@ impl<S> Sim<S> {
     /// A simulation set up by `config`, owning `state`.
     pub fn with_config(config: SimConfig, state: S) -> Sim<S> {
         let seed = config.resolve_seed();
-        let mut world =
-            World::new(seed, config.window, config.latency.as_millis() as u64, config.chunking, config.chaos);
+        let mut world = World::new(seed, config.window, ms(config.latency), config.chunking, config.chaos);
         world.pool.mode = config.pool;
         let world = Rc::new(RefCell::new(world));
         let driver = Driver::sim(world.clone());
@@ -316,7 +322,7 @@ impl<S> Sim<S> {
 
     /// Lets `d` of virtual time pass, running the loop at every deadline on the way, in order.
     pub fn advance(&mut self, d: Duration) -> Result<(), SimError> {
-        let target = self.world.borrow().now.saturating_add(d.as_millis() as u64);
+        let target = self.world.borrow().now.saturating_add(ms(d));
         loop {
             self.run_until_idle()?;
             let now = self.world.borrow().now;
@@ -381,7 +387,7 @@ impl<S> Sim<S> {
         };
         let local = w.ephemeral(addr);
         let conn = w.new_conn([End::Peer, End::Backlog], [local, addr]);
-        let at = w.now + w.latency;
+        let at = w.now.saturating_add(w.latency);
         if let Some(crate::driver::sim::world::Sock {
             kind: crate::driver::sim::world::SockKind::Listener { backlog, .. },
             ..
@@ -423,12 +429,12 @@ impl<S> Sim<S> {
     /// Every accept fails with EMFILE for the next `d` of virtual time.
     pub fn emfile_on_accept(&mut self, d: Duration) {
         let mut w = self.world.borrow_mut();
-        w.emfile_until = w.now + d.as_millis() as u64;
+        w.emfile_until = w.now.saturating_add(ms(d));
     }
 
     /// Pool jobs submitted from now on take `d` of virtual time (a slow disk).
     pub fn delay_pool_jobs(&mut self, d: Duration) {
-        self.world.borrow_mut().pool.delay = d.as_millis() as u64;
+        self.world.borrow_mut().pool.delay = ms(d);
     }
 
     /// The next `n` pool jobs fail with an error instead of running.

@@ -164,7 +164,7 @@ impl SimDriver {
     pub(crate) fn tcp_connect(&mut self, addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)> {
         let mut w = self.world.borrow_mut();
         let now = w.now;
-        let at = now + w.latency;
+        let at = now.saturating_add(w.latency);
         let local = w.ephemeral(addr);
         let id = w.socks.vacant_key();
         let (conn, connect) = match (w.connect_faults.get(&addr).copied(), w.listening.get(&addr).copied()) {
@@ -306,7 +306,7 @@ impl SimDriver {
             // The other end is closed: the kernel takes the data, and the peer's kernel
             // answers it with a reset.
             if c.reset[side].is_none() {
-                c.reset[side] = Some(now + c.latency);
+                c.reset[side] = Some(c.arrival(now));
             }
             let n = data.len().min(c.pipes[side].room().max(1));
             w.record(sock, "write to a closed peer", n);
@@ -327,14 +327,14 @@ impl SimDriver {
         if let Some(reset_at) = f.reset_at {
             limit = limit.min(reset_at.saturating_sub(c.loop_written) as usize);
         }
-        let n = c.pipes[side].push(now + c.latency, &data[..limit.min(data.len())]);
+        let n = c.pipes[side].push(c.arrival(now), &data[..limit.min(data.len())]);
         c.loop_written += n as u64;
         if c.faults.reset_at.is_some_and(|at| c.loop_written >= at) {
             // The peer resets once it has received this much: when these bytes reach it, one
             // latency from now; the reset reaches the program one latency after that.
             c.faults.reset_at = None;
-            c.reset[1 - side] = Some(now + c.latency);
-            c.reset[side] = Some(now + 2 * c.latency);
+            c.reset[1 - side] = Some(c.arrival(now));
+            c.reset[side] = Some(c.arrival(c.arrival(now)));
         }
         if n == 0 && !data.is_empty() {
             return Err(err(io::ErrorKind::WouldBlock));
@@ -354,7 +354,7 @@ impl SimDriver {
         let now = w.now;
         let c = &mut w.conns[conn];
         if c.pipes[side].fin.is_none() {
-            c.pipes[side].fin = Some(now + c.latency);
+            c.pipes[side].fin = Some(c.arrival(now));
         }
         w.record(sock, "shutdown", 0);
         Ok(())
@@ -383,7 +383,7 @@ impl SimDriver {
                 w.listening.remove(&addr);
                 for (conn, _) in backlog {
                     let c = &mut w.conns[conn];
-                    c.reset[0] = Some(now + c.latency);
+                    c.reset[0] = Some(c.arrival(now));
                     c.ends[1] = End::Closed;
                 }
             }
