@@ -64,7 +64,7 @@ use std::time::Duration;
 pub use crate::driver::sim::pool::PoolMode;
 pub use crate::driver::sim::world::{Chunking, TraceEvent};
 
-use crate::driver::sim::world::{ConnectFault, End, Listening, World};
+use crate::driver::sim::world::{ConnectFault, End, FakeListen, Listening, World};
 
 mod determinism;
 mod peers;
@@ -381,20 +381,8 @@ impl<S> Sim<S> {
 
     /// Connects a fake peer to a listener of the program. Refused if nothing listens there.
     pub fn connect(&mut self, addr: SocketAddr) -> io::Result<FakePeer> {
-        let mut w = self.world.borrow_mut();
-        let Some(Listening::Loop(listener)) = w.listening.get(&addr).copied() else {
-            return Err(io::ErrorKind::ConnectionRefused.into());
-        };
-        let local = w.ephemeral(addr);
-        let conn = w.new_conn([End::Peer, End::Backlog], [local, addr]);
-        let at = w.now.saturating_add(w.latency);
-        if let Some(crate::driver::sim::world::Sock {
-            kind: crate::driver::sim::world::SockKind::Listener { backlog, .. },
-            ..
-        }) = w.socks.get_mut(listener)
-        {
-            backlog.push_back((conn, at));
-        }
+        let opened = self.world.borrow_mut().connect(End::Peer, addr);
+        let (conn, _) = opened.ok_or(io::ErrorKind::ConnectionRefused)?;
         Ok(FakePeer::new(self.world.clone(), conn, 0))
     }
 
@@ -404,9 +392,7 @@ impl<S> Sim<S> {
         if w.listening.contains_key(&addr) {
             return Err(io::ErrorKind::AddrInUse.into());
         }
-        let id = w
-            .fake_listeners
-            .insert(crate::driver::sim::world::FakeListen { addr, accepted: Default::default() });
+        let id = w.fake_listeners.insert(FakeListen { addr, accepted: Default::default() });
         w.listening.insert(addr, Listening::Fake(id));
         Ok(FakeListener::new(self.world.clone(), id))
     }

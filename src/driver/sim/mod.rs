@@ -163,27 +163,19 @@ impl SimDriver {
 
     pub(crate) fn tcp_connect(&mut self, addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)> {
         let mut w = self.world.borrow_mut();
-        let now = w.now;
-        let at = now.saturating_add(w.latency);
-        let local = w.ephemeral(addr);
+        let at = w.now.saturating_add(w.latency);
         let id = w.socks.vacant_key();
-        let (conn, connect) = match (w.connect_faults.get(&addr).copied(), w.listening.get(&addr).copied()) {
-            (Some(ConnectFault::Blackhole), _) => (None, ConnectState::Pending { at: None, refused: false }),
+        let fault = w.connect_faults.get(&addr).copied();
+        let opened = if fault.is_none() { w.connect(End::Sock(id), addr) } else { None };
+        let (conn, local, connect) = match (fault, opened) {
+            (None, Some((conn, local))) => {
+                (Some(conn), local, ConnectState::Pending { at: Some(at), refused: false })
+            }
+            (Some(ConnectFault::Blackhole), _) => {
+                (None, w.ephemeral(addr), ConnectState::Pending { at: None, refused: false })
+            }
             (Some(ConnectFault::Refuse), _) | (None, None) => {
-                (None, ConnectState::Pending { at: Some(at), refused: true })
-            }
-            (None, Some(Listening::Loop(listener))) => {
-                let conn = w.new_conn([End::Sock(id), End::Backlog], [local, addr]);
-                if let Some(Sock { kind: SockKind::Listener { backlog, .. }, .. }) = w.socks.get_mut(listener)
-                {
-                    backlog.push_back((conn, at));
-                }
-                (Some(conn), ConnectState::Pending { at: Some(at), refused: false })
-            }
-            (None, Some(Listening::Fake(fake))) => {
-                let conn = w.new_conn([End::Sock(id), End::Peer], [local, addr]);
-                w.fake_listeners[fake].accepted.push_back(conn);
-                (Some(conn), ConnectState::Pending { at: Some(at), refused: false })
+                (None, w.ephemeral(addr), ConnectState::Pending { at: Some(at), refused: true })
             }
         };
         w.socks.insert(Sock::new(SockKind::Stream { conn, side: 0, connect, local, peer: addr }));

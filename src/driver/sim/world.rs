@@ -372,6 +372,36 @@ impl World {
         })
     }
 
+    /// Starts a connection from `from` (side 0, on a fresh local address) to what listens at
+    /// `addr`, and returns it with that local address; `None` if nothing there takes it.
+    /// A listener of the loop queues it in its backlog, where it arrives one link latency
+    /// from now; a fake listener takes it at once (for the program's connects: a fake peer
+    /// reaches only the program's listeners).
+    pub(crate) fn connect(&mut self, from: End, addr: SocketAddr) -> Option<(usize, SocketAddr)> {
+        let target = self.listening.get(&addr).copied()?;
+        if from == End::Peer && matches!(target, Listening::Fake(_)) {
+            return None;
+        }
+        let local = self.ephemeral(addr);
+        let at = self.now.saturating_add(self.latency);
+        match target {
+            Listening::Loop(listener) => {
+                let conn = self.new_conn([from, End::Backlog], [local, addr]);
+                if let Some(Sock { kind: SockKind::Listener { backlog, .. }, .. }) =
+                    self.socks.get_mut(listener)
+                {
+                    backlog.push_back((conn, at));
+                }
+                Some((conn, local))
+            }
+            Listening::Fake(fake) => {
+                let conn = self.new_conn([from, End::Peer], [local, addr]);
+                self.fake_listeners[fake].accepted.push_back(conn);
+                Some((conn, local))
+            }
+        }
+    }
+
     /// Moves data for fake peers: their outboxes into the pipes as windows allow, and what
     /// has arrived for them into their inboxes unless they pause reading.
     pub(crate) fn settle(&mut self) {
