@@ -11,6 +11,7 @@ use crate::driver::Readiness;
 use crate::event_loop::Loop;
 use crate::handle::{Extra, Handle, HandleKind};
 
+pub(crate) mod addr;
 mod connect;
 pub(crate) mod listener;
 mod read;
