@@ -101,6 +101,9 @@
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub, missing_debug_implementations)]
 
+#[cfg(not(unix))]
+compile_error!("evloop supports Unix-like systems only; it is tested on Linux");
+
 pub mod dns;
 mod driver;
 mod error;

@@ -9,8 +9,9 @@ pub enum Backend {
     /// epoll, directly (Linux; the default there): one system call per wait.
     #[cfg(target_os = "linux")]
     Epoll,
-    /// The `polling` crate, level-triggered (the default on other Unix-like systems, where
-    /// it uses kqueue or event ports). evloop is Unix-only and tested on Linux.
+    /// The `polling` crate, level-triggered: epoll on Linux, and the default on other
+    /// Unix-like systems (kqueue or event ports there, untested). evloop is Unix-only and
+    /// tested on Linux.
     Polling,
 }
 

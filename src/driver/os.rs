@@ -1,7 +1,7 @@
 //! The real driver: the monotonic clock, `polling`, and sockets from `socket2` / std.
 //!
 //! It waits with epoll directly on Linux (`driver/epoll.rs`: one system call per wait) or with
-//! `polling` (portable; about five system calls per wait on Linux, as it re-arms a timerfd
+//! `polling` (portable across Unix-like systems; about five system calls per wait on Linux, as it re-arms a timerfd
 //! and its notifier every time). Either way the loop does not wait at all when the timeout
 //! is zero and nothing is registered or notified, which is every iteration of a loop that
 //! only has timers and watchers.
