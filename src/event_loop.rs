@@ -6,7 +6,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::driver::{os::OsDriver, Driver};
+use crate::driver::{Backend, Driver};
 use crate::handle::{Callback, Extra, Handle, HandleKind, HandleTable};
 use crate::net::NetState;
 use crate::pool::{Completed, Pool};
@@ -40,31 +40,6 @@ pub struct Metrics {
     pub idle_time: Duration,
 }
 
-/// Which operating-system mechanism a loop waits with.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
-#[non_exhaustive]
-pub enum Backend {
-    /// epoll, directly (Linux; the default there): one system call per wait.
-    #[cfg(target_os = "linux")]
-    Epoll,
-    /// The `polling` crate: epoll, kqueue, event ports, IOCP (the default elsewhere).
-    Polling,
-}
-
-impl Backend {
-    /// The default: `EVLOOP_BACKEND` (`epoll` or `polling`) if set, else epoll on Linux and
-    /// `polling` elsewhere.
-    pub fn from_env() -> Backend {
-        match std::env::var("EVLOOP_BACKEND").as_deref().map(str::trim) {
-            Ok("polling") => Backend::Polling,
-            #[cfg(target_os = "linux")]
-            _ => Backend::Epoll,
-            #[cfg(not(target_os = "linux"))]
-            _ => Backend::Polling,
-        }
-    }
-}
-
 /// Options for a [`Loop`]: `Loop::builder().state(s).build()`.
 #[derive(Debug)]
 pub struct Builder<S = ()> {
@@ -91,8 +66,8 @@ impl<S> Builder<S> {
         }
     }
 
-    /// How many readiness events one poll can return (default 1024). More pending events
-    /// are picked up by the next poll.
+    /// How many readiness events one poll can return (default 1024), clamped to
+    /// 1..=65,536. More pending events are picked up by the next poll.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity.max(1);
         self
@@ -114,7 +89,7 @@ impl<S> Builder<S> {
     /// Creates the loop. Fails only if the operating system refuses a poller.
     pub fn build(self) -> io::Result<Loop<S>> {
         let backend = self.backend.unwrap_or_else(Backend::from_env);
-        let driver = Driver::Os(OsDriver::new(self.event_capacity, backend)?);
+        let driver = Driver::os(self.event_capacity, backend)?;
         Ok(Loop::from_parts(self.state, driver, Pool::new(self.threadpool_size)))
     }
 }

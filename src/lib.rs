@@ -101,6 +101,9 @@
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub, missing_debug_implementations)]
 
+#[cfg(not(unix))]
+compile_error!("evloop supports Unix-like systems only; it is tested on Linux");
+
 pub mod dns;
 mod driver;
 mod error;
@@ -119,12 +122,12 @@ mod watchers;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use driver::{Backend, ListenOptions};
 pub use error::{is_cancelled, Cancelled};
-pub use event_loop::{Backend, Builder, Loop, Metrics, RunMode};
+pub use event_loop::{Builder, Loop, Metrics, RunMode};
 pub use handle::{Handle, HandleKind};
 pub use net::listener::TcpListener;
 pub use net::stream::TcpStream;
-pub use net::ListenOptions;
 pub use pool::WorkRequest;
 pub use timer::Timer;
 pub use waker::Waker;

@@ -215,3 +215,18 @@ fn a_panic_in_a_close_callback_loses_nothing_else() {
     assert_eq!(lp.state, 1);
     assert_eq!(lp.handle_count(), 0);
 }
+
+#[test]
+fn an_absurd_event_capacity_is_clamped_not_a_panic() {
+    let mut backends = vec![evloop::Backend::Polling];
+    #[cfg(target_os = "linux")]
+    backends.push(evloop::Backend::Epoll);
+    for backend in backends {
+        for capacity in [usize::MAX, 0] {
+            let mut lp = Loop::builder().event_capacity(capacity).backend(backend).build().unwrap();
+            let t = Timer::new(&mut lp, |lp, t| t.close(lp).unwrap());
+            t.start(&mut lp, Duration::from_millis(1), Duration::ZERO).unwrap();
+            assert!(!lp.run(RunMode::Default).unwrap(), "{backend:?}, capacity {capacity}");
+        }
+    }
+}

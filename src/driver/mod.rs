@@ -1,27 +1,41 @@
-//! The driver seam: the clock, waiting for readiness with a timeout, and waking a blocked
-//! wait from another thread.
+//! The driver seam: the clock, sockets, waiting for readiness with a timeout, and waking a
+//! blocked wait from another thread.
 //!
-//! Everything that decides what runs when lives in the loop core; only this enum is swapped.
-//! The real driver sits on `polling`; the simulated one (virtual clock, in-memory network)
-//! and, where the numbers demand it, a Linux epoll driver are further variants. Nothing
-//! outside `driver/` knows which one runs, and user code never names it.
+//! Everything that decides what runs when lives in the loop core; only this enum is swapped,
+//! at run time. It has two variants:
+//!
+//! - [`Driver::Os`]: the operating system ([`os::OsDriver`]): a monotonic clock, real
+//!   sockets, and a poller that is either epoll used directly (`epoll.rs`, Linux, the
+//!   default there, sockets edge-triggered) or the `polling` crate (level-triggered), as
+//!   [`Backend`] chooses.
+//! - [`Driver::Sim`]: the simulation (`sim/`): a virtual clock, an in-memory network with
+//!   faults, and a deterministic pool.
+//!
+//! Nothing outside `driver/` matches on the variants, and user code never names them. This
+//! module imports nothing from the layers above it (only `crate::error`, a leaf); the plain
+//! option types it needs ([`Backend`], [`ListenOptions`]) live in `options.rs` and are
+//! re-exported at the crate root.
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::net::ListenOptions;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
+mod options;
 pub(crate) mod os;
 pub(crate) mod sim;
 
+pub use options::{Backend, ListenOptions};
+
 /// The backend under a loop.
 pub(crate) enum Driver {
-    /// The operating system: monotonic clock, `polling` (epoll, kqueue, ...), real sockets.
+    /// The operating system: monotonic clock, real sockets, epoll or `polling`.
     Os(os::OsDriver),
     /// The simulation: virtual clock, in-memory network, faults.
     Sim(sim::SimDriver),
@@ -41,7 +55,7 @@ impl Interest {
     pub(crate) const NONE: Interest = Interest { readable: false, writable: false };
 }
 
-/// One readiness event: the key is the handle's id ([`Handle::to_key`](crate::Handle)).
+/// One readiness event: the key is the handle's id (`Handle::to_key`).
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Readiness {
     pub(crate) key: usize,
@@ -130,6 +144,27 @@ forward! {
 }
 
 impl Driver {
+    /// The real driver, waiting with `backend`; `event_capacity` bounds the events one wait
+    /// returns. Fails only if the operating system refuses a poller.
+    pub(crate) fn os(event_capacity: usize, backend: Backend) -> io::Result<Driver> {
+        Ok(Driver::Os(os::OsDriver::new(event_capacity, backend)?))
+    }
+
+    /// The simulated driver over `world`.
+    pub(crate) fn sim(world: Rc<RefCell<sim::world::World>>) -> Driver {
+        Driver::Sim(sim::SimDriver::new(world))
+    }
+
+    /// Whether anything is ready now, without moving time: the simulation's harness asks
+    /// this before running the loop. The real driver cannot know without a system call and
+    /// says no.
+    pub(crate) fn has_ready(&self) -> bool {
+        match self {
+            Driver::Os(_) => false,
+            Driver::Sim(d) => d.has_ready(),
+        }
+    }
+
     /// The backend's pollable file descriptor, for embedding.
     #[cfg(unix)]
     pub(crate) fn backend_fd(&self) -> std::os::fd::RawFd {

@@ -1,7 +1,7 @@
 //! The real driver: the monotonic clock, `polling`, and sockets from `socket2` / std.
 //!
 //! It waits with epoll directly on Linux (`driver/epoll.rs`: one system call per wait) or with
-//! `polling` (portable; about five system calls per wait on Linux, as it re-arms a timerfd
+//! `polling` (portable across Unix-like systems; about five system calls per wait on Linux, as it re-arms a timerfd
 //! and its notifier every time). Either way the loop does not wait at all when the timeout
 //! is zero and nothing is registered or notified, which is every iteration of a loop that
 //! only has timers and watchers.
@@ -13,7 +13,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,7 @@ use polling::{Event, PollMode};
 use slab::Slab;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use super::{Interest, Notifier, Readiness, SocketId, WakeTarget};
-use crate::net::ListenOptions;
+use super::{Backend, Interest, ListenOptions, Notifier, Readiness, SocketId, WakeTarget};
 
 enum Sock {
     Listener(net::TcpListener),
@@ -53,6 +52,86 @@ enum Poll {
     Epoll(super::epoll::Epoll),
 }
 
+impl Poll {
+    /// Registers `fd` under `key`. Called only by [`OsDriver::set_interest`], with the fd of
+    /// an entry of `OsDriver::sockets`.
+    fn add(&self, fd: BorrowedFd<'_>, key: usize, interest: Interest) -> io::Result<()> {
+        match self {
+            Poll::Polling { poller, .. } => {
+                let event = Event::new(key, interest.readable, interest.writable);
+                // SAFETY: `polling` requires that a registered fd be deleted from the poller
+                // before it is closed, and the poller may outlive the driver (a `Waker` holds
+                // it through the notifier). Only `OsDriver::set_interest` calls this, with the
+                // fd of an entry of `OsDriver::sockets`, which owns it. An entry leaves that
+                // slab, closing its fd, on two paths only: `OsDriver::close`, which deletes a
+                // registered fd from the poller first, and the drop of the driver, whose
+                // `Drop` deletes every registered fd before the fields (the slab) drop.
+                #[allow(unsafe_code)]
+                unsafe {
+                    poller.add_with_mode(fd.as_raw_fd(), event, PollMode::Level)
+                }
+            }
+            #[cfg(target_os = "linux")]
+            Poll::Epoll(epoll) => epoll.add(fd, key, interest),
+        }
+    }
+
+    /// Changes the interest of a registered fd.
+    fn modify(&self, fd: BorrowedFd<'_>, key: usize, interest: Interest) -> io::Result<()> {
+        match self {
+            Poll::Polling { poller, .. } => poller.modify_with_mode(
+                fd,
+                Event::new(key, interest.readable, interest.writable),
+                PollMode::Level,
+            ),
+            #[cfg(target_os = "linux")]
+            Poll::Epoll(epoll) => epoll.modify(fd, key, interest),
+        }
+    }
+
+    /// Takes a registered fd out of the poller.
+    fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        match self {
+            Poll::Polling { poller, .. } => poller.delete(fd),
+            #[cfg(target_os = "linux")]
+            Poll::Epoll(epoll) => epoll.delete(fd),
+        }
+    }
+
+    /// Waits for readiness (see [`OsDriver::wait`]), appending it to `ready`.
+    fn wait(&mut self, timeout_ms: Option<u64>, ready: &mut Vec<Readiness>) -> io::Result<()> {
+        match self {
+            Poll::Polling { poller, events } => {
+                events.clear();
+                poller.wait(events, timeout_ms.map(Duration::from_millis))?;
+                ready.extend(events.iter().map(|e| Readiness {
+                    key: e.key,
+                    readable: e.readable,
+                    writable: e.writable,
+                    // Level-triggered: a socket that still holds the end is reported again.
+                    hangup: false,
+                }));
+                Ok(())
+            }
+            #[cfg(target_os = "linux")]
+            Poll::Epoll(epoll) => epoll.wait(timeout_ms, ready),
+        }
+    }
+
+    /// The poller's own descriptor, for embedding.
+    fn backend_fd(&self) -> RawFd {
+        match self {
+            Poll::Polling { poller, .. } => poller.as_raw_fd(),
+            #[cfg(target_os = "linux")]
+            Poll::Epoll(epoll) => epoll.fd().as_raw_fd(),
+        }
+    }
+}
+
+/// The most readiness events one wait returns, whatever the builder was asked for: the
+/// event buffer is allocated up front, and more would only cost memory.
+const MAX_EVENT_CAPACITY: usize = 65_536;
+
 pub(crate) struct OsDriver {
     poll: Poll,
     notifier: Arc<Notifier>,
@@ -60,21 +139,31 @@ pub(crate) struct OsDriver {
     sockets: Slab<Entry>,
 }
 
+/// Retries `op` while a signal interrupts its system call (EINTR).
+fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
 fn not_a_stream() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "evloop: not a connected stream")
 }
 
 impl OsDriver {
-    pub(crate) fn new(event_capacity: usize, backend: crate::Backend) -> io::Result<OsDriver> {
-        let capacity = event_capacity.max(1);
+    pub(crate) fn new(event_capacity: usize, backend: Backend) -> io::Result<OsDriver> {
+        let capacity = event_capacity.clamp(1, MAX_EVENT_CAPACITY);
         let (poll, wake) = match backend {
             #[cfg(target_os = "linux")]
-            crate::Backend::Epoll => {
+            Backend::Epoll => {
                 let epoll = super::epoll::Epoll::new(capacity)?;
                 let wake = WakeTarget::EventFd(epoll.waker());
                 (Poll::Epoll(epoll), wake)
             }
-            crate::Backend::Polling => {
+            Backend::Polling => {
                 let poller = Arc::new(polling::Poller::new()?);
                 let cap = std::num::NonZeroUsize::new(capacity).unwrap_or(std::num::NonZeroUsize::MIN);
                 let wake = WakeTarget::Polling(poller.clone());
@@ -97,21 +186,7 @@ impl OsDriver {
         if timeout_ms == Some(0) && self.sockets.is_empty() && !self.notifier.is_raised() {
             return Ok(false);
         }
-        match &mut self.poll {
-            Poll::Polling { poller, events } => {
-                events.clear();
-                poller.wait(events, timeout_ms.map(Duration::from_millis))?;
-                ready.extend(events.iter().map(|e| Readiness {
-                    key: e.key,
-                    readable: e.readable,
-                    writable: e.writable,
-                    // Level-triggered: a socket that still holds the end is reported again.
-                    hangup: false,
-                }));
-            }
-            #[cfg(target_os = "linux")]
-            Poll::Epoll(epoll) => epoll.wait(timeout_ms, ready)?,
-        }
+        self.poll.wait(timeout_ms, ready)?;
         Ok(timeout_ms != Some(0))
     }
 
@@ -119,14 +194,8 @@ impl OsDriver {
         &self.notifier
     }
 
-    #[cfg(unix)]
-    pub(crate) fn backend_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        match &self.poll {
-            Poll::Polling { poller, .. } => poller.as_raw_fd(),
-            #[cfg(target_os = "linux")]
-            Poll::Epoll(epoll) => epoll.fd().as_raw_fd(),
-        }
+    pub(crate) fn backend_fd(&self) -> RawFd {
+        self.poll.backend_fd()
     }
 
     // ---- sockets ----
@@ -209,32 +278,17 @@ impl OsDriver {
 
     pub(crate) fn read(&mut self, sock: SocketId, buf: &mut [u8]) -> io::Result<usize> {
         let mut stream = self.stream(sock)?;
-        loop {
-            match stream.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
-            }
-        }
+        retry_interrupted(|| stream.read(buf))
     }
 
     pub(crate) fn write(&mut self, sock: SocketId, buf: &[u8]) -> io::Result<usize> {
         let mut stream = self.stream(sock)?;
-        loop {
-            match stream.write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
-            }
-        }
+        retry_interrupted(|| stream.write(buf))
     }
 
     pub(crate) fn write_vectored(&mut self, sock: SocketId, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let mut stream = self.stream(sock)?;
-        loop {
-            match stream.write_vectored(bufs) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
-            }
-        }
+        retry_interrupted(|| stream.write_vectored(bufs))
     }
 
     pub(crate) fn shutdown_write(&mut self, sock: SocketId) -> io::Result<()> {
@@ -252,33 +306,13 @@ impl OsDriver {
             // Out of the poller rather than registered for nothing: level-triggered epoll
             // (the `polling` backend) reports a hung-up socket on every wait even with an
             // empty interest.
-            match &self.poll {
-                Poll::Polling { poller, .. } => poller.delete(fd)?,
-                #[cfg(target_os = "linux")]
-                Poll::Epoll(epoll) => epoll.delete(fd)?,
-            }
+            self.poll.delete(fd)?;
             entry.registered = None;
             return Ok(());
         }
-        match (&self.poll, entry.registered) {
-            (Poll::Polling { poller, .. }, None) => {
-                let event = Event::new(key, interest.readable, interest.writable);
-                // SAFETY: the fd is owned by `entry`, which stays in `self.sockets` until
-                // `close` deletes it from the poller before dropping it.
-                #[allow(unsafe_code)]
-                unsafe {
-                    poller.add_with_mode(fd.as_raw_fd(), event, PollMode::Level)?
-                };
-            }
-            (Poll::Polling { poller, .. }, Some(_)) => poller.modify_with_mode(
-                fd,
-                Event::new(key, interest.readable, interest.writable),
-                PollMode::Level,
-            )?,
-            #[cfg(target_os = "linux")]
-            (Poll::Epoll(epoll), None) => epoll.add(fd, key, interest)?,
-            #[cfg(target_os = "linux")]
-            (Poll::Epoll(epoll), Some(_)) => epoll.modify(fd, key, interest)?,
+        match entry.registered {
+            None => self.poll.add(fd, key, interest)?,
+            Some(_) => self.poll.modify(fd, key, interest)?,
         }
         entry.registered = Some(interest);
         Ok(())
@@ -288,11 +322,7 @@ impl OsDriver {
     pub(crate) fn close(&mut self, sock: SocketId) {
         if let Some(entry) = self.sockets.try_remove(sock) {
             if entry.registered.is_some() {
-                let _ = match &self.poll {
-                    Poll::Polling { poller, .. } => poller.delete(entry.fd()),
-                    #[cfg(target_os = "linux")]
-                    Poll::Epoll(epoll) => epoll.delete(entry.fd()),
-                };
+                let _ = self.poll.delete(entry.fd());
             }
         }
     }
@@ -322,6 +352,19 @@ impl OsDriver {
         match idle {
             None => s.set_keepalive(false),
             Some(idle) => s.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle)),
+        }
+    }
+}
+
+impl Drop for OsDriver {
+    /// Takes every registered socket out of the poller before the sockets close: the poller
+    /// may outlive the driver (a `Waker` keeps it through the notifier), and `polling`
+    /// requires it (see the SAFETY argument in `Poll::add`).
+    fn drop(&mut self) {
+        for (_, entry) in &self.sockets {
+            if entry.registered.is_some() {
+                let _ = self.poll.delete(entry.fd());
+            }
         }
     }
 }

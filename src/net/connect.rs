@@ -3,9 +3,9 @@
 use std::io;
 use std::net::SocketAddr;
 
+use super::addr::{ConnectAddr, ToConnectAddr};
 use super::stream::{TcpStream, NO_SOCKET};
 use super::{Completion, Done};
-use crate::dns::{ConnectAddr, ToConnectAddr};
 use crate::error::copy_error;
 use crate::event_loop::Loop;
 use crate::handle::Handle;

@@ -6,10 +6,12 @@
 use std::collections::VecDeque;
 use std::io;
 
+pub(crate) use crate::driver::ListenOptions;
 use crate::driver::Readiness;
 use crate::event_loop::Loop;
 use crate::handle::{Extra, Handle, HandleKind};
 
+pub(crate) mod addr;
 mod connect;
 pub(crate) mod listener;
 mod read;
@@ -19,60 +21,6 @@ pub(crate) mod write_queue;
 
 /// A callback that completes one request (a write, a shutdown, a connect).
 pub(crate) type Completion<S> = Box<dyn FnOnce(&mut Loop<S>, io::Result<()>)>;
-
-/// Options for a listening socket; [`ListenOptions::bind`] binds a
-/// [`TcpListener`](crate::TcpListener) with them.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ListenOptions {
-    /// The accept backlog (default 511, as libuv and Node use).
-    pub backlog: u32,
-    /// `SO_REUSEADDR` (default on, as libuv sets it), so a restarted server can bind while
-    /// old connections linger in TIME_WAIT.
-    pub reuse_address: bool,
-    /// `SO_REUSEPORT` (default off): lets several sockets, one loop per core say, listen on
-    /// the same port; the kernel spreads connections among them.
-    pub reuse_port: bool,
-    /// `IPV6_V6ONLY` for IPv6 addresses; `None` keeps the system's default.
-    pub only_v6: Option<bool>,
-}
-
-impl Default for ListenOptions {
-    fn default() -> Self {
-        ListenOptions { backlog: 511, reuse_address: true, reuse_port: false, only_v6: None }
-    }
-}
-
-impl ListenOptions {
-    /// The defaults: backlog 511, `SO_REUSEADDR` on, `SO_REUSEPORT` off.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the accept backlog.
-    pub fn backlog(mut self, backlog: u32) -> Self {
-        self.backlog = backlog;
-        self
-    }
-
-    /// Sets `SO_REUSEADDR`.
-    pub fn reuse_address(mut self, on: bool) -> Self {
-        self.reuse_address = on;
-        self
-    }
-
-    /// Sets `SO_REUSEPORT`.
-    pub fn reuse_port(mut self, on: bool) -> Self {
-        self.reuse_port = on;
-        self
-    }
-
-    /// Sets `IPV6_V6ONLY` (IPv6 addresses only).
-    pub fn only_v6(mut self, on: bool) -> Self {
-        self.only_v6 = Some(on);
-        self
-    }
-}
 
 /// What a stream has finished, delivered in order in the pending phase.
 pub(crate) enum Done<S> {

@@ -64,18 +64,24 @@ use std::time::Duration;
 pub use crate::driver::sim::pool::PoolMode;
 pub use crate::driver::sim::world::{Chunking, TraceEvent};
 
-use crate::driver::sim::world::{ConnectFault, End, Listening, World};
+use crate::driver::sim::world::{ConnectFault, End, FakeListen, Listening, World};
 
 mod determinism;
 mod peers;
 
-use crate::driver::sim::{SimDriver, StalledMarker};
+use crate::driver::sim::StalledMarker;
 use crate::driver::Driver;
 use crate::event_loop::{Loop, RunMode};
 use crate::handle::{Handle, HandleKind};
 use crate::pool::Pool;
 pub use determinism::{check_determinism, check_determinism_with, Divergence};
 pub use peers::{FakeListener, FakePeer};
+
+/// Whole milliseconds of `d`, the resolution of virtual time, saturating at `u64::MAX`: a
+/// duration too long to count is as good as forever.
+pub(crate) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// How a simulation is set up. The defaults: a random seed (or `EVLOOP_SEED`), 64 KiB
 /// windows, no latency, whole reads, inline pool, no chaos.
@@ -122,7 +128,8 @@ impl SimConfig {
         self
     }
 
-    /// One-way latency of every link (milliseconds are the resolution).
+    /// One-way latency of every link (milliseconds are the resolution; a latency too long to
+    /// count, such as `Duration::MAX`, means that nothing sent ever arrives).
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
@@ -260,11 +267,10 @@ impl<S> Sim<S> {
     /// A simulation set up by `config`, owning `state`.
     pub fn with_config(config: SimConfig, state: S) -> Sim<S> {
         let seed = config.resolve_seed();
-        let mut world =
-            World::new(seed, config.window, config.latency.as_millis() as u64, config.chunking, config.chaos);
+        let mut world = World::new(seed, config.window, ms(config.latency), config.chunking, config.chaos);
         world.pool.mode = config.pool;
         let world = Rc::new(RefCell::new(world));
-        let driver = Driver::Sim(SimDriver::new(world.clone()));
+        let driver = Driver::sim(world.clone());
         let lp = Loop::from_parts(state, driver, Pool::simulated(world.clone()));
         Sim { lp, world, seed, livelock_limit: config.livelock_limit }
     }
@@ -311,16 +317,12 @@ impl<S> Sim<S> {
         if !self.lp.alive() {
             return false;
         }
-        let driver_ready = match &self.lp.driver {
-            Driver::Sim(d) => d.has_ready(),
-            Driver::Os(_) => false,
-        };
-        driver_ready || self.lp.backend_timeout() == Some(Duration::ZERO)
+        self.lp.driver.has_ready() || self.lp.backend_timeout() == Some(Duration::ZERO)
     }
 
     /// Lets `d` of virtual time pass, running the loop at every deadline on the way, in order.
     pub fn advance(&mut self, d: Duration) -> Result<(), SimError> {
-        let target = self.world.borrow().now.saturating_add(d.as_millis() as u64);
+        let target = self.world.borrow().now.saturating_add(ms(d));
         loop {
             self.run_until_idle()?;
             let now = self.world.borrow().now;
@@ -379,20 +381,8 @@ impl<S> Sim<S> {
 
     /// Connects a fake peer to a listener of the program. Refused if nothing listens there.
     pub fn connect(&mut self, addr: SocketAddr) -> io::Result<FakePeer> {
-        let mut w = self.world.borrow_mut();
-        let Some(Listening::Loop(listener)) = w.listening.get(&addr).copied() else {
-            return Err(io::ErrorKind::ConnectionRefused.into());
-        };
-        let local = w.ephemeral(addr);
-        let conn = w.new_conn([End::Peer, End::Backlog], [local, addr]);
-        let at = w.now + w.latency;
-        if let Some(crate::driver::sim::world::Sock {
-            kind: crate::driver::sim::world::SockKind::Listener { backlog, .. },
-            ..
-        }) = w.socks.get_mut(listener)
-        {
-            backlog.push_back((conn, at));
-        }
+        let opened = self.world.borrow_mut().connect(End::Peer, addr);
+        let (conn, _) = opened.ok_or(io::ErrorKind::ConnectionRefused)?;
         Ok(FakePeer::new(self.world.clone(), conn, 0))
     }
 
@@ -402,9 +392,7 @@ impl<S> Sim<S> {
         if w.listening.contains_key(&addr) {
             return Err(io::ErrorKind::AddrInUse.into());
         }
-        let id = w
-            .fake_listeners
-            .insert(crate::driver::sim::world::FakeListen { addr, accepted: Default::default() });
+        let id = w.fake_listeners.insert(FakeListen { addr, accepted: Default::default() });
         w.listening.insert(addr, Listening::Fake(id));
         Ok(FakeListener::new(self.world.clone(), id))
     }
@@ -427,12 +415,12 @@ impl<S> Sim<S> {
     /// Every accept fails with EMFILE for the next `d` of virtual time.
     pub fn emfile_on_accept(&mut self, d: Duration) {
         let mut w = self.world.borrow_mut();
-        w.emfile_until = w.now + d.as_millis() as u64;
+        w.emfile_until = w.now.saturating_add(ms(d));
     }
 
     /// Pool jobs submitted from now on take `d` of virtual time (a slow disk).
     pub fn delay_pool_jobs(&mut self, d: Duration) {
-        self.world.borrow_mut().pool.delay = d.as_millis() as u64;
+        self.world.borrow_mut().pool.delay = ms(d);
     }
 
     /// The next `n` pool jobs fail with an error instead of running.

@@ -75,7 +75,7 @@ impl FakePeer {
             let unread = !c.peer_inbox.is_empty() || c.pipes[1 - side].bytes_unread() > 0;
             if !unread {
                 let rest: Vec<u8> = c.peer_outbox.drain(..).collect();
-                let at = now + c.latency;
+                let at = c.arrival(now);
                 c.pipes[side].push_all(at, &rest);
             }
             c.peer_fin_pending = false;
@@ -87,7 +87,7 @@ impl FakePeer {
     pub fn reset(&self) {
         let side = self.side;
         self.with(|c, now| {
-            c.reset[1 - side] = Some(now + c.latency);
+            c.reset[1 - side] = Some(c.arrival(now));
             c.reset[side] = Some(now);
             c.peer_outbox.clear();
         });
@@ -151,7 +151,7 @@ impl FakePeer {
 
     /// Sets the one-way latency of this connection's link (both directions), from now on.
     pub fn set_latency(&self, latency: Duration) {
-        self.with(|c, _| c.latency = latency.as_millis() as u64);
+        self.with(|c, _| c.latency = super::ms(latency));
     }
 
     /// The peer resets once it has received `bytes` bytes in all.
@@ -192,7 +192,7 @@ impl FakeListener {
             w.listening.remove(&l.addr);
             for conn in l.accepted {
                 let c = &mut w.conns[conn];
-                c.reset[0] = Some(now + c.latency);
+                c.reset[0] = Some(c.arrival(now));
                 c.ends[1] = End::Closed;
             }
         }

@@ -17,8 +17,7 @@ pub(crate) mod world;
 
 use world::{ConnectFault, ConnectState, End, Listening, Sock, SockKind, World};
 
-use super::{Interest, Notifier, Readiness, SocketId};
-use crate::net::ListenOptions;
+use super::{Interest, ListenOptions, Notifier, Readiness, SocketId};
 
 /// A small seeded generator (splitmix64): every random choice of a simulation comes from it.
 #[derive(Clone, Debug)]
@@ -164,27 +163,19 @@ impl SimDriver {
 
     pub(crate) fn tcp_connect(&mut self, addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)> {
         let mut w = self.world.borrow_mut();
-        let now = w.now;
-        let at = now + w.latency;
-        let local = w.ephemeral(addr);
+        let at = w.now.saturating_add(w.latency);
         let id = w.socks.vacant_key();
-        let (conn, connect) = match (w.connect_faults.get(&addr).copied(), w.listening.get(&addr).copied()) {
-            (Some(ConnectFault::Blackhole), _) => (None, ConnectState::Pending { at: None, refused: false }),
+        let fault = w.connect_faults.get(&addr).copied();
+        let opened = if fault.is_none() { w.connect(End::Sock(id), addr) } else { None };
+        let (conn, local, connect) = match (fault, opened) {
+            (None, Some((conn, local))) => {
+                (Some(conn), local, ConnectState::Pending { at: Some(at), refused: false })
+            }
+            (Some(ConnectFault::Blackhole), _) => {
+                (None, w.ephemeral(addr), ConnectState::Pending { at: None, refused: false })
+            }
             (Some(ConnectFault::Refuse), _) | (None, None) => {
-                (None, ConnectState::Pending { at: Some(at), refused: true })
-            }
-            (None, Some(Listening::Loop(listener))) => {
-                let conn = w.new_conn([End::Sock(id), End::Backlog], [local, addr]);
-                if let Some(Sock { kind: SockKind::Listener { backlog, .. }, .. }) = w.socks.get_mut(listener)
-                {
-                    backlog.push_back((conn, at));
-                }
-                (Some(conn), ConnectState::Pending { at: Some(at), refused: false })
-            }
-            (None, Some(Listening::Fake(fake))) => {
-                let conn = w.new_conn([End::Sock(id), End::Peer], [local, addr]);
-                w.fake_listeners[fake].accepted.push_back(conn);
-                (Some(conn), ConnectState::Pending { at: Some(at), refused: false })
+                (None, w.ephemeral(addr), ConnectState::Pending { at: Some(at), refused: true })
             }
         };
         w.socks.insert(Sock::new(SockKind::Stream { conn, side: 0, connect, local, peer: addr }));
@@ -313,7 +304,7 @@ impl SimDriver {
             // The other end is closed: the kernel takes the data, and the peer's kernel
             // answers it with a reset.
             if c.reset[side].is_none() {
-                c.reset[side] = Some(now + c.latency);
+                c.reset[side] = Some(c.arrival(now));
             }
             let n = data.len().min(c.pipes[side].room().max(1));
             w.record(sock, "write to a closed peer", n);
@@ -334,14 +325,14 @@ impl SimDriver {
         if let Some(reset_at) = f.reset_at {
             limit = limit.min(reset_at.saturating_sub(c.loop_written) as usize);
         }
-        let n = c.pipes[side].push(now + c.latency, &data[..limit.min(data.len())]);
+        let n = c.pipes[side].push(c.arrival(now), &data[..limit.min(data.len())]);
         c.loop_written += n as u64;
         if c.faults.reset_at.is_some_and(|at| c.loop_written >= at) {
             // The peer resets once it has received this much: when these bytes reach it, one
             // latency from now; the reset reaches the program one latency after that.
             c.faults.reset_at = None;
-            c.reset[1 - side] = Some(now + c.latency);
-            c.reset[side] = Some(now + 2 * c.latency);
+            c.reset[1 - side] = Some(c.arrival(now));
+            c.reset[side] = Some(c.arrival(c.arrival(now)));
         }
         if n == 0 && !data.is_empty() {
             return Err(err(io::ErrorKind::WouldBlock));
@@ -361,7 +352,7 @@ impl SimDriver {
         let now = w.now;
         let c = &mut w.conns[conn];
         if c.pipes[side].fin.is_none() {
-            c.pipes[side].fin = Some(now + c.latency);
+            c.pipes[side].fin = Some(c.arrival(now));
         }
         w.record(sock, "shutdown", 0);
         Ok(())
@@ -390,7 +381,7 @@ impl SimDriver {
                 w.listening.remove(&addr);
                 for (conn, _) in backlog {
                     let c = &mut w.conns[conn];
-                    c.reset[0] = Some(now + c.latency);
+                    c.reset[0] = Some(c.arrival(now));
                     c.ends[1] = End::Closed;
                 }
             }

@@ -178,6 +178,12 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// When something sent at `now` arrives: one link latency later, saturating (a huge
+    /// latency means never).
+    pub(crate) fn arrival(&self, now: u64) -> u64 {
+        now.saturating_add(self.latency)
+    }
+
     /// Whether side `side` had the other side's FIN before its reset arrived (the socket was
     /// in CLOSE_WAIT): Linux then reports the reset as EPIPE, and reads end quietly.
     pub(crate) fn fin_before_reset(&self, side: usize) -> bool {
@@ -192,9 +198,9 @@ impl Conn {
     pub(crate) fn close_side(&mut self, side: usize, now: u64, unread: bool) {
         self.ends[side] = End::Closed;
         if unread {
-            self.reset[1 - side] = Some(now + self.latency);
+            self.reset[1 - side] = Some(self.arrival(now));
         } else if self.pipes[side].fin.is_none() {
-            self.pipes[side].fin = Some(now + self.latency);
+            self.pipes[side].fin = Some(self.arrival(now));
         }
     }
 }
@@ -366,6 +372,36 @@ impl World {
         })
     }
 
+    /// Starts a connection from `from` (side 0, on a fresh local address) to what listens at
+    /// `addr`, and returns it with that local address; `None` if nothing there takes it.
+    /// A listener of the loop queues it in its backlog, where it arrives one link latency
+    /// from now; a fake listener takes it at once (for the program's connects: a fake peer
+    /// reaches only the program's listeners).
+    pub(crate) fn connect(&mut self, from: End, addr: SocketAddr) -> Option<(usize, SocketAddr)> {
+        let target = self.listening.get(&addr).copied()?;
+        if from == End::Peer && matches!(target, Listening::Fake(_)) {
+            return None;
+        }
+        let local = self.ephemeral(addr);
+        let at = self.now.saturating_add(self.latency);
+        match target {
+            Listening::Loop(listener) => {
+                let conn = self.new_conn([from, End::Backlog], [local, addr]);
+                if let Some(Sock { kind: SockKind::Listener { backlog, .. }, .. }) =
+                    self.socks.get_mut(listener)
+                {
+                    backlog.push_back((conn, at));
+                }
+                Some((conn, local))
+            }
+            Listening::Fake(fake) => {
+                let conn = self.new_conn([from, End::Peer], [local, addr]);
+                self.fake_listeners[fake].accepted.push_back(conn);
+                Some((conn, local))
+            }
+        }
+    }
+
     /// Moves data for fake peers: their outboxes into the pipes as windows allow, and what
     /// has arrived for them into their inboxes unless they pause reading.
     pub(crate) fn settle(&mut self) {
@@ -380,18 +416,18 @@ impl World {
                     && conn.reset[side].is_none()
                 {
                     // Data for a closed socket: the kernel answers with a reset.
-                    conn.reset[side] = Some(now + conn.latency);
+                    conn.reset[side] = Some(conn.arrival(now));
                     conn.peer_outbox.clear();
                 }
                 if !conn.peer_outbox.is_empty() && conn.reset[side].is_none() {
                     let (a, b) = conn.peer_outbox.as_slices();
                     let chunk: Vec<u8> = a.iter().chain(b).copied().take(conn.pipes[side].room()).collect();
-                    let n = conn.pipes[side].push(now + conn.latency, &chunk);
+                    let n = conn.pipes[side].push(conn.arrival(now), &chunk);
                     conn.peer_outbox.drain(..n);
                 }
                 if conn.peer_outbox.is_empty() && conn.peer_fin_pending {
                     conn.peer_fin_pending = false;
-                    conn.pipes[side].fin = Some(now + conn.latency);
+                    conn.pipes[side].fin = Some(conn.arrival(now));
                 }
                 if !conn.peer_paused {
                     let inbox = &mut conn.peer_inbox;

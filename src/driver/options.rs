@@ -1,0 +1,84 @@
+//! Plain option types that the driver needs and the public API re-exports: which backend a
+//! loop waits with, and how a listening socket is set up. They live here, at the bottom, so
+//! that `driver/` imports nothing from the layers above it.
+
+/// Which operating-system mechanism a loop waits with.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Backend {
+    /// epoll, directly (Linux; the default there): one system call per wait.
+    #[cfg(target_os = "linux")]
+    Epoll,
+    /// The `polling` crate, level-triggered: epoll on Linux, and the default on other
+    /// Unix-like systems (kqueue or event ports there, untested). evloop is Unix-only and
+    /// tested on Linux.
+    Polling,
+}
+
+impl Backend {
+    /// The default: `EVLOOP_BACKEND` (`epoll` or `polling`) if set, else epoll on Linux and
+    /// `polling` elsewhere.
+    pub fn from_env() -> Backend {
+        match std::env::var("EVLOOP_BACKEND").as_deref().map(str::trim) {
+            Ok("polling") => Backend::Polling,
+            #[cfg(target_os = "linux")]
+            _ => Backend::Epoll,
+            #[cfg(not(target_os = "linux"))]
+            _ => Backend::Polling,
+        }
+    }
+}
+
+/// Options for a listening socket: `ListenOptions::new().backlog(128).bind(lp, addr, cb)`
+/// binds a `TcpListener` with them (`bind` lives in `net/listener.rs`, above the driver).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ListenOptions {
+    /// The accept backlog (default 511, as libuv and Node use).
+    pub backlog: u32,
+    /// `SO_REUSEADDR` (default on, as libuv sets it), so a restarted server can bind while
+    /// old connections linger in TIME_WAIT.
+    pub reuse_address: bool,
+    /// `SO_REUSEPORT` (default off): lets several sockets, one loop per core say, listen on
+    /// the same port; the kernel spreads connections among them.
+    pub reuse_port: bool,
+    /// `IPV6_V6ONLY` for IPv6 addresses; `None` keeps the system's default.
+    pub only_v6: Option<bool>,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions { backlog: 511, reuse_address: true, reuse_port: false, only_v6: None }
+    }
+}
+
+impl ListenOptions {
+    /// The defaults: backlog 511, `SO_REUSEADDR` on, `SO_REUSEPORT` off.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the accept backlog.
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Sets `SO_REUSEADDR`.
+    pub fn reuse_address(mut self, on: bool) -> Self {
+        self.reuse_address = on;
+        self
+    }
+
+    /// Sets `SO_REUSEPORT`.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Sets `IPV6_V6ONLY` (IPv6 addresses only).
+    pub fn only_v6(mut self, on: bool) -> Self {
+        self.only_v6 = Some(on);
+        self
+    }
+}
