@@ -541,7 +541,11 @@ fn after_a_peer_reset_reads_report_it_and_writes_fail_at_once() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let resetter = thread::spawn(move || {
-        let (s, _) = listener.accept().unwrap();
+        let (mut s, _) = listener.accept().unwrap();
+        // Reset only once the client has seen its connect succeed (it then sends a byte);
+        // a reset racing the connect would reach the connect callback instead.
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.read_exact(&mut [0u8; 1]).unwrap();
         socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
         drop(s); // RST
     });
@@ -549,6 +553,7 @@ fn after_a_peer_reset_reads_report_it_and_writes_fail_at_once() {
     time_limit(&mut lp, 30);
     TcpStream::connect(&mut lp, addr, |lp, s, r| {
         r.unwrap();
+        s.write(lp, b"!").unwrap();
         s.read_start(lp, |lp, s, data| {
             let kind = data.err().map(|e| e.kind());
             lp.state.push(format!("read: {kind:?}"));
