@@ -78,7 +78,11 @@ fn coalesce(events: &[Ev]) -> Vec<Ev> {
 fn outcome<T>(r: &io::Result<T>) -> String {
     match r {
         Ok(_) => "ok".into(),
-        Err(e) if is_cancelled(e) => "cancelled".into(),
+        Err(e) if is_cancelled(e) => {
+            // Not `Interrupted`: `write_all` and retry loops would try a cancelled request again.
+            assert_eq!(e.kind(), ErrorKind::Other, "a cancellation's kind: {e}");
+            "cancelled".into()
+        }
         Err(e) => format!("{:?}", e.kind()),
     }
 }

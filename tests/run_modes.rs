@@ -151,14 +151,17 @@ fn walk_visits_every_open_handle_and_may_close_them() {
     assert_eq!(visited, 0);
 }
 
+/// A misuse, reported as one: `InvalidInput`, not `WouldBlock` (a kind that invites a retry).
 #[test]
 fn run_from_inside_a_callback_is_an_error() {
     let mut lp = Loop::with_state(None).unwrap();
     let t = Timer::new(&mut lp, |lp, _| {
         let r = lp.run(RunMode::NoWait);
-        lp.state = Some(r.is_err());
+        lp.state = Some(r.map_err(|e| (e.kind(), e.to_string())));
     });
     t.start(&mut lp, Duration::ZERO, Duration::ZERO).unwrap();
     lp.run(RunMode::Default).unwrap();
-    assert_eq!(lp.state, Some(true));
+    let (kind, message) = lp.state.take().unwrap().unwrap_err();
+    assert_eq!(kind, std::io::ErrorKind::InvalidInput);
+    assert!(message.contains("inside a callback"), "{message}");
 }
