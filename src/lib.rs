@@ -68,8 +68,15 @@
 //!
 //! - Callbacks never run inside the call that asked for them: a zero timeout, a close or a
 //!   wake always completes from the loop.
-//! - Handles are `Copy` ids with a generation: a call through the id of a closed handle
-//!   returns an error and never reaches another handle, even one that reuses its slot.
+//! - Handles are `Copy` ids that carry a generation and the id of their loop: a call
+//!   through the id of a closed handle, or through an id on a loop other than the one that
+//!   opened it, returns an error and never reaches another handle, even one that reuses its
+//!   slot. Both checks run in release builds too.
+//! - A handle keeps [`RunMode::Default`] running only while something can still happen to
+//!   it (libuv's rule): a started timer or watcher, an open waker or listener, a stream that
+//!   connects, reads or has writes in flight, a request on the pool. A stream whose connect
+//!   failed, or that reached its end or an error, no longer does, closed or not.
+//! - Watchers of one phase run the most recently started first, as in libuv.
 //! - Timers due at the same time fire in start order; a timer never fires before the
 //!   loop time at which it was started plus its timeout, in whole milliseconds. It may fire
 //!   late: by how long the loop's callbacks hold it up, and by the scheduler's latency.
@@ -78,6 +85,38 @@
 //!   [`Loop::update_time`] refreshes it.
 //! - A panic in a callback propagates out of [`Loop::run`]; the handle whose callback
 //!   panicked is closed and the loop stays usable (see [`Loop`]).
+//!
+//! # Errors
+//!
+//! Every fallible call returns [`std::io::Error`], and its kind says what to do about it:
+//!
+//! - [`InvalidInput`](std::io::ErrorKind::InvalidInput): misuse, which retrying cannot fix:
+//!   the id of a closed or closing handle, a handle of another loop or used as another kind,
+//!   an argument out of range, a call not allowed where it was made (`run` from inside one of
+//!   the same loop's callbacks). The message says which.
+//! - [`Other`](std::io::ErrorKind::Other) with a [`Cancelled`] inner error: a request that
+//!   will never complete because its handle was closed or it was cancelled
+//!   ([`is_cancelled`] recognises it).
+//! - [`WouldBlock`](std::io::ErrorKind::WouldBlock): only from `try_` calls, where trying
+//!   later can succeed.
+//! - Anything else is the operating system's error, unchanged (`ConnectionRefused`,
+//!   `ConnectionReset`, `BrokenPipe`, ...); the simulator reports the same kinds.
+//!
+//! evloop never reports `Interrupted` (it retries `EINTR` itself), so `write_all`-style
+//! retry loops never spin on a final error.
+//!
+//! # Conventions
+//!
+//! - Names follow std: `TcpListener::bind` (which takes what std's takes), `local_addr`,
+//!   `set_nodelay`. Options are builders that open the thing, as std's `OpenOptions`:
+//!   `ListenOptions::new().backlog(128).bind(...)`.
+//! - A `_with` suffix means "with a callback", as in std's `get_or_insert_with`:
+//!   [`Handle::close_with`], [`TcpStream::write_with`]. A `with_` prefix is a constructor
+//!   given something, as `Vec::with_capacity`: [`Loop::with_state`].
+//! - Queries on a handle that is closed, or not this loop's: the predicates (`is_active`,
+//!   `is_closing`, `has_ref`, `is_reading`) never fail and answer as for a closed handle
+//!   (not active, closing, not referenced, not reading); every other query returns
+//!   `io::Result` and fails with the same error a call would.
 //!
 //! # Testing with fake handles
 //!

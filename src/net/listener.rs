@@ -194,9 +194,11 @@ impl<S> Loop<S> {
                     self.pause_accepting(h, e);
                     return;
                 }
-                // The peer gave up before we accepted (ECONNABORTED) and the like: skip it.
+                // EINTR: try again. Anything else concerns that one connection, not the
+                // listener (ECONNABORTED: the peer gave up before it was accepted; EPROTO,
+                // ENOBUFS, ...): skip it and go on accepting, as libuv and Node do.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => log::debug!("{h:?}: accept failed: {e}"),
+                Err(e) => log::debug!("{h:?}: accept failed, connection skipped: {e}"),
             }
         }
         // The cap was reached with connections possibly still queued, which an edge-triggered

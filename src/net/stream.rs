@@ -390,7 +390,7 @@ impl<S> Loop<S> {
         h
     }
 
-    /// The state of an open stream, closing or not.
+    /// The state of an open stream that is not closing (`None` once it is).
     pub(crate) fn stream_state(&mut self, h: Handle) -> Option<&mut StreamState<S>> {
         match self.handles.get_mut(h).map(|b| (b.closing, &mut b.extra)) {
             Some((false, Extra::Stream(st))) => Some(st),
