@@ -152,12 +152,11 @@ impl<S> Pool<S> {
             notifier: notifier.clone(),
             max_slow: self.size.div_ceil(2),
         });
-        let size = self.size;
-        for i in 0..size {
+        for i in 0..self.size {
             let worker = shared.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("evloop-pool-{i}"))
-                .spawn(move || work_loop(&worker, size))?;
+                .spawn(move || work_loop(&worker))?;
             self.workers.push(handle);
         }
         log::debug!("thread pool started with {} workers", self.size);
@@ -292,62 +291,46 @@ impl<S> Drop for Pool<S> {
     }
 }
 
-/// Most fast jobs one worker takes at once from a long queue.
-const MAX_BATCH: usize = 16;
-
-fn work_loop(shared: &Shared, workers: usize) {
-    let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
-    let mut results = Vec::with_capacity(MAX_BATCH);
+/// A worker: takes the oldest runnable job, one per lock, so a queued job waits for no
+/// particular worker (it starts as soon as any is free, in FIFO order) and stays cancellable
+/// until it starts.
+fn work_loop(shared: &Shared) {
+    let mut finished_slow = false;
     loop {
-        let slow = {
-            let mut queue = lock(&shared.queue);
-            let (first, slow) = loop {
-                if queue.shutdown {
-                    return;
-                }
-                if let Some(picked) = take_next(&mut queue, shared.max_slow) {
-                    break picked;
-                }
-                queue.idle += 1;
-                queue = shared.work_ready.wait(queue).unwrap_or_else(|p| p.into_inner());
-                queue.idle -= 1;
-            };
-            batch.push(first);
-            // From a long queue of fast jobs, take a fair share at once (never more than the
-            // queue divided among the workers, so long jobs still spread over all of them):
-            // one lock per batch instead of one per job.
-            if !slow && queue.slow.is_empty() {
-                let share = (queue.fast.len() / workers).min(MAX_BATCH - 1);
-                batch.extend(queue.fast.drain(..share));
-            }
-            slow
-        };
-        for queued in batch.drain(..) {
-            if queued.state.compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                let job = queued.job;
-                let result =
-                    panic::catch_unwind(AssertUnwindSafe(job)).map_err(|payload| panic_message(&*payload));
-                results.push((queued.id, result));
-            }
-        }
-        if !results.is_empty() {
-            let mut done = lock(&shared.done);
-            let first = done.is_empty();
-            done.append(&mut results);
-            drop(done);
-            if first {
-                let _ = shared.notifier.notify();
-            }
-        }
-        if slow {
-            let mut queue = lock(&shared.queue);
+        let mut queue = lock(&shared.queue);
+        if finished_slow {
             queue.slow_running -= 1;
-            // A slow slot freed up: a worker waiting only for slow work may go.
-            let wake = queue.idle > 0 && !queue.slow.is_empty();
-            drop(queue);
-            if wake {
-                shared.work_ready.notify_one();
+        }
+        let (queued, slow) = loop {
+            if queue.shutdown {
+                return;
             }
+            if let Some(picked) = take_next(&mut queue, shared.max_slow) {
+                break picked;
+            }
+            queue.idle += 1;
+            queue = shared.work_ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+            queue.idle -= 1;
+        };
+        // The slow slot this worker freed can take a slow job that an idle worker may run.
+        let wake =
+            finished_slow && queue.idle > 0 && !queue.slow.is_empty() && queue.slow_running < shared.max_slow;
+        drop(queue);
+        if wake {
+            shared.work_ready.notify_one();
+        }
+        finished_slow = slow;
+        if queued.state.compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            continue; // cancelled: its cancellation is already reported
+        }
+        let job = queued.job;
+        let result = panic::catch_unwind(AssertUnwindSafe(job)).map_err(|payload| panic_message(&*payload));
+        let mut done = lock(&shared.done);
+        let first = done.is_empty();
+        done.push((queued.id, result));
+        drop(done);
+        if first {
+            let _ = shared.notifier.notify();
         }
     }
 }
