@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
+pub(crate) mod executor;
 pub(crate) mod os;
 pub(crate) mod sim;
+pub(crate) mod threads;
 
 /// The backend under a loop.
 pub(crate) enum Driver {
