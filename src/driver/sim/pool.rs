@@ -48,8 +48,11 @@ pub(crate) struct SimPool {
 
 impl SimPool {
     /// Queues a job; `extra` is added virtual time (a chaos delay).
+    /// Queues a job; `extra` is added virtual time (a chaos delay). A delay too long for the
+    /// clock makes the job due at the end of time.
     pub(crate) fn submit(&mut self, now: u64, extra: u64, id: usize, state: JobState, job: Job) {
-        self.queue.push_back(SimJob { id, state, job, due: now + self.delay + extra });
+        let due = now.saturating_add(self.delay).saturating_add(extra);
+        self.queue.push_back(SimJob { id, state, job, due });
     }
 
     pub(crate) fn has_done(&self) -> bool {
@@ -161,6 +164,14 @@ mod tests {
 
     fn job() -> Job {
         Box::new(|| Box::new(()) as Output)
+    }
+
+    #[test]
+    fn a_delay_too_long_for_the_clock_saturates() {
+        let mut pool = SimPool { delay: u64::MAX, ..SimPool::default() };
+        pool.submit(5, 100, 0, JobState::queued(), job());
+        assert_eq!(pool.next_event(5), Some(u64::MAX));
+        assert!(!pool.runnable(u64::MAX - 1));
     }
 
     #[test]
