@@ -157,8 +157,8 @@ impl<S> Loop<S> {
     ///
     /// Workers start on first use; their number comes from
     /// [`Builder::threadpool_size`](crate::Builder::threadpool_size), else the
-    /// `EVLOOP_THREADPOOL_SIZE` environment variable, else 4 (at most 1,024). Work is taken
-    /// in FIFO order.
+    /// `EVLOOP_THREADPOOL_SIZE` environment variable, else 4 (at most 1,024). Work starts in
+    /// FIFO order, each job on the first worker free, and stays cancellable until it starts.
     ///
     /// Outside `run`, work starts at once. From a callback, workers are woken when the loop
     /// next polls, once for all the work queued since (one wakeup, not one per job): a

@@ -84,16 +84,28 @@ impl Threads {
             notifier: notifier.clone(),
             max_slow: self.size.div_ceil(2),
         });
-        // Kept before the spawns, so that `Drop` stops the workers started if one fails.
+        // Kept before the spawns, so that `Drop` stops the workers started even if one fails.
         self.shared = Some(shared.clone());
         for i in 0..self.size {
             let worker = shared.clone();
-            let handle = std::thread::Builder::new()
+            match std::thread::Builder::new()
                 .name(format!("evloop-pool-{i}"))
-                .spawn(move || work_loop(&worker))?;
-            self.workers.push(handle);
+                .spawn(move || work_loop(&worker))
+            {
+                Ok(handle) => self.workers.push(handle),
+                Err(e) if self.workers.is_empty() => {
+                    // No worker at all: the next submission tries again.
+                    self.shared = None;
+                    return Err(e);
+                }
+                Err(e) => {
+                    // The workers started carry on, and queued work still runs.
+                    log::warn!("thread pool started {} of {} workers: {e}", self.workers.len(), self.size);
+                    break;
+                }
+            }
         }
-        log::debug!("thread pool started with {} workers", self.size);
+        log::debug!("thread pool started with {} workers", self.workers.len());
         Ok(shared)
     }
 
