@@ -66,10 +66,8 @@ impl Threads {
         Threads { size: size.max(1), shared: None, workers: Vec::new(), unsignalled: false }
     }
 
-    fn start(&mut self, notifier: &Arc<Notifier>) -> io::Result<Arc<Shared>> {
-        if let Some(shared) = &self.shared {
-            return Ok(shared.clone());
-        }
+    /// Starts the workers.
+    fn start(&mut self, notifier: &Arc<Notifier>) -> io::Result<()> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 fast: VecDeque::new(),
@@ -106,7 +104,7 @@ impl Threads {
             }
         }
         log::debug!("thread pool started with {} workers", self.workers.len());
-        Ok(shared)
+        Ok(())
     }
 
     /// Queues a job in its lane. Workers are signalled once per loop iteration
@@ -121,7 +119,14 @@ impl Threads {
         state: JobState,
         job: Job,
     ) -> io::Result<()> {
-        let shared = self.start(notifier)?;
+        if self.shared.is_none() {
+            self.start(notifier)?;
+        }
+        // Borrowed, not cloned: an `Arc` clone per job would bounce the reference count's
+        // cache line, next to the queue's lock, between the loop and the workers.
+        let Some(shared) = &self.shared else {
+            return Err(io::Error::other("evloop: thread pool not started"));
+        };
         let mut queue = lock(&shared.queue);
         queue.seq += 1;
         let queued = Queued { id, seq: queue.seq, state, job };
