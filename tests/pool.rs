@@ -4,7 +4,8 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -170,4 +171,193 @@ fn completions_interleave_with_timers_and_never_block_them() {
     lp.queue_work(|| thread::sleep(Duration::from_millis(100)), |lp, _| lp.state.push("work")).unwrap();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(lp.state, vec!["timer", "work"]);
+}
+
+/// How long a test job waits for another thread before it gives up: long enough never to
+/// matter when the pool is right, short enough that a broken pool fails instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A count that threads raise and wait on, with a bounded wait.
+#[derive(Clone, Default)]
+struct Count(Arc<(Mutex<usize>, Condvar)>);
+
+impl Count {
+    fn add(&self) {
+        *self.0 .0.lock().unwrap() += 1;
+        self.0 .1.notify_all();
+    }
+
+    /// Waits until the count reaches `n`, for at most `PATIENCE`; whether it did.
+    fn wait_for(&self, n: usize) -> bool {
+        let guard = self.0 .0.lock().unwrap();
+        let (guard, _) = self.0 .1.wait_timeout_while(guard, PATIENCE, |c| *c < n).unwrap();
+        *guard >= n
+    }
+}
+
+/// Occupies all `workers` workers with jobs that wait until the returned count is raised, and
+/// returns once every one of them is running. Work queued meanwhile piles up in the queue, so
+/// the workers find all of it there when they are let go.
+fn hold_workers<S: 'static>(lp: &mut Loop<S>, workers: usize) -> Count {
+    let running = Count::default();
+    let release = Count::default();
+    for _ in 0..workers {
+        let (running, release) = (running.clone(), release.clone());
+        lp.queue_work(
+            move || {
+                running.add();
+                release.wait_for(1)
+            },
+            |_, r| assert!(r.unwrap(), "a holding job was never released"),
+        )
+        .unwrap();
+    }
+    assert!(running.wait_for(workers), "the workers never all started");
+    release
+}
+
+/// libuv's `threadpool_cancel`: with every worker busy, queued work is cancelled, never runs,
+/// and its `after` gets the cancellation. A worker takes one job at a time, so work is still
+/// queued (and cancellable) until a worker actually starts it, even when the queue was long
+/// at the moment a worker became free.
+#[test]
+fn queued_work_stays_cancellable_until_a_worker_starts_it() {
+    #[derive(Default)]
+    struct Seen {
+        cancelled: usize,
+        completed: usize,
+    }
+    let mut lp = pool_of(4, Seen::default());
+    time_limit(&mut lp, 60);
+    let gate = hold_workers(&mut lp, 4);
+    let blocking = Count::default();
+    let release = Count::default();
+    for _ in 0..4 {
+        let (blocking, release) = (blocking.clone(), release.clone());
+        lp.queue_work(
+            move || {
+                blocking.add();
+                release.wait_for(1)
+            },
+            |lp, r| {
+                assert!(r.unwrap(), "a blocking job was never released");
+                lp.state.completed += 1;
+            },
+        )
+        .unwrap();
+    }
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut requests = Vec::new();
+    for _ in 0..16 {
+        let ran = ran.clone();
+        let request = lp
+            .queue_work(
+                move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                },
+                |lp, r| {
+                    assert!(r.is_err_and(|e| is_cancelled(&e)), "not cancelled");
+                    lp.state.cancelled += 1;
+                },
+            )
+            .unwrap();
+        requests.push(request);
+    }
+    // The workers are let go with 20 jobs queued: each takes one blocking job, and the 16
+    // behind them stay queued.
+    gate.add();
+    assert!(blocking.wait_for(4), "the 4 blocking jobs did not all start: a worker took more than one job");
+    for (i, request) in requests.into_iter().enumerate() {
+        lp.cancel_work(request).unwrap_or_else(|e| panic!("queued job {i} could not be cancelled: {e}"));
+    }
+    release.add();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "cancelled work ran");
+    assert_eq!(lp.state.cancelled, 16);
+    assert_eq!(lp.state.completed, 4);
+}
+
+/// As many jobs as workers, each waiting until all of them have arrived: they must all run at
+/// once. A worker that took two of them at a time would leave the second waiting behind the
+/// first, which waits for the second.
+#[test]
+fn as_many_jobs_as_workers_all_run_at_once() {
+    let mut lp = pool_of(4, Vec::new());
+    time_limit(&mut lp, 60);
+    // Queued while the workers are held, so they find all of it queued at once.
+    let gate = hold_workers(&mut lp, 4);
+    let arrived = Count::default();
+    for _ in 0..4 {
+        let arrived = arrived.clone();
+        lp.queue_work(
+            move || {
+                arrived.add();
+                arrived.wait_for(4)
+            },
+            |lp, r| lp.state.push(r.unwrap()),
+        )
+        .unwrap();
+    }
+    // Jobs behind them make the queue long.
+    for _ in 0..4 {
+        lp.queue_work(|| (), |_, r| r.unwrap()).unwrap();
+    }
+    gate.add();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.state, vec![true; 4], "the jobs did not all run at once");
+}
+
+/// Work starts in queue order: on one worker exactly in that order; on two, with the first
+/// job occupying one worker, the rest in queue order on the other, not behind the first.
+#[test]
+fn work_starts_in_queue_order() {
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let mut lp = pool_of(1, ());
+    time_limit(&mut lp, 60);
+    for i in 0..100 {
+        let started = started.clone();
+        lp.queue_work(move || started.lock().unwrap().push(i), |_, r| r.unwrap()).unwrap();
+    }
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*started.lock().unwrap(), (0..100).collect::<Vec<_>>());
+
+    let mut lp = pool_of(2, ());
+    time_limit(&mut lp, 60);
+    let gate = hold_workers(&mut lp, 2);
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let rest_done = Count::default();
+    let long_thread = Arc::new(Mutex::new(None));
+    {
+        let (rest_done, long_thread) = (rest_done.clone(), long_thread.clone());
+        // The long job lasts until all the others have run.
+        lp.queue_work(
+            move || {
+                *long_thread.lock().unwrap() = Some(thread::current().id());
+                rest_done.wait_for(1)
+            },
+            |_, r| assert!(r.unwrap(), "the other jobs did not run while the long one did"),
+        )
+        .unwrap();
+    }
+    const REST: usize = 10;
+    for i in 0..REST {
+        let (started, rest_done) = (started.clone(), rest_done.clone());
+        lp.queue_work(
+            move || {
+                started.lock().unwrap().push((i, thread::current().id()));
+                if i == REST - 1 {
+                    rest_done.add();
+                }
+            },
+            |_, r| r.unwrap(),
+        )
+        .unwrap();
+    }
+    gate.add();
+    lp.run(RunMode::Default).unwrap();
+    let started = started.lock().unwrap();
+    let order: Vec<usize> = started.iter().map(|&(i, _)| i).collect();
+    assert_eq!(order, (0..REST).collect::<Vec<_>>(), "the jobs after the long one started out of order");
+    let long_thread = long_thread.lock().unwrap().unwrap();
+    assert!(started.iter().all(|&(_, t)| t != long_thread), "a job waited behind the long one");
 }

@@ -530,7 +530,6 @@ fn advancing_by_duration_max_saturates() {
 }
 
 #[test]
-#[ignore = "the pool adds the delay to virtual time unsaturated (src/driver/sim/pool.rs, being rewritten)"]
 fn a_pool_delay_of_duration_max_never_finishes_the_job() {
     let mut sim = Sim::new(21, 0u32);
     sim.advance(ms(5)).unwrap();

@@ -11,6 +11,10 @@
 //! - [`Driver::Sim`]: the simulation (`sim/`): a virtual clock, an in-memory network with
 //!   faults, and a deterministic pool.
 //!
+//! The thread pool's executor is part of the seam too (`executor.rs`): worker threads
+//! (`threads.rs`) on the real driver, jobs run on the loop thread in virtual time
+//! (`sim/pool.rs`) on the simulated one; `crate::pool` keeps only the loop's side.
+//!
 //! Nothing outside `driver/` matches on the variants, and user code never names them. This
 //! module imports nothing from the layers above it (only `crate::error`, a leaf); the plain
 //! option types it needs ([`Backend`], [`ListenOptions`]) live in `options.rs` and are
@@ -27,9 +31,11 @@ use std::sync::Arc;
 
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
+pub(crate) mod executor;
 mod options;
 pub(crate) mod os;
 pub(crate) mod sim;
+pub(crate) mod threads;
 
 pub use options::{Backend, ListenOptions};
 
