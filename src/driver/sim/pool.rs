@@ -24,7 +24,7 @@ pub enum PoolMode {
     Inline,
     /// Jobs due at a poll run in an order drawn from the seed.
     Seeded,
-    /// Jobs wait until the test runs them ([`Sim::run_pool_job`](crate::sim::Sim::run_pool_job)).
+    /// Jobs wait until the test runs them (`Sim::run_pool_job`).
     Manual,
 }
 
