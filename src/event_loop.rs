@@ -7,7 +7,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::driver::{Backend, Driver};
-use crate::handle::{Callback, Extra, Handle, HandleKind, HandleTable};
+use crate::handle::{Callback, Extra, Handle, HandleKind, HandleTable, SlotId};
 use crate::net::NetState;
 use crate::pool::{Completed, Pool};
 use crate::timer::TimerQueue;
@@ -121,7 +121,8 @@ pub struct Loop<S = ()> {
     pub(crate) timers: TimerQueue,
     pub(crate) watchers: [WatcherList; 3],
     pub(crate) wakers: Wakers,
-    closing: VecDeque<Handle>,
+    /// Handles closed and not yet freed, in close order (slot ids: the loop is implied).
+    closing: VecDeque<SlotId>,
     pub(crate) driver: Driver,
     pub(crate) net: NetState,
     pub(crate) pool: Pool<S>,
@@ -503,7 +504,7 @@ impl<S> Loop<S> {
             b.closing = true;
             b.callback = on_close;
         });
-        self.closing.push_back(h);
+        self.closing.push_back(h.slot_id());
         log::debug!("close {kind:?} {h:?}");
         Ok(())
     }
@@ -512,7 +513,8 @@ impl<S> Loop<S> {
     /// Handles closed by these callbacks wait for the next iteration.
     fn run_closing(&mut self) {
         for _ in 0..self.closing.len() {
-            let Some(h) = self.closing.pop_front() else { break };
+            let Some(id) = self.closing.pop_front() else { break };
+            let h = self.handles.handle(id);
             let Some(body) = self.handles.remove(h) else { continue };
             if let Extra::Stream(st) = body.extra {
                 self.finish_stream(st);

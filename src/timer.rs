@@ -12,7 +12,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::event_loop::Loop;
-use crate::handle::{common_handle_methods, Extra, Handle, HandleKind, HandleTable};
+use crate::handle::{common_handle_methods, Extra, Handle, HandleKind, HandleTable, SlotId};
 
 /// A timer: calls its callback once its timeout has passed, then every `repeat` if that is
 /// not zero (libuv's `uv_timer_t`).
@@ -125,12 +125,12 @@ fn to_millis(d: Duration) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
-/// One start of one timer.
+/// One start of one timer: 24 bytes (the slot id leaves out the loop, which is implied).
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub(crate) struct Entry {
     pub(crate) deadline: u64,
     pub(crate) seq: u64,
-    pub(crate) handle: Handle,
+    pub(crate) id: SlotId,
 }
 
 impl Ord for Entry {
@@ -194,7 +194,7 @@ impl TimerQueue {
 
 /// Whether an entry belongs to the current start of an active, open timer.
 pub(crate) fn is_live<S>(handles: &HandleTable<S>, e: &Entry) -> bool {
-    handles.get(e.handle).is_some_and(|b| b.active && !b.closing && b.seq == e.seq)
+    handles.get(handles.handle(e.id)).is_some_and(|b| b.active && !b.closing && b.seq == e.seq)
 }
 
 impl<S> Loop<S> {
@@ -207,7 +207,7 @@ impl<S> Loop<S> {
             b.seq = seq;
             b.extra = Extra::Timer { deadline, repeat };
         });
-        self.timers.push(Entry { deadline, seq, handle: h });
+        self.timers.push(Entry { deadline, seq, id: h.slot_id() });
         if was_active {
             self.timers.mark_stale(&self.handles);
         }
@@ -231,23 +231,24 @@ impl<S> Loop<S> {
                 break;
             }
             self.timers.pop();
-            let repeat = match self.handles.get(top.handle).map(|b| &b.extra) {
+            let h = self.handles.handle(top.id);
+            let repeat = match self.handles.get(h).map(|b| &b.extra) {
                 Some(Extra::Timer { repeat, .. }) => *repeat,
                 _ => 0,
             };
             if repeat > 0 {
                 let deadline = now.saturating_add(repeat);
                 let seq = self.next_seq();
-                self.handles.update(top.handle, |b| {
+                self.handles.update(h, |b| {
                     b.seq = seq;
                     b.extra = Extra::Timer { deadline, repeat };
                 });
-                self.timers.push(Entry { deadline, seq, handle: top.handle });
+                self.timers.push(Entry { deadline, seq, id: top.id });
             } else {
-                self.handles.update(top.handle, |b| b.active = false);
+                self.handles.update(h, |b| b.active = false);
             }
             self.timers.settle(&self.handles);
-            self.dispatch(top.handle);
+            self.dispatch(h);
         }
     }
 
