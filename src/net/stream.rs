@@ -440,18 +440,16 @@ impl<S> Loop<S> {
     pub(super) fn push_done(&mut self, h: Handle, done: Done<S>) {
         let Some(st) = self.stream_state(h) else { return };
         st.cold().done.push_back(done);
-        if !st.in_pending {
-            st.in_pending = true;
-            self.net.pending.push_back(h);
-        }
+        self.schedule_pending(h);
     }
 
+    /// Makes sure the pending phase visits the stream if it has finished requests to report
+    /// (once per pass, however many there are).
     pub(super) fn schedule_pending(&mut self, h: Handle) {
-        if let Some(st) = self.stream_state(h) {
-            if st.done_len() > 0 && !st.in_pending {
-                st.in_pending = true;
-                self.net.pending.push_back(h);
-            }
+        let Some(st) = self.stream_state(h) else { return };
+        if st.done_len() > 0 && !st.in_pending {
+            st.in_pending = true;
+            self.net.pending.push_back(h);
         }
     }
 
