@@ -230,3 +230,32 @@ fn an_absurd_event_capacity_is_clamped_not_a_panic() {
         }
     }
 }
+
+/// The same refusal on the simulated driver: the check lives in the handle table, which
+/// both drivers share, and must hold for simulated loops side by side too.
+#[test]
+fn a_handle_of_another_simulated_loop_is_refused() {
+    use evloop::sim::Sim;
+    let mut a = Sim::new(1, ());
+    let mut b = Sim::new(1, Vec::new());
+    let ta = Timer::new(&mut a, |_, _| {});
+    let tb = Timer::new(&mut b, |lp, _| lp.state.push("b fired"));
+    tb.start(&mut b, Duration::from_secs(5), Duration::ZERO).unwrap();
+    let err = ta.stop(&mut b).unwrap_err();
+    assert!(err.to_string().contains("another loop"), "{err}");
+    assert!(ta.close(&mut b).is_err());
+    b.run().unwrap();
+    assert_eq!(b.state, vec!["b fired"]);
+    assert_eq!(b.elapsed(), Duration::from_secs(5));
+}
+
+/// `run` from a callback of a simulated loop is the same misuse.
+#[test]
+fn run_from_inside_a_simulated_callback_is_invalid_input() {
+    use evloop::sim::Sim;
+    let mut sim = Sim::new(2, None);
+    let t = Timer::new(&mut sim, |lp, _| lp.state = Some(lp.run(RunMode::NoWait).unwrap_err().kind()));
+    t.start(&mut sim, Duration::ZERO, Duration::ZERO).unwrap();
+    sim.run().unwrap();
+    assert_eq!(sim.state, Some(std::io::ErrorKind::InvalidInput));
+}

@@ -178,3 +178,15 @@ fn while_run_once_terminates_when_the_work_is_done() {
     }
     assert_eq!(lp.state, 64);
 }
+
+/// libuv's order on the simulated driver too.
+#[test]
+fn simulated_watchers_run_most_recently_started_first() {
+    let mut sim = evloop::sim::Sim::new(3, Vec::new());
+    let ws: Vec<Idle> = (0..3).map(|i| Idle::new(&mut sim, move |lp, _| lp.state.push(i))).collect();
+    for w in &ws {
+        w.start(&mut sim).unwrap();
+    }
+    sim.run_until_idle().unwrap_err(); // three idle watchers never stop: a livelock, reported
+    assert_eq!(sim.state[..6], [2, 1, 0, 2, 1, 0]);
+}
