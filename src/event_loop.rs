@@ -80,15 +80,20 @@ impl<S> Builder<S> {
         self
     }
 
-    /// The mechanism to wait with (default: [`Backend::from_env`]).
+    /// The mechanism to wait with (default: [`Backend::from_env`], that is the
+    /// `EVLOOP_BACKEND` environment variable, else the platform's default).
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
         self
     }
 
-    /// Creates the loop. Fails only if the operating system refuses a poller.
+    /// Creates the loop. Fails if the operating system refuses a poller, or if no backend
+    /// was chosen and `EVLOOP_BACKEND` names none (`InvalidInput`, naming the variable).
     pub fn build(self) -> io::Result<Loop<S>> {
-        let backend = self.backend.unwrap_or_else(Backend::from_env);
+        let backend = match self.backend {
+            Some(backend) => backend,
+            None => Backend::from_env()?,
+        };
         let driver = Driver::os(self.event_capacity, backend)?;
         Ok(Loop::from_parts(self.state, driver, Pool::new(self.threadpool_size)))
     }
@@ -365,6 +370,20 @@ impl<S> Loop<S> {
     /// [`walk`](Loop::walk) does not show.
     pub fn handle_count(&self) -> usize {
         self.handles.len()
+    }
+
+    /// The operating-system mechanism this loop waits with, or `None` for a simulated loop
+    /// ([`sim::Sim`](crate::sim::Sim)).
+    ///
+    /// ```
+    /// use evloop::{Backend, Loop};
+    ///
+    /// let lp = Loop::builder().backend(Backend::Polling).build()?;
+    /// assert_eq!(lp.backend(), Some(Backend::Polling));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn backend(&self) -> Option<Backend> {
+        self.driver.backend()
     }
 
     /// The poll timeout an embedding host should use before it next calls

@@ -161,6 +161,14 @@ impl Driver {
         Driver::Sim(sim::SimDriver::new(world))
     }
 
+    /// The operating-system backend, or `None` for the simulation.
+    pub(crate) fn backend(&self) -> Option<Backend> {
+        match self {
+            Driver::Os(d) => Some(d.backend()),
+            Driver::Sim(_) => None,
+        }
+    }
+
     /// Whether anything is ready now, without moving time: the simulation's harness asks
     /// this before running the loop. The real driver cannot know without a system call and
     /// says no.

@@ -2,6 +2,8 @@
 //! loop waits with, and how a listening socket is set up. They live here, at the bottom, so
 //! that `driver/` imports nothing from the layers above it.
 
+use std::io;
+
 /// Which operating-system mechanism a loop waits with.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
@@ -16,15 +18,54 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The default: `EVLOOP_BACKEND` (`epoll` or `polling`) if set, else epoll on Linux and
-    /// `polling` elsewhere.
-    pub fn from_env() -> Backend {
-        match std::env::var("EVLOOP_BACKEND").as_deref().map(str::trim) {
-            Ok("polling") => Backend::Polling,
+    /// The variable [`from_env`](Backend::from_env) reads.
+    pub const ENV_VAR: &'static str = "EVLOOP_BACKEND";
+
+    /// The platform's default: epoll on Linux, `polling` elsewhere.
+    pub fn platform_default() -> Backend {
+        #[cfg(target_os = "linux")]
+        return Backend::Epoll;
+        #[cfg(not(target_os = "linux"))]
+        return Backend::Polling;
+    }
+
+    /// The backend named by the `EVLOOP_BACKEND` environment variable (`epoll` or `polling`),
+    /// or the [platform's default](Backend::platform_default) if it is unset or empty.
+    ///
+    /// An unknown name is an error of kind `InvalidInput` that names the variable and the
+    /// values it takes, so a typo cannot silently run the default backend instead.
+    pub fn from_env() -> io::Result<Backend> {
+        match std::env::var(Self::ENV_VAR) {
+            Err(std::env::VarError::NotPresent) => Ok(Backend::platform_default()),
+            Ok(v) if v.trim().is_empty() => Ok(Backend::platform_default()),
+            Ok(v) => v.parse().map_err(|e: io::Error| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("{}={v:?}: {e}", Self::ENV_VAR))
+            }),
+            Err(std::env::VarError::NotUnicode(v)) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}={v:?}: not a backend name", Self::ENV_VAR),
+            )),
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = io::Error;
+
+    /// `"epoll"` (Linux only) or `"polling"`, ignoring surrounding white space.
+    fn from_str(name: &str) -> io::Result<Backend> {
+        match name.trim() {
             #[cfg(target_os = "linux")]
-            _ => Backend::Epoll,
-            #[cfg(not(target_os = "linux"))]
-            _ => Backend::Polling,
+            "epoll" => Ok(Backend::Epoll),
+            "polling" => Ok(Backend::Polling),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                if cfg!(target_os = "linux") {
+                    "evloop: unknown backend: expected \"epoll\" or \"polling\""
+                } else {
+                    "evloop: unknown backend: expected \"polling\""
+                },
+            )),
         }
     }
 }

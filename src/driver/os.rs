@@ -133,6 +133,7 @@ impl Poll {
 const MAX_EVENT_CAPACITY: usize = 65_536;
 
 pub(crate) struct OsDriver {
+    backend: Backend,
     poll: Poll,
     notifier: Arc<Notifier>,
     start: Instant,
@@ -171,11 +172,16 @@ impl OsDriver {
             }
         };
         Ok(OsDriver {
+            backend,
             poll,
             notifier: Arc::new(Notifier::new(wake)),
             start: Instant::now(),
             sockets: Slab::new(),
         })
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub(crate) fn now_ms(&self) -> u64 {
