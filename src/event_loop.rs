@@ -6,6 +6,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use crate::defer::DeferQueue;
 use crate::driver::{Backend, Driver};
 use crate::handle::{Callback, Extra, Handle, HandleKind, HandleTable, SlotId};
 use crate::net::NetState;
@@ -107,8 +108,8 @@ impl<S> Builder<S> {
 /// [`Prepare`](crate::Prepare) watchers, the poll for I/O (blocking for as long as the next
 /// timer allows, unless an idle watcher is active) and the dispatch of what it found
 /// (I/O, [`Waker`](crate::Waker)s, finished thread-pool work), the completions that I/O
-/// finished, [`Check`](crate::Check) watchers, close callbacks, then
-/// the [`Timer`](crate::Timer)s due at the updated time. `RunMode::Default` also runs the
+/// finished, [deferred calls](Loop::defer) and [`Check`](crate::Check) watchers, close
+/// callbacks, then the [`Timer`](crate::Timer)s due at the updated time. `RunMode::Default` also runs the
 /// timers already due before its first iteration.
 ///
 /// Callbacks never run inside the call that asked for them (a zero timeout, a close, a
@@ -132,6 +133,7 @@ pub struct Loop<S = ()> {
     pub(crate) net: NetState,
     pub(crate) pool: Pool<S>,
     pub(crate) completions: VecDeque<Completed<S>>,
+    pub(crate) deferred: DeferQueue<S>,
     time: u64,
     seq: u64,
     stop_flag: bool,
@@ -177,6 +179,7 @@ impl<S> Loop<S> {
             net: NetState::new(),
             pool,
             completions: VecDeque::new(),
+            deferred: DeferQueue::default(),
             time: 0,
             seq: 0,
             stop_flag: false,
@@ -224,7 +227,9 @@ impl<S> Loop<S> {
             self.run_timers();
         }
         while alive && !self.stop_flag {
-            let can_sleep = self.net.pending.is_empty() && !self.watchers[Phase::Idle as usize].any_active();
+            let can_sleep = self.net.pending.is_empty()
+                && !self.deferred.is_pending()
+                && !self.watchers[Phase::Idle as usize].any_active();
             log::trace!("phase: pending");
             self.run_pending();
             log::trace!("phase: idle");
@@ -248,6 +253,7 @@ impl<S> Loop<S> {
                 self.run_pending();
             }
             log::trace!("phase: check");
+            self.run_deferred();
             self.run_watchers(Phase::Check);
             log::trace!("phase: close");
             self.run_closing();
@@ -291,6 +297,7 @@ impl<S> Loop<S> {
             || !self.net.pending.is_empty()
             || !self.net.again.is_empty()
             || !self.completions.is_empty()
+            || self.deferred.is_pending()
             || self.watchers[Phase::Idle as usize].any_active()
             || self.driver.notifier().is_raised()
         {
@@ -301,12 +308,13 @@ impl<S> Loop<S> {
 
     /// Whether the loop has anything left that keeps it running: an active, referenced
     /// handle, a request in flight (a connect, a queued write, a shutdown) or its completion
-    /// yet to be reported, or a handle whose close callback has yet to run.
+    /// yet to be reported, a deferred call, or a handle whose close callback has yet to run.
     pub fn alive(&self) -> bool {
         self.handles.alive() > 0
             || self.net.requests > 0
             || self.pool.in_flight() > 0
             || !self.completions.is_empty()
+            || self.deferred.is_pending()
             || !self.net.pending.is_empty()
             || !self.closing.is_empty()
     }
@@ -513,7 +521,7 @@ impl<S> Loop<S> {
             HandleKind::Idle => self.stop_watcher(h, Phase::Idle),
             HandleKind::Prepare => self.stop_watcher(h, Phase::Prepare),
             HandleKind::Check => self.stop_watcher(h, Phase::Check),
-            HandleKind::Waker => self.close_waker(h),
+            HandleKind::Waker | HandleKind::Channel => self.close_waker(h),
             HandleKind::TcpListener => self.close_listener(h),
             HandleKind::TcpStream => self.close_stream(h),
             // The descriptor closes once the requests that hold it are done.

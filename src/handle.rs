@@ -65,6 +65,8 @@ pub enum HandleKind {
     Check,
     /// A [`Waker`](crate::Waker).
     Waker,
+    /// A [`Channel`](crate::Channel).
+    Channel,
     /// A [`TcpListener`](crate::TcpListener).
     TcpListener,
     /// A [`TcpStream`](crate::TcpStream).

@@ -1,8 +1,9 @@
 //! evloop: a callback event loop in the mould of libuv and Node.js.
 //!
 //! One single-threaded [`Loop`] owns handles — [`Timer`]s, [`Idle`], [`Prepare`] and
-//! [`Check`] watchers, cross-thread [`Waker`]s, [`TcpListener`]s and [`TcpStream`]s — waits
-//! for readiness, and calls the closures the program registered, in libuv's phase order.
+//! [`Check`] watchers, cross-thread [`Waker`]s and [`Channel`]s, [`TcpListener`]s and
+//! [`TcpStream`]s — waits for readiness, and calls the closures the program registered, in
+//! libuv's phase order; [`Loop::defer`] runs a one-shot callback on the next iteration.
 //! Blocking work ([`Loop::queue_work`], [`fs`], [`dns`]) runs on a thread pool and comes
 //! back as a callback. Every callback receives the
 //! `&mut Loop<S>`, so it can start timers, close handles or open new ones, and reach the
@@ -60,9 +61,10 @@
 //! libuv's order: pending completions (write, connect and shutdown callbacks), [`Idle`]
 //! watchers, [`Prepare`] watchers, the poll for I/O (blocking no longer than the next timer
 //! allows, and not at all while an idle watcher is active) with the dispatch of what it found
-//! (TCP readiness, [`Waker`] callbacks, finished thread-pool work), [`Check`] watchers, close
-//! callbacks, then the timers due at the freshly updated time. [`RunMode::Default`] also runs the timers
-//! already due before its first iteration.
+//! (TCP readiness, [`Waker`] and [`Channel`] callbacks, finished thread-pool work), the
+//! check phase ([`Loop::defer`]red calls, then [`Check`] watchers), close callbacks, then the
+//! timers due at the freshly updated time. [`RunMode::Default`] also runs the timers already
+//! due before its first iteration.
 //!
 //! # Guarantees, and what is not guaranteed
 //!
@@ -143,6 +145,8 @@
 #[cfg(not(unix))]
 compile_error!("evloop supports Unix-like systems only; it is tested on Linux");
 
+mod channel;
+mod defer;
 pub mod dns;
 mod driver;
 mod error;
@@ -161,6 +165,7 @@ mod watchers;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use channel::{Channel, Sender};
 pub use driver::{Backend, ListenOptions};
 pub use error::{is_cancelled, Cancelled};
 pub use event_loop::{Builder, Loop, Metrics, RunMode};

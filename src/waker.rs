@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::driver::Notifier;
 use crate::event_loop::Loop;
-use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
+use crate::handle::{common_handle_methods, Callback, Extra, Handle, HandleKind};
 
 /// The state a waker shares with the threads that hold it.
 pub(crate) struct WakerShared {
@@ -67,21 +67,10 @@ impl Waker {
     /// It cannot fail: the loop's wakeup mechanism (an eventfd, or `polling`'s notifier) is
     /// made with the loop and shared by all its wakers.
     pub fn new<S>(lp: &mut Loop<S>, mut callback: impl FnMut(&mut Loop<S>, &Waker) + 'static) -> Waker {
-        let shared = Arc::new(WakerShared {
-            pending: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            notifier: lp.driver.notifier().clone(),
-        });
-        // The callback needs the `Waker` itself, whose id exists only once the slot does:
-        // open with a no-op (a zero-sized box, no allocation), then install the real one.
-        let handle = lp.open_handle(HandleKind::Waker, Box::new(|_, _| {}), Extra::None);
-        let waker = Waker { handle, shared: shared.clone() };
-        if let Some(body) = lp.handles.get_mut(handle) {
-            body.callback = Some(Box::new(move |lp, _| callback(lp, &waker)));
-        }
-        lp.handles.update(handle, |b| b.active = true);
-        lp.wakers.push(handle, shared.clone());
-        Waker { handle, shared }
+        lp.open_wakeable(HandleKind::Waker, |handle, shared| {
+            let waker = Waker { handle, shared };
+            (waker.clone(), Box::new(move |lp, _| callback(lp, &waker)))
+        })
     }
 
     /// Wakes the loop; its callback will run on the loop thread. Callable from any thread,
@@ -89,17 +78,22 @@ impl Waker {
     ///
     /// Returns an error if the waker has been closed or its loop dropped.
     pub fn wake(&self) -> io::Result<()> {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "evloop: waker is closed"));
-        }
-        if !self.shared.pending.swap(true, Ordering::AcqRel) {
-            self.shared.notifier.notify()?;
-        }
-        Ok(())
+        self.shared.wake()
     }
 }
 
 impl WakerShared {
+    /// Marks the handle woken and, if it was not yet, interrupts the loop's poll.
+    pub(crate) fn wake(&self) -> io::Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "evloop: waker is closed"));
+        }
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            self.notifier.notify()?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
     }
@@ -130,6 +124,31 @@ impl Drop for Wakers {
 }
 
 impl<S> Loop<S> {
+    /// Opens a handle of `kind` that other threads wake through its [`WakerShared`] (a
+    /// `Waker`, a channel): `make` gets the new id and the shared state, and returns what the
+    /// caller hands out and the handle's callback. The handle is active until closed.
+    pub(crate) fn open_wakeable<T>(
+        &mut self,
+        kind: HandleKind,
+        make: impl FnOnce(Handle, Arc<WakerShared>) -> (T, Callback<S>),
+    ) -> T {
+        let shared = Arc::new(WakerShared {
+            pending: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            notifier: self.driver.notifier().clone(),
+        });
+        // The callback needs the handle's id, which exists only once the slot does: open
+        // with a no-op (a zero-sized box, no allocation), then install the real one.
+        let handle = self.open_handle(kind, Box::new(|_, _| {}), Extra::None);
+        let (out, callback) = make(handle, shared.clone());
+        if let Some(body) = self.handles.get_mut(handle) {
+            body.callback = Some(callback);
+        }
+        self.handles.update(handle, |b| b.active = true);
+        self.wakers.push(handle, shared);
+        out
+    }
+
     /// Calls the callback of every waker that was woken since its last call.
     pub(crate) fn run_wakers(&mut self) {
         if !self.driver.notifier().take() {
