@@ -287,7 +287,9 @@ fn s04_fragmentation_sweep_gives_byte_identical_responses() {
 
 #[test]
 fn s04_the_same_responses_under_seeded_chaos() {
+    const FAULTS: [&str; 3] = ["chaos: EMFILE", "chaos: spurious read", "chaos: short write"];
     let (whole, _) = pipeline(SimConfig::new().seed(4));
+    let (mut faults, mut seeds_with_faults) = ([0usize; 3], 0);
     let start = Instant::now();
     for seed in 0..1000 {
         // Short and refused writes, reads that find nothing, accepts failing with EMFILE.
@@ -301,8 +303,20 @@ fn s04_the_same_responses_under_seeded_chaos() {
         sim.advance(secs(15)).unwrap();
         assert!(peer.recv() == whole, "seed {seed}");
         assert!(peer.is_closed(), "seed {seed}");
+        let trace = sim.trace();
+        for (i, kind) in FAULTS.iter().enumerate() {
+            faults[i] += events(&trace, kind).len();
+        }
+        if FAULTS.iter().any(|kind| !events(&trace, kind).is_empty()) {
+            seeds_with_faults += 1;
+        }
     }
-    eprintln!("chaos sweep: 1,000 seeds in {:?}", start.elapsed());
+    eprintln!("chaos sweep: 1,000 seeds in {:?}, faults {faults:?}", start.elapsed());
+    // Chaos fired, of every kind, in most runs: the sweep tested something.
+    for (kind, n) in FAULTS.iter().zip(faults) {
+        assert!(n >= 100, "{kind}: only {n} in 1,000 runs");
+    }
+    assert!(seeds_with_faults >= 900, "only {seeds_with_faults} of 1,000 runs saw a fault");
 }
 
 #[test]
