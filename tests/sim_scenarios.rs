@@ -925,3 +925,61 @@ fn reset_after_fires_when_the_bytes_arrive() {
     sim.advance(ms(50)).unwrap();
     assert_eq!(sim.state, [(150, Err(io::ErrorKind::ConnectionReset))], "the RST takes one latency back");
 }
+
+/// The simulator twin of tcp.rs's batch test, exact: two streams readable in one poll, the
+/// first dispatched closes the other and connects anew; the closed one's event, which is in
+/// the same batch, reaches nobody, and the replacement connection hears nothing.
+#[test]
+fn events_of_a_stream_closed_earlier_in_the_batch_are_dropped() {
+    #[derive(Default)]
+    struct S {
+        streams: Vec<TcpStream>,
+        reads: usize,
+        replacement: Option<TcpStream>,
+    }
+    let mut sim = Sim::new(21, S::default());
+    let server = TcpListener::bind(&mut sim, addr(), |lp, stream| lp.state.streams.push(stream)).unwrap();
+    let peers = [sim.connect(addr()).unwrap(), sim.connect(addr()).unwrap()];
+    sim.run_until_idle().unwrap();
+    assert_eq!(sim.state.streams.len(), 2);
+    for peer in &peers {
+        peer.send(b"ping");
+    }
+    let streams = sim.state.streams.clone();
+    for (i, s) in streams.iter().enumerate() {
+        let other = streams[1 - i];
+        s.read_start(&mut sim, move |lp, me, _| {
+            lp.state.reads += 1;
+            other.close(lp).unwrap();
+            me.close(lp).unwrap();
+            let replacement = TcpStream::connect(lp, addr(), |lp, s, r| match r {
+                Ok(()) => {
+                    s.read_start(lp, |_, _, data| panic!("the replacement connection read {data:?}")).unwrap()
+                }
+                Err(e) => assert!(is_cancelled(&e), "replacement connect: {e}"),
+            })
+            .unwrap();
+            lp.state.replacement = Some(replacement);
+        })
+        .unwrap();
+    }
+    let before = sim.metrics().iterations;
+    sim.lp().run(evloop::RunMode::NoWait).unwrap();
+    assert_eq!(sim.metrics().iterations - before, 1);
+    assert_eq!(sim.io_events_last_poll(), 2, "both streams' events in the one poll");
+    assert_eq!(sim.state.reads, 1, "the closed stream's event reached its reader");
+    assert_eq!(events(&sim.trace(), "read").len(), 1, "one read: the closed stream's is never made");
+    // The replacement connects and reads; nothing reaches it.
+    sim.run_until_idle().unwrap();
+    let replacement = sim.state.replacement.unwrap();
+    assert!(replacement.is_reading(&sim), "the replacement connected and reads");
+    assert_eq!(sim.state.streams.len(), 3, "the replacement was accepted");
+    sim.run_until_idle().unwrap();
+    server.close(&mut sim).unwrap();
+    sim.walk(|lp, h| {
+        let _ = h.close(lp);
+    });
+    sim.run_until_idle().unwrap();
+    assert_eq!(sim.state.reads, 1);
+    assert_eq!(sim.handle_count(), 0);
+}
