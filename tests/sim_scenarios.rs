@@ -158,6 +158,33 @@ fn s02_slowloris_after_a_kept_alive_request_is_timed_from_its_first_byte() {
     assert_eq!(sim.handle_count(), 1);
 }
 
+/// The exact twin of http_hello.rs's `a_pause_between_requests_is_not_a_slow_head`: pauses
+/// between complete requests longer than the header deadline (20 s) cut nobody off, and a
+/// head whose second part arrives 1 ms before its deadline is served.
+#[test]
+fn s02_a_pause_between_requests_is_not_a_slow_head() {
+    let mut sim = Sim::new(2, ());
+    http_hello::serve(&mut sim, addr(), http_config(30, 20)).unwrap();
+    let peer = sim.connect(addr()).unwrap();
+    for _ in 0..2 {
+        peer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        sim.advance(secs(25)).unwrap();
+        assert_eq!(peer.recv(), HELLO);
+        assert!(!peer.is_closed());
+    }
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    peer.send(&request[..10]);
+    sim.advance(ms(19_999)).unwrap();
+    assert!(peer.recv().is_empty());
+    peer.send(&request[10..]);
+    sim.run_until_idle().unwrap();
+    assert_eq!(peer.recv(), HELLO, "served at 69.999 s, 1 ms within its deadline");
+    sim.advance(secs(25)).unwrap();
+    assert!(peer.recv().is_empty(), "no 408 for a head that completed");
+    assert!(!peer.is_closed(), "the idle timeout (30 s) has not run out");
+    assert_eq!(sim.elapsed(), ms(94_999));
+}
+
 // ---- 3. Backpressure ---------------------------------------------------------------------
 
 const STREAM_TOTAL: usize = 10 << 20;
