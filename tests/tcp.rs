@@ -383,8 +383,12 @@ fn backpressure_stops_at_the_high_water_mark_and_drain_resumes() {
 
 #[test]
 fn connect_refused_reaches_the_callback() {
-    // A port that was free a moment ago and has nothing listening now.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // A socket bound to a port of its own but not listening: a connect there is refused,
+    // and no other test can take the port while it is held (a listener bound, read and
+    // dropped would free it for any test running in parallel).
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    held.bind(&any_port().into()).unwrap();
+    let port = held.local_addr().unwrap().as_socket().unwrap();
     let mut lp = Loop::with_state(None).unwrap();
     time_limit(&mut lp, 30);
     TcpStream::connect(&mut lp, port, |lp, s, result| {
@@ -395,6 +399,7 @@ fn connect_refused_reaches_the_callback() {
     assert_eq!(lp.state, None, "not inside connect");
     lp.run(RunMode::Default).unwrap();
     assert_eq!(lp.state, Some(Err(std::io::ErrorKind::ConnectionRefused)));
+    drop(held);
 }
 
 #[test]
