@@ -215,7 +215,8 @@ impl<S> Loop<S> {
         self.pool.cancel(request)
     }
 
-    /// Number of worker threads the pool has started (zero before first use).
+    /// Number of worker threads the pool has started that are still running (zero before
+    /// first use).
     pub fn threadpool_threads(&self) -> usize {
         self.pool.threads()
     }

@@ -50,27 +50,49 @@ fn echo_client_checks_every_echo() {
     assert!(stdout.contains("round trips/s"), "{stdout}");
 }
 
+/// Resident memory of a process (VmRSS), in bytes.
+fn rss_bytes(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
+}
+
 #[test]
 fn a_client_that_stops_reading_does_not_make_the_server_buffer_without_bound() {
+    // The client sends up to CAP without reading. A server that keeps reading queues every
+    // echo it cannot send: CAP minus what the kernel's buffers hold (a few MiB) lands in
+    // its memory. One that stops reading at its high-water mark (64 KiB) holds the mark
+    // and its read buffer, and the client stalls long before CAP.
+    const CAP: usize = 96 << 20;
+    const BOUND: usize = 16 << 20;
     let server = echo_server();
+    let pid = server.child.id();
+    let baseline = rss_bytes(pid);
     let mut s = TcpStream::connect(server.addr).unwrap();
-    s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
-    // Send without reading: once the server's queue reaches its high-water mark it stops
-    // reading, the kernel windows fill, and our writes stall.
+    // A write that makes no progress for 250 ms returns an error: one "quiet window".
+    s.set_write_timeout(Some(Duration::from_millis(250))).unwrap();
     let chunk = vec![7u8; 64 << 10];
-    let mut sent = 0usize;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline, "writes never stalled after {sent} bytes");
-        match s.write(&chunk) {
-            Ok(n) => sent += n,
+    let (mut sent, mut quiet) = (0usize, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Stalled: eight quiet windows in a row (2 s without progress). A server that still
+    // reads would have to be starved of the CPU for all of them to look stalled.
+    while quiet < 8 && sent < CAP {
+        assert!(Instant::now() < deadline, "neither stalled nor reached {CAP} bytes in 60 s ({sent} sent)");
+        match s.write(&chunk[..chunk.len().min(CAP - sent)]) {
+            Ok(n) => {
+                sent += n;
+                quiet = 0;
+            }
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                break
+                quiet += 1
             }
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(sent < 256 << 20, "the server buffered {sent} bytes");
+    let grown = rss_bytes(pid).saturating_sub(baseline);
+    eprintln!("sent {} KiB before the stall; the server grew by {} KiB", sent >> 10, grown >> 10);
+    assert!(sent < CAP, "the client sent all {CAP} bytes without the server stopping reading");
+    assert!(grown < BOUND, "the server grew by {grown} bytes while {sent} were sent");
     // Reading everything back resumes the flow, byte for byte.
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut back = vec![0u8; sent];

@@ -103,6 +103,16 @@ fn a_double_close_is_an_error_and_the_close_callback_runs_once() {
     assert_eq!(lp.state, 1);
 }
 
+/// Slot index, generation and loop id of a handle, read from its `Debug` form
+/// `Handle(INDEXvGEN@LOOP)`.
+fn slot_of(h: evloop::Handle) -> (u32, u32, u32) {
+    let text = format!("{h:?}");
+    let inner = text.strip_prefix("Handle(").and_then(|t| t.strip_suffix(')')).expect(&text);
+    let (index, rest) = inner.split_once('v').expect(&text);
+    let (gen, owner) = rest.split_once('@').expect(&text);
+    (index.parse().expect(&text), gen.parse().expect(&text), owner.parse().expect(&text))
+}
+
 #[test]
 fn a_stale_id_never_reaches_the_handle_that_reuses_its_slot() {
     let mut lp = Loop::with_state(Vec::new()).unwrap();
@@ -110,6 +120,12 @@ fn a_stale_id_never_reaches_the_handle_that_reuses_its_slot() {
     old.close(&mut lp).unwrap();
     lp.run(RunMode::Default).unwrap();
     let new = Timer::new(&mut lp, |lp, _| lp.state.push("new"));
+    // The new handle sits in the old one's slot, one generation on: otherwise this test
+    // would only show that ids of different slots differ.
+    let (old_slot, old_gen, old_loop) = slot_of(old.handle());
+    let (new_slot, new_gen, new_loop) = slot_of(new.handle());
+    assert_eq!((new_slot, new_loop), (old_slot, old_loop), "{:?} vs {:?}", old.handle(), new.handle());
+    assert_eq!(new_gen, old_gen.wrapping_add(1), "{:?} vs {:?}", old.handle(), new.handle());
     assert_ne!(old.handle(), new.handle());
     assert!(old.start(&mut lp, Duration::ZERO, Duration::ZERO).is_err());
     assert!(old.close(&mut lp).is_err());

@@ -108,32 +108,30 @@ fn a_queued_request_is_cancelled_and_a_running_one_is_not() {
 #[test]
 fn a_panic_in_work_reaches_after_and_the_pool_keeps_its_size() {
     let mut lp = pool_of(2, Vec::new());
+    time_limit(&mut lp, 60);
     lp.queue_work(|| -> u32 { panic!("disk on fire") }, |lp, r| lp.state.push(r.map_err(|e| e.to_string())))
         .unwrap();
     lp.run(RunMode::Default).unwrap();
     let err = lp.state.pop().unwrap().unwrap_err();
     assert!(err.contains("disk on fire"), "{err}");
-    // Both workers still serve.
-    let mut names = HashSet::new();
-    let (tx, rx) = mpsc::channel();
-    for _ in 0..50 {
-        let tx = tx.clone();
+    assert_eq!(lp.threadpool_threads(), 2, "a worker died with the panic");
+    // Both workers still serve: two jobs that each wait (bounded) until the other has
+    // started can both succeed only if they run at the same time, on two workers.
+    let started = Count::default();
+    for _ in 0..2 {
+        let started = started.clone();
         lp.queue_work(
             move || {
-                tx.send(thread::current().name().unwrap().to_string()).unwrap();
-                thread::sleep(Duration::from_millis(2));
-                1u32
+                started.add();
+                started.wait_for(2)
             },
-            |lp, r| lp.state.push(r.map_err(|e| e.to_string())),
+            |lp, r| lp.state.push(r.map(|overlapped| overlapped as u32).map_err(|e| e.to_string())),
         )
         .unwrap();
     }
     lp.run(RunMode::Default).unwrap();
-    names.extend(rx.try_iter());
-    assert_eq!(lp.state.len(), 50);
-    assert!(lp.state.iter().all(|r| r == &Ok(1)));
+    assert_eq!(lp.state, vec![Ok(1), Ok(1)], "the two jobs did not run side by side");
     assert_eq!(lp.threadpool_threads(), 2);
-    assert!(names.len() <= 2, "{names:?}");
 }
 
 #[test]
@@ -166,9 +164,21 @@ fn ten_thousand_requests_in_flight_complete_exactly_once_each() {
 fn completions_interleave_with_timers_and_never_block_them() {
     use evloop::Timer;
     let mut lp = pool_of(1, Vec::new());
-    let t = Timer::new(&mut lp, |lp, _| lp.state.push("timer"));
+    time_limit(&mut lp, 60);
+    // The job runs until the timer has fired (bounded): the timer must fire while the job is
+    // in flight, whatever the scheduler does with either thread.
+    let fired = Count::default();
+    let on_fire = fired.clone();
+    let t = Timer::new(&mut lp, move |lp, _| {
+        lp.state.push("timer");
+        on_fire.add();
+    });
     t.start(&mut lp, Duration::from_millis(1), Duration::ZERO).unwrap();
-    lp.queue_work(|| thread::sleep(Duration::from_millis(100)), |lp, _| lp.state.push("work")).unwrap();
+    lp.queue_work(
+        move || fired.wait_for(1),
+        |lp, r| lp.state.push(if r.unwrap() { "work" } else { "work alone" }),
+    )
+    .unwrap();
     lp.run(RunMode::Default).unwrap();
     assert_eq!(lp.state, vec!["timer", "work"]);
 }

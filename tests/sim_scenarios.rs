@@ -158,6 +158,33 @@ fn s02_slowloris_after_a_kept_alive_request_is_timed_from_its_first_byte() {
     assert_eq!(sim.handle_count(), 1);
 }
 
+/// The exact twin of http_hello.rs's `a_pause_between_requests_is_not_a_slow_head`: pauses
+/// between complete requests longer than the header deadline (20 s) cut nobody off, and a
+/// head whose second part arrives 1 ms before its deadline is served.
+#[test]
+fn s02_a_pause_between_requests_is_not_a_slow_head() {
+    let mut sim = Sim::new(2, ());
+    http_hello::serve(&mut sim, addr(), http_config(30, 20)).unwrap();
+    let peer = sim.connect(addr()).unwrap();
+    for _ in 0..2 {
+        peer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        sim.advance(secs(25)).unwrap();
+        assert_eq!(peer.recv(), HELLO);
+        assert!(!peer.is_closed());
+    }
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    peer.send(&request[..10]);
+    sim.advance(ms(19_999)).unwrap();
+    assert!(peer.recv().is_empty());
+    peer.send(&request[10..]);
+    sim.run_until_idle().unwrap();
+    assert_eq!(peer.recv(), HELLO, "served at 69.999 s, 1 ms within its deadline");
+    sim.advance(secs(25)).unwrap();
+    assert!(peer.recv().is_empty(), "no 408 for a head that completed");
+    assert!(!peer.is_closed(), "the idle timeout (30 s) has not run out");
+    assert_eq!(sim.elapsed(), ms(94_999));
+}
+
 // ---- 3. Backpressure ---------------------------------------------------------------------
 
 const STREAM_TOTAL: usize = 10 << 20;
@@ -287,7 +314,9 @@ fn s04_fragmentation_sweep_gives_byte_identical_responses() {
 
 #[test]
 fn s04_the_same_responses_under_seeded_chaos() {
+    const FAULTS: [&str; 3] = ["chaos: EMFILE", "chaos: spurious read", "chaos: short write"];
     let (whole, _) = pipeline(SimConfig::new().seed(4));
+    let (mut faults, mut seeds_with_faults) = ([0usize; 3], 0);
     let start = Instant::now();
     for seed in 0..1000 {
         // Short and refused writes, reads that find nothing, accepts failing with EMFILE.
@@ -301,8 +330,20 @@ fn s04_the_same_responses_under_seeded_chaos() {
         sim.advance(secs(15)).unwrap();
         assert!(peer.recv() == whole, "seed {seed}");
         assert!(peer.is_closed(), "seed {seed}");
+        let trace = sim.trace();
+        for (i, kind) in FAULTS.iter().enumerate() {
+            faults[i] += events(&trace, kind).len();
+        }
+        if FAULTS.iter().any(|kind| !events(&trace, kind).is_empty()) {
+            seeds_with_faults += 1;
+        }
     }
-    eprintln!("chaos sweep: 1,000 seeds in {:?}", start.elapsed());
+    eprintln!("chaos sweep: 1,000 seeds in {:?}, faults {faults:?}", start.elapsed());
+    // Chaos fired, of every kind, in most runs: the sweep tested something.
+    for (kind, n) in FAULTS.iter().zip(faults) {
+        assert!(n >= 100, "{kind}: only {n} in 1,000 runs");
+    }
+    assert!(seeds_with_faults >= 900, "only {seeds_with_faults} of 1,000 runs saw a fault");
 }
 
 #[test]
@@ -910,4 +951,62 @@ fn reset_after_fires_when_the_bytes_arrive() {
     assert!(peer.is_reset(), "reset once it has received the 10 bytes, at 100 ms");
     sim.advance(ms(50)).unwrap();
     assert_eq!(sim.state, [(150, Err(io::ErrorKind::ConnectionReset))], "the RST takes one latency back");
+}
+
+/// The simulator twin of tcp.rs's batch test, exact: two streams readable in one poll, the
+/// first dispatched closes the other and connects anew; the closed one's event, which is in
+/// the same batch, reaches nobody, and the replacement connection hears nothing.
+#[test]
+fn events_of_a_stream_closed_earlier_in_the_batch_are_dropped() {
+    #[derive(Default)]
+    struct S {
+        streams: Vec<TcpStream>,
+        reads: usize,
+        replacement: Option<TcpStream>,
+    }
+    let mut sim = Sim::new(21, S::default());
+    let server = TcpListener::bind(&mut sim, addr(), |lp, stream| lp.state.streams.push(stream)).unwrap();
+    let peers = [sim.connect(addr()).unwrap(), sim.connect(addr()).unwrap()];
+    sim.run_until_idle().unwrap();
+    assert_eq!(sim.state.streams.len(), 2);
+    for peer in &peers {
+        peer.send(b"ping");
+    }
+    let streams = sim.state.streams.clone();
+    for (i, s) in streams.iter().enumerate() {
+        let other = streams[1 - i];
+        s.read_start(&mut sim, move |lp, me, _| {
+            lp.state.reads += 1;
+            other.close(lp).unwrap();
+            me.close(lp).unwrap();
+            let replacement = TcpStream::connect(lp, addr(), |lp, s, r| match r {
+                Ok(()) => {
+                    s.read_start(lp, |_, _, data| panic!("the replacement connection read {data:?}")).unwrap()
+                }
+                Err(e) => assert!(is_cancelled(&e), "replacement connect: {e}"),
+            })
+            .unwrap();
+            lp.state.replacement = Some(replacement);
+        })
+        .unwrap();
+    }
+    let before = sim.metrics().iterations;
+    sim.lp().run(evloop::RunMode::NoWait).unwrap();
+    assert_eq!(sim.metrics().iterations - before, 1);
+    assert_eq!(sim.io_events_last_poll(), 2, "both streams' events in the one poll");
+    assert_eq!(sim.state.reads, 1, "the closed stream's event reached its reader");
+    assert_eq!(events(&sim.trace(), "read").len(), 1, "one read: the closed stream's is never made");
+    // The replacement connects and reads; nothing reaches it.
+    sim.run_until_idle().unwrap();
+    let replacement = sim.state.replacement.unwrap();
+    assert!(replacement.is_reading(&sim), "the replacement connected and reads");
+    assert_eq!(sim.state.streams.len(), 3, "the replacement was accepted");
+    sim.run_until_idle().unwrap();
+    server.close(&mut sim).unwrap();
+    sim.walk(|lp, h| {
+        let _ = h.close(lp);
+    });
+    sim.run_until_idle().unwrap();
+    assert_eq!(sim.state.reads, 1);
+    assert_eq!(sim.handle_count(), 0);
 }

@@ -78,8 +78,12 @@ fn eight_threads_waking_100k_times_each_never_lose_the_last_wake() {
     for t in threads {
         t.join().unwrap();
     }
-    assert!(lp.state.calls >= 1);
-    assert!(lp.state.calls <= THREADS as u64 * WAKES, "coalesced: {} calls", lp.state.calls);
+    // Coalesced: wakes that arrive while the loop is busy make one call, so the callback
+    // runs at most once per loop iteration (the loop scans its wakers once per poll), and
+    // far fewer times than the 800,000 wakes.
+    let iterations = lp.metrics().iterations;
+    assert!(lp.state.calls <= iterations, "{} calls in {iterations} iterations", lp.state.calls);
+    assert!(lp.state.calls < THREADS as u64 * WAKES, "{} calls: no wake coalesced", lp.state.calls);
 }
 
 #[test]

@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -43,6 +44,18 @@ struct Shared {
     work_ready: Condvar,
     notifier: Arc<Notifier>,
     max_slow: usize,
+    /// Workers started and not yet exited: a worker that died (a panic that escaped its job
+    /// guard) no longer counts, though its join handle is still kept.
+    live: AtomicUsize,
+}
+
+/// Counts a worker out of [`Shared::live`] when its thread exits, however it exits.
+struct LiveWorker<'a>(&'a AtomicUsize);
+
+impl Drop for LiveWorker<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every critical
@@ -81,22 +94,27 @@ impl Threads {
             work_ready: Condvar::new(),
             notifier: notifier.clone(),
             max_slow: self.size.div_ceil(2),
+            live: AtomicUsize::new(0),
         });
         // Kept before the spawns, so that `Drop` stops the workers started even if one fails.
         self.shared = Some(shared.clone());
         for i in 0..self.size {
             let worker = shared.clone();
-            match std::thread::Builder::new()
-                .name(format!("evloop-pool-{i}"))
-                .spawn(move || work_loop(&worker))
-            {
+            // Counted before the spawn, so that the count is right as soon as `start` returns.
+            shared.live.fetch_add(1, Ordering::AcqRel);
+            match std::thread::Builder::new().name(format!("evloop-pool-{i}")).spawn(move || {
+                let _live = LiveWorker(&worker.live);
+                work_loop(&worker)
+            }) {
                 Ok(handle) => self.workers.push(handle),
                 Err(e) if self.workers.is_empty() => {
+                    shared.live.fetch_sub(1, Ordering::AcqRel);
                     // No worker at all: the next submission tries again.
                     self.shared = None;
                     return Err(e);
                 }
                 Err(e) => {
+                    shared.live.fetch_sub(1, Ordering::AcqRel);
                     // The workers started carry on, and queued work still runs.
                     log::warn!("thread pool started {} of {} workers: {e}", self.workers.len(), self.size);
                     break;
@@ -174,9 +192,9 @@ impl Threads {
         }
     }
 
-    /// Worker threads started.
+    /// Worker threads started and still running.
     pub(crate) fn count(&self) -> usize {
-        self.workers.len()
+        self.shared.as_ref().map_or(0, |shared| shared.live.load(Ordering::Acquire))
     }
 }
 
