@@ -539,3 +539,23 @@ fn a_pool_delay_of_duration_max_never_finishes_the_job() {
     sim.advance(ms(1_000)).unwrap();
     assert_eq!(sim.state, 0);
 }
+
+/// A panic that propagates out of `run_until_idle` (and so out of `step`, `advance` and
+/// `run`) leaves the simulation usable: time still moves and later deadlines still fire.
+/// (It used to leave the time horizon pinned at the moment of the panic, so `step` never
+/// moved time again and a harness waiting for a later event spun forever.)
+#[test]
+fn time_still_moves_after_a_panic_out_of_the_simulation() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let mut sim = Sim::new(11, Vec::new());
+    let bomb = Timer::new(&mut sim, |_, _| panic!("boom"));
+    bomb.start(&mut sim, Duration::ZERO, Duration::ZERO).unwrap();
+    let later = Timer::new(&mut sim, |lp, t| {
+        lp.state.push(lp.now());
+        t.close(lp).unwrap();
+    });
+    later.start(&mut sim, ms(50), Duration::ZERO).unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(|| sim.run_until_idle())).is_err());
+    assert_eq!(sim.step().unwrap(), Some(ms(50)), "step jumps to the next deadline");
+    assert_eq!(sim.state, vec![50]);
+}
