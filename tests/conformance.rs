@@ -8,7 +8,8 @@
 //!   has it (data and FIN acknowledged, a reset processed: read back from `/proc/net/tcp`),
 //!   so that, as in the simulation at zero latency, it has taken effect before the loop runs.
 //!   `settle_until` runs the loop one iteration at a time (a 1 ms guard timer bounds each
-//!   wait) until a condition holds, and fails after 10 s.
+//!   wait) until a condition holds, and fails after 10 s. `quiet` is no time window: it waits
+//!   until the kernel has nothing of this process's in flight, then drains the loop.
 //! - [`Simulated`]: a `Sim` with `FakePeer`s; `settle_until` is `run_until_idle` then `step`.
 //!
 //! The macro at the end generates `name::real` and `name::sim` for every body. The first run of
@@ -166,7 +167,8 @@ trait Net<S>: Sized {
     fn delivered(&mut self, local: SocketAddr, remote: SocketAddr);
     /// Runs the loop until `cond` holds; fails the test after a bound.
     fn settle_until(&mut self, what: &str, cond: impl FnMut(&mut Loop<S>) -> bool);
-    /// Runs the loop for a while (30 ms), to show that nothing more happens.
+    /// Runs the loop until nothing more can happen without the test acting, to show that
+    /// nothing more does (the real harness: see `Real::quiet`).
     fn quiet(&mut self);
     /// A write larger than the path to the peer takes while it does not read.
     fn big_write(&self) -> usize;
@@ -202,6 +204,10 @@ struct Row {
     remote: String,
     state: u8,
     tx_queue: u64,
+    /// The kernel timer pending on the socket (`tr`): 1 retransmit, 4 zero-window probe.
+    timer: u8,
+    /// 0 for a socket no process holds (TIME_WAIT, orphaned, not yet accepted).
+    inode: u64,
 }
 
 const TCP_ESTABLISHED: u8 = 0x01;
@@ -216,14 +222,44 @@ fn tcp_rows() -> Vec<Row> {
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             let (tx, _rx) = f.get(4)?.split_once(':')?;
+            let (timer, _when) = f.get(5)?.split_once(':')?;
             Some(Row {
                 local: f.get(1)?.to_string(),
                 remote: f.get(2)?.to_string(),
                 state: u8::from_str_radix(f.get(3)?, 16).ok()?,
                 tx_queue: u64::from_str_radix(tx, 16).ok()?,
+                timer: u8::from_str_radix(timer, 16).ok()?,
+                inode: f.get(9)?.parse().ok()?,
             })
         })
         .collect()
+}
+
+const TCP_SYN_SENT: u8 = 0x02;
+const TCP_SYN_RECV: u8 = 0x03;
+const TIMER_ZERO_WINDOW_PROBE: u8 = 4;
+
+/// Inodes of the sockets this process holds (the program's and the test's peers alike).
+fn own_socket_inodes() -> std::collections::HashSet<u64> {
+    let dir = std::fs::read_dir("/proc/self/fd").expect("the real harness reads /proc/self/fd");
+    dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.to_string();
+            t.parse().ok()
+        })
+        .collect()
+}
+
+/// Whether the kernel holds nothing in flight on this process's TCP sockets: no handshake
+/// under way, and every byte and FIN sent acknowledged, or held back by a receiver with no
+/// room (a zero-window probe pending: nothing moves until the test lets its peer read).
+fn nothing_in_flight() -> bool {
+    let ours = own_socket_inodes();
+    tcp_rows().iter().filter(|r| r.inode != 0 && ours.contains(&r.inode)).all(|r| {
+        r.state != TCP_SYN_SENT
+            && r.state != TCP_SYN_RECV
+            && (r.tx_queue == 0 || r.timer == TIMER_ZERO_WINDOW_PROBE)
+    })
 }
 
 /// An address as `/proc/net/tcp` prints it.
@@ -418,9 +454,33 @@ impl<S> Net<S> for Real<S> {
         self.guard.stop(&mut self.lp).unwrap();
     }
 
+    /// Not a time window: a window of any length lets an event that comes later pass by
+    /// luck. A late event on loopback can only come from the kernel or the loop:
+    /// - the kernel: every peer operation returns once the program's kernel has it, so what
+    ///   is left is the program's own output (bytes or FIN not yet acknowledged, whose ACK
+    ///   turns into writability or a completion) and handshakes under way. So wait until
+    ///   `/proc/net/tcp` shows none of either on this process's sockets (bytes held back by a
+    ///   full receiver do not count: nothing moves there until the test lets its peer read);
+    /// - the loop: an event the kernel has already raised and the loop has not dispatched
+    ///   yet. So then run non-blocking iterations until three in a row run no callback.
+    ///
+    /// If that drain ran callbacks, they may have written: start again. Every wait is bounded.
     fn quiet(&mut self) {
-        let end = Instant::now() + ms(30);
-        self.settle_until("a quiet moment", |_| Instant::now() >= end);
+        let deadline = Instant::now() + BOUND;
+        loop {
+            wait_for("nothing in flight in the kernel", nothing_in_flight);
+            let before = self.lp.metrics().callbacks;
+            let mut idle_runs = 0;
+            while idle_runs < 3 {
+                assert!(Instant::now() < deadline, "real: not quiet within {BOUND:?}");
+                let calls = self.lp.metrics().callbacks;
+                self.lp.run(RunMode::NoWait).unwrap();
+                idle_runs = if self.lp.metrics().callbacks == calls { idle_runs + 1 } else { 0 };
+            }
+            if self.lp.metrics().callbacks == before && nothing_in_flight() {
+                return;
+            }
+        }
     }
 
     fn big_write(&self) -> usize {
