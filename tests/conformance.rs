@@ -656,7 +656,8 @@ impl<S> Net<S> for Simulated<S> {
 
     fn settle_until(&mut self, what: &str, mut cond: impl FnMut(&mut Loop<S>) -> bool) {
         let start = self.sim.elapsed();
-        loop {
+        // Steps that let no time pass must not spin forever either (a pinned horizon once did).
+        for _ in 0..100_000 {
             if cond(&mut self.sim) {
                 return;
             }
@@ -671,6 +672,7 @@ impl<S> Net<S> for Simulated<S> {
                 Err(e) => panic!("sim: {what}: {e}"),
             }
         }
+        panic!("sim: {what}: not within 100,000 steps");
     }
 
     fn quiet(&mut self) {

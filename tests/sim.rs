@@ -723,3 +723,35 @@ fn check_determinism_reports_a_hashmap_iteration_order() {
     assert_eq!((first.kind, second.kind), ("callback", "callback"));
     assert_ne!(first.id, second.id);
 }
+
+/// The stale cached time, exactly: a callback spends 20 ms of virtual time; `now()` does not
+/// see it until `update_time`; a timer started before the refresh counts from the stale
+/// time (due at once, it fires in the same iteration's timer phase, 20 ms in), one started
+/// after counts from the refreshed time (fires at 30 ms).
+#[test]
+fn a_long_callback_sees_a_stale_time_until_update_time_exactly() {
+    let mut sim = Sim::new(23, Vec::new());
+    let clock = sim.clock();
+    let long = Timer::new(&mut sim, move |lp, t| {
+        assert_eq!(lp.now(), 0);
+        clock.spend(ms(20));
+        assert_eq!(lp.now(), 0, "stale inside the callback");
+        let early = Timer::new(lp, |lp, t| {
+            lp.state.push(("early", lp.now()));
+            t.close(lp).unwrap();
+        });
+        early.start(lp, ms(10), Duration::ZERO).unwrap();
+        lp.update_time();
+        assert_eq!(lp.now(), 20, "refreshed");
+        let late = Timer::new(lp, |lp, t| {
+            lp.state.push(("late", lp.now()));
+            t.close(lp).unwrap();
+        });
+        late.start(lp, ms(10), Duration::ZERO).unwrap();
+        t.close(lp).unwrap();
+    });
+    long.start(&mut sim, Duration::ZERO, Duration::ZERO).unwrap();
+    sim.run().unwrap();
+    assert_eq!(sim.state, vec![("early", 20), ("late", 30)]);
+    assert_eq!(sim.elapsed(), ms(30));
+}
