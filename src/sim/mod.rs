@@ -222,6 +222,20 @@ impl fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
+/// Puts the time horizon back when dropped, even by a panic unwinding through the loop.
+struct RestoreHorizon {
+    world: Rc<RefCell<World>>,
+    horizon: u64,
+}
+
+impl Drop for RestoreHorizon {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.world.try_borrow_mut() {
+            w.horizon = self.horizon;
+        }
+    }
+}
+
 /// A loop on the simulated driver, and the controls of its world. It dereferences to the
 /// [`Loop`], so `sim.state`, `Timer::new(&mut sim, ...)` and friends work as on a real loop.
 pub struct Sim<S> {
@@ -297,9 +311,10 @@ impl<S> Sim<S> {
             let now = w.now;
             std::mem::replace(&mut w.horizon, now)
         };
-        let result = self.settle_now();
-        self.world.borrow_mut().horizon = horizon;
-        result
+        // Restored on the way out, a callback's panic included: a horizon left pinned would
+        // keep time from ever moving again.
+        let _restore = RestoreHorizon { world: self.world.clone(), horizon };
+        self.settle_now()
     }
 
     fn settle_now(&mut self) -> Result<(), SimError> {
@@ -336,8 +351,10 @@ impl<S> Sim<S> {
                 continue;
             }
             self.world.borrow_mut().horizon = target;
-            let result = self.lp.run(RunMode::Once);
-            self.world.borrow_mut().horizon = u64::MAX;
+            let result = {
+                let _restore = RestoreHorizon { world: self.world.clone(), horizon: u64::MAX };
+                self.lp.run(RunMode::Once)
+            };
             result.map_err(|e| self.error(e))?;
         }
     }
@@ -439,8 +456,37 @@ impl<S> Sim<S> {
         self.world.borrow().pool.queued()
     }
 
+    /// A handle on virtual time for the program's callbacks (see [`SimClock`]).
+    pub fn clock(&self) -> SimClock {
+        SimClock { world: self.world.clone() }
+    }
+
     /// Everything recorded so far: callbacks, accepts, connects, reads, writes, closes.
     pub fn trace(&self) -> Vec<TraceEvent> {
         self.world.borrow().trace.clone()
+    }
+}
+
+/// Virtual time as a callback sees it: [`spend`](SimClock::spend) makes the running
+/// callback take that long, as a slow computation would on a real loop. The loop's cached
+/// [`Loop::now`] does not see the time spent until it is refreshed ([`Loop::update_time`],
+/// or the loop's own refresh before the timer phase).
+#[derive(Clone)]
+pub struct SimClock {
+    world: Rc<RefCell<World>>,
+}
+
+impl fmt::Debug for SimClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimClock").field("now_ms", &self.world.borrow().now).finish()
+    }
+}
+
+impl SimClock {
+    /// Lets `d` of virtual time pass now, inside whatever is running.
+    pub fn spend(&self, d: Duration) {
+        let mut w = self.world.borrow_mut();
+        w.now = w.now.saturating_add(ms(d));
+        w.record(usize::MAX, "clock: spent", 0);
     }
 }
