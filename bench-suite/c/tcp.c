@@ -157,15 +157,29 @@ static void pump_write_cb(uv_write_t *req, int status) {
     close_conn(stream);
     return;
   }
-  pump(stream);
+  /* As evloop's on_drain: produce again once everything queued has gone. */
+  if (uv_stream_get_write_queue_size(stream) == 0) pump(stream);
 }
 
+/* Per chunk, the same work as evloop's `write`: try the socket first (uv_try_write, one
+ * write(2), no request, no callback); only if it does not take the whole chunk, queue the
+ * rest with uv_write (a request and a callback). uv_try_write returns UV_EAGAIN while
+ * anything is queued, so the order is kept. Stop at the high-water mark. The chunk is
+ * static, so the queued rest points into it (evloop copies it into its queue). */
 static void pump(uv_stream_t *stream) {
-  /* uv_write sends at once while the socket has room; the queue grows once it is full. */
   while (uv_stream_get_write_queue_size(stream) < HIGH_WATER_MARK) {
-    uv_write_t *req = malloc(sizeof *req);
     uv_buf_t buf = uv_buf_init(chunk, sizeof chunk);
+    int r = uv_try_write(stream, &buf, 1);
+    uv_write_t *req;
+    if (r == (int)sizeof chunk) continue;
+    if (r < 0 && r != UV_EAGAIN) {
+      close_conn(stream);
+      return;
+    }
+    if (r < 0) r = 0;
+    req = malloc(sizeof *req);
     if (req == NULL) die("out of memory");
+    buf = uv_buf_init(chunk + r, (unsigned)(sizeof chunk - (size_t)r));
     if (uv_write(req, stream, &buf, 1, pump_write_cb) < 0) {
       free(req);
       close_conn(stream);
