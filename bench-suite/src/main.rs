@@ -250,8 +250,12 @@ these rows show what each server spent.
 watcher, not the same thing.
 - timers on tokio: one task per timer sleeping until its deadline; a timer counts as started once its \
 task has been polled.
-- tcp_write_batch: evloop and libuv issue all writes at once (libuv with one uv_write per message); \
-tokio awaits `write_all` per message.
+- tcp_write_batch: evloop and libuv issue all writes at once, each trying the socket first and queueing \
+only what it did not take (libuv: uv_try_write, then uv_write of the rest with a callback that frees it; \
+evloop: write, no callback); tokio awaits `write_all` per message.
+- pump: evloop and libuv try the socket first per 8 KiB chunk and queue only the rest (libuv with a request \
+and callback per queued rest), up to 64 KiB queued, and go on once the queue is empty; tokio awaits \
+`write_all` per chunk.
 - waker: libuv uv_async_t + a semaphore per thread; evloop Waker + park/unpark; tokio Notify + park/unpark. \
 Unpinned, so noisier than the rest.
 - queue_work / fs_stat: a pool of 4 threads on every runtime (tokio: `max_blocking_threads(4)`).
