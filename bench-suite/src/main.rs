@@ -247,7 +247,9 @@ write-queue high-water mark.
 connections) it served. With one core for the load generator, throughput is often capped by the client; \
 these rows show what each server spent.
 - loop_count on tokio is a task that calls `yield_now()` in a loop: the nearest equivalent of an idle \
-watcher, not the same thing.
+watcher, not the same thing. The `1 idle listener` case has a TCP listener open that nobody connects to, \
+so every runtime polls each iteration; the `no socket` case measures evloop skipping the poll's system call \
+(libuv always polls: its loop watches a signal pipe), not like for like.
 - timers on tokio: one task per timer sleeping until its deadline; a timer counts as started once its \
 task has been polled.
 - tcp_write_batch: evloop and libuv issue all writes at once, each trying the socket first and queueing \

@@ -25,7 +25,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let rest = args.get(1..).unwrap_or(&[]);
     let rt = runtime().map_err(|e| format!("tokio runtime: {e}"))?;
     let r = match workload {
-        "loop_count" => rt.block_on(loop_count(parse(rest, 0, "N")?)),
+        "loop_count" => rt.block_on(loop_count(
+            parse(rest, 0, "N")?,
+            rest.len() > 1 && parse::<u8>(rest, 1, "LISTENER")? != 0,
+        )),
         "timers" => rt.block_on(timers(parse(rest, 0, "N")?)),
         "echo_server" => {
             rt.block_on(echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }))
@@ -51,8 +54,16 @@ fn runtime() -> io::Result<Runtime> {
         .build()
 }
 
-/// The nearest equivalent of an idle watcher: a task that yields N times.
-async fn loop_count(n: u64) -> io::Result<()> {
+/// The nearest equivalent of an idle watcher: a task that yields N times. With `listener`, a
+/// TCP listener on 127.0.0.1:0 that nobody connects to is registered with the runtime meanwhile.
+async fn loop_count(n: u64, listener: bool) -> io::Result<()> {
+    let _listener = if listener {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(util::local_any())?;
+        Some(socket.listen(util::BACKLOG)?)
+    } else {
+        None
+    };
     let start = Instant::now();
     tokio::spawn(async move {
         for _ in 0..n {
