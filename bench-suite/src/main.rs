@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release -p bench-suite -- [--smoke] [--only NAME[,NAME...]] [--reps N]
-//!     [--echo-conns 1,10,100] [--echo-sizes 64,1024,65536] [--no-pin] [--out DIR] [--list]
+//!     [--echo-conns 1,10,100] [--echo-sizes 64,1024,65536] [--no-pin] [--out DIR]
+//!     [--require-libuv] [--list]
 //! ```
 //!
 //! The same program is also every Rust child: `child evloop|tokio WORKLOAD ARGS...` runs
@@ -25,7 +26,7 @@ use report::Outcome;
 use workloads::{Config, RUNTIMES, WORKLOADS};
 
 const USAGE: &str = "usage: bench-suite [--smoke] [--only NAME[,NAME...]] [--reps N] \
-[--echo-conns LIST] [--echo-sizes LIST] [--no-pin] [--out DIR] [--list]";
+[--echo-conns LIST] [--echo-sizes LIST] [--no-pin] [--out DIR] [--require-libuv] [--list]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,7 +65,13 @@ fn list(s: &str) -> Result<Vec<usize>, String> {
 struct Options {
     config: Config,
     out_dir: PathBuf,
+    /// Fail at once, running nothing, if libuv was not found at build time.
+    require_libuv: bool,
 }
+
+/// Set (to anything but empty or `0`) in CI: as `--require-libuv`, and as for the tests' outside
+/// clients, a missing libuv is a failure instead of a skipped column.
+const REQUIRE_ENV: &str = "EVLOOP_REQUIRE_CLIENTS";
 
 fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
     let mut smoke = false;
@@ -74,6 +81,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
     let mut echo_sizes = vec![64, 1024, 64 * 1024];
     let mut pin = true;
     let mut out_dir = None;
+    let mut require_libuv = std::env::var(REQUIRE_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
@@ -84,6 +92,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
             "--echo-conns" => echo_conns = list(&value("--echo-conns")?)?,
             "--echo-sizes" => echo_sizes = list(&value("--echo-sizes")?)?,
             "--no-pin" => pin = false,
+            "--require-libuv" => require_libuv = true,
             "--out" => out_dir = Some(PathBuf::from(value("--out")?)),
             "--list" => {
                 for (name, what) in WORKLOADS {
@@ -143,6 +152,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
             self_exe: self_exe.to_string_lossy().into_owned(),
         },
         out_dir,
+        require_libuv,
     }))
 }
 
@@ -153,7 +163,15 @@ fn names() -> Vec<&'static str> {
 /// Runs the cases: for each case, repetitions of evloop, tokio, libuv in turn. Returns
 /// whether everything succeeded.
 fn orchestrate(args: &[String]) -> Result<bool, String> {
-    let Some(Options { config: cfg, out_dir }) = parse_options(args)? else { return Ok(true) };
+    let Some(Options { config: cfg, out_dir, require_libuv }) = parse_options(args)? else { return Ok(true) };
+    if require_libuv && cfg.uvbench.is_none() {
+        eprintln!(
+            "bench-suite: libuv was not found when bench-suite was built, and --require-libuv \
+             (or {REQUIRE_ENV}) makes that a failure: install libuv1-dev and pkg-config, then \
+             rebuild (cargo clean -p bench-suite if the build script ran without them)"
+        );
+        return Ok(false);
+    }
     let cases = workloads::cases(&cfg);
     let started = Instant::now();
     eprintln!(
