@@ -127,6 +127,23 @@ impl Case {
     }
 }
 
+/// The metrics of any case of `workload` (for reading an earlier run's table back).
+pub fn metrics_of(workload: &'static str) -> Vec<Metric> {
+    let kind = match workload {
+        "loop_count" => Kind::LoopCount { n: 0, listener: false },
+        "timers" => Kind::Timers { n: 0 },
+        "pump" => Kind::Pump { conns: 0, millis: 0 },
+        "pound" => Kind::Pound { concurrency: 0, millis: 0 },
+        "tcp_write_batch" => Kind::WriteBatch { n: 0 },
+        "waker" => Kind::Waker { threads: 0, rounds: 0 },
+        "queue_work" => Kind::QueueWork { n: 0, in_flight: 0 },
+        "fs_stat" => Kind::FsStat { n: 0, in_flight: 0 },
+        "memory" => Kind::Memory { conns: 0 },
+        _ => Kind::Echo { conns: 0, size: 0, millis: 0 },
+    };
+    Case { workload, label: String::new(), kind }.metrics()
+}
+
 /// What the user asked for.
 pub struct Config {
     pub smoke: bool,
