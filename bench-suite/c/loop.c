@@ -2,18 +2,37 @@
 #include "uvbench.h"
 
 static uint64_t iterations, iterations_target;
+static uv_tcp_t listener;
+static int with_listener;
 
 static void idle_cb(uv_idle_t *idle) {
-  if (++iterations == iterations_target) uv_idle_stop(idle);
+  if (++iterations == iterations_target) {
+    uv_idle_stop(idle);
+    if (with_listener) uv_close((uv_handle_t *)&listener, NULL);
+  }
 }
 
-/* loop_count N */
+static void idle_connection_cb(uv_stream_t *server, int status) {
+  (void)server;
+  (void)status; /* nobody connects */
+}
+
+/* loop_count N [LISTENER]: with LISTENER 1, a TCP listener on 127.0.0.1:0 that nobody
+ * connects to is open while the idle handle counts (a loop with a socket to poll). */
 int loop_count_main(int argc, char **argv) {
   uv_loop_t *loop = uv_default_loop();
   uv_idle_t idle;
   uint64_t start;
   double elapsed;
   iterations_target = arg_u64(argc, argv, 0, "N");
+  with_listener = argc > 1 && arg_u64(argc, argv, 1, "LISTENER") != 0;
+  if (with_listener) {
+    struct sockaddr_in addr;
+    CHECK(uv_ip4_addr("127.0.0.1", 0, &addr));
+    CHECK(uv_tcp_init(loop, &listener));
+    CHECK(uv_tcp_bind(&listener, (const struct sockaddr *)&addr, 0));
+    CHECK(uv_listen((uv_stream_t *)&listener, BACKLOG, idle_connection_cb));
+  }
   CHECK(uv_idle_init(loop, &idle));
   CHECK(uv_idle_start(&idle, idle_cb));
   start = uv_hrtime();

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! cargo run --release -p bench-suite -- [--smoke] [--only NAME[,NAME...]] [--reps N]
-//!     [--echo-conns 1,10,100] [--echo-sizes 64,1024,65536] [--no-pin] [--out DIR] [--list]
+//!     [--echo-conns 1,10,100] [--echo-sizes 64,1024,65536] [--no-pin] [--out DIR]
+//!     [--require-libuv] [--list]
+//! cargo run --release -p bench-suite -- --summary-from bench-suite/results.md [--out DIR]
 //! ```
 //!
 //! The same program is also every Rust child: `child evloop|tokio WORKLOAD ARGS...` runs
@@ -25,7 +27,8 @@ use report::Outcome;
 use workloads::{Config, RUNTIMES, WORKLOADS};
 
 const USAGE: &str = "usage: bench-suite [--smoke] [--only NAME[,NAME...]] [--reps N] \
-[--echo-conns LIST] [--echo-sizes LIST] [--no-pin] [--out DIR] [--list]";
+[--echo-conns LIST] [--echo-sizes LIST] [--no-pin] [--out DIR] [--require-libuv] [--list]
+       bench-suite --summary-from RESULTS.md [--out DIR]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,7 +67,15 @@ fn list(s: &str) -> Result<Vec<usize>, String> {
 struct Options {
     config: Config,
     out_dir: PathBuf,
+    /// Fail at once, running nothing, if libuv was not found at build time.
+    require_libuv: bool,
+    /// Only write the summary table of an earlier run's results.md.
+    summary_from: Option<PathBuf>,
 }
+
+/// Set (to anything but empty or `0`) in CI: as `--require-libuv`, and as for the tests' outside
+/// clients, a missing libuv is a failure instead of a skipped column.
+const REQUIRE_ENV: &str = "EVLOOP_REQUIRE_CLIENTS";
 
 fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
     let mut smoke = false;
@@ -74,6 +85,8 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
     let mut echo_sizes = vec![64, 1024, 64 * 1024];
     let mut pin = true;
     let mut out_dir = None;
+    let mut require_libuv = std::env::var(REQUIRE_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
+    let mut summary_from = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
@@ -84,6 +97,8 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
             "--echo-conns" => echo_conns = list(&value("--echo-conns")?)?,
             "--echo-sizes" => echo_sizes = list(&value("--echo-sizes")?)?,
             "--no-pin" => pin = false,
+            "--require-libuv" => require_libuv = true,
+            "--summary-from" => summary_from = Some(PathBuf::from(value("--summary-from")?)),
             "--out" => out_dir = Some(PathBuf::from(value("--out")?)),
             "--list" => {
                 for (name, what) in WORKLOADS {
@@ -143,6 +158,8 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
             self_exe: self_exe.to_string_lossy().into_owned(),
         },
         out_dir,
+        require_libuv,
+        summary_from,
     }))
 }
 
@@ -153,7 +170,20 @@ fn names() -> Vec<&'static str> {
 /// Runs the cases: for each case, repetitions of evloop, tokio, libuv in turn. Returns
 /// whether everything succeeded.
 fn orchestrate(args: &[String]) -> Result<bool, String> {
-    let Some(Options { config: cfg, out_dir }) = parse_options(args)? else { return Ok(true) };
+    let Some(Options { config: cfg, out_dir, require_libuv, summary_from }) = parse_options(args)? else {
+        return Ok(true);
+    };
+    if let Some(results) = summary_from {
+        return summary_from_results(&results, args.iter().any(|a| a == "--out").then_some(&out_dir));
+    }
+    if require_libuv && cfg.uvbench.is_none() {
+        eprintln!(
+            "bench-suite: libuv was not found when bench-suite was built, and --require-libuv \
+             (or {REQUIRE_ENV}) makes that a failure: install libuv1-dev and pkg-config, then \
+             rebuild (cargo clean -p bench-suite if the build script ran without them)"
+        );
+        return Ok(false);
+    }
     let cases = workloads::cases(&cfg);
     let started = Instant::now();
     eprintln!(
@@ -220,6 +250,13 @@ fn orchestrate(args: &[String]) -> Result<bool, String> {
         }
     }
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let summary = out_dir.join("summary.md");
+    let libuv_version = match env!("BENCH_SUITE_LIBUV_VERSION") {
+        "" => "(not found)",
+        v => v,
+    };
+    let doc = report::summary(&rows, TOKIO_VERSION, libuv_version, &summary_source(&header));
+    std::fs::write(&summary, doc).map_err(|e| format!("{}: {e}", summary.display()))?;
     let md = out_dir.join("results.md");
     let svg = out_dir.join("ratios.svg");
     let doc = format!(
@@ -230,11 +267,56 @@ fn orchestrate(args: &[String]) -> Result<bool, String> {
     std::fs::write(&md, doc).map_err(|e| format!("{}: {e}", md.display()))?;
     let title = format!("evloop vs tokio (current-thread) and libuv — median of {} run(s)", cfg.reps);
     std::fs::write(&svg, report::svg(&rows, &title)).map_err(|e| format!("{}: {e}", svg.display()))?;
-    eprintln!("wrote {} and {} in {:.0} s", md.display(), svg.display(), elapsed.as_secs_f64());
+    eprintln!(
+        "wrote {}, {} and {} in {:.0} s",
+        md.display(),
+        summary.display(),
+        svg.display(),
+        elapsed.as_secs_f64()
+    );
     if !ok {
         eprintln!("bench-suite: some runs FAILED");
     }
     Ok(ok)
+}
+
+/// The first lines of the summary: which run it comes from (from a results.md header).
+fn summary_source(header: &str) -> String {
+    let lines: Vec<&str> = header
+        .lines()
+        .map(|l| l.trim_end())
+        .filter(|l| ["Command:", "Median of", "Machine:"].iter().any(|p| l.starts_with(p)))
+        .collect();
+    format!(
+        "<!-- Generated by bench-suite (src/report.rs, `summary`) from the run in results.md; do not edit by hand. -->\n\
+         From the run in `bench-suite/results.md`:  \n{}",
+        lines.join("  \n")
+    )
+}
+
+/// The word after `prefix` in `text` (a version in a results.md header), or "?".
+fn word_after<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.find(prefix).and_then(|i| text[i + prefix.len()..].split_whitespace().next()).unwrap_or("?")
+}
+
+/// `--summary-from FILE`: the summary table of an earlier run, from its results.md, written
+/// as summary.md beside it (or in `--out DIR`) and printed.
+fn summary_from_results(results: &std::path::Path, out_dir: Option<&PathBuf>) -> Result<bool, String> {
+    let text = std::fs::read_to_string(results).map_err(|e| format!("{}: {e}", results.display()))?;
+    let rows = report::rows_from_results(&text).map_err(|e| format!("{}: {e}", results.display()))?;
+    let doc = report::summary(
+        &rows,
+        word_after(&text, "; tokio ").trim_end_matches(';'),
+        word_after(&text, "; libuv ").trim_end_matches(';'),
+        &summary_source(&text),
+    );
+    let dir = out_dir.cloned().unwrap_or_else(|| results.parent().map_or_else(PathBuf::new, PathBuf::from));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("summary.md");
+    std::fs::write(&path, &doc).map_err(|e| format!("{}: {e}", path.display()))?;
+    print!("{doc}");
+    eprintln!("wrote {}", path.display());
+    Ok(true)
 }
 
 const NOTES: &str = "\
@@ -247,11 +329,17 @@ write-queue high-water mark.
 connections) it served. With one core for the load generator, throughput is often capped by the client; \
 these rows show what each server spent.
 - loop_count on tokio is a task that calls `yield_now()` in a loop: the nearest equivalent of an idle \
-watcher, not the same thing.
+watcher, not the same thing. The `1 idle listener` case has a TCP listener open that nobody connects to, \
+so every runtime polls each iteration; the `no socket` case measures evloop skipping the poll's system call \
+(libuv always polls: its loop watches a signal pipe), not like for like.
 - timers on tokio: one task per timer sleeping until its deadline; a timer counts as started once its \
 task has been polled.
-- tcp_write_batch: evloop and libuv issue all writes at once (libuv with one uv_write per message); \
-tokio awaits `write_all` per message.
+- tcp_write_batch: evloop and libuv issue all writes at once, each trying the socket first and queueing \
+only what it did not take (libuv: uv_try_write, then uv_write of the rest with a callback that frees it; \
+evloop: write, no callback); tokio awaits `write_all` per message.
+- pump: evloop and libuv try the socket first per 8 KiB chunk and queue only the rest (libuv with a request \
+and callback per queued rest), up to 64 KiB queued, and go on once the queue is empty; tokio awaits \
+`write_all` per chunk.
 - waker: libuv uv_async_t + a semaphore per thread; evloop Waker + park/unpark; tokio Notify + park/unpark. \
 Unpinned, so noisier than the rest.
 - queue_work / fs_stat: a pool of 4 threads on every runtime (tokio: `max_blocking_threads(4)`).

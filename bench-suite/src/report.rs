@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::procs::Results;
-use crate::workloads::{Case, Metric, Runtime, Unit, RUNTIMES};
+use crate::workloads::{Case, Metric, Runtime, Unit, LOOP_COUNT_LISTENER, LOOP_COUNT_NO_SOCKET, RUNTIMES};
 
 /// What one case gave on each runtime over the repetitions.
 pub struct Outcome {
@@ -33,11 +33,18 @@ pub struct Row {
     pub metric: Metric,
     /// Median per runtime, or why there is none.
     pub cells: [Result<f64, String>; 3],
+    /// The ratios (vs libuv, vs tokio) as an earlier run's table printed them, for rows read
+    /// back from its results.md (`rows_from_results`): recomputed from the rounded figures
+    /// they could differ in the last digit.
+    pub printed_ratios: Option<[Option<f64>; 2]>,
 }
 
 impl Row {
     /// How many times better evloop is than runtime `other`: > 1.0 means evloop is ahead.
     pub fn ratio(&self, other: Runtime) -> Option<f64> {
+        if let Some(printed) = self.printed_ratios {
+            return if other == Runtime::Libuv { printed[0] } else { printed[1] };
+        }
         let i = RUNTIMES.iter().position(|&r| r == other)?;
         let (Ok(ev), Ok(x)) = (&self.cells[0], &self.cells[i]) else { return None };
         let r = if self.metric.higher_is_better { ev / x } else { x / ev };
@@ -69,7 +76,13 @@ pub fn rows(outcomes: &[Outcome]) -> Vec<Row> {
                     o.runs[i].iter().filter_map(|r| r.get(metric.key)).map(|v| v * metric.scale).collect();
                 median(&mut v).ok_or_else(|| format!("FAILED: no {}", metric.key))
             });
-            rows.push(Row { workload: o.case.workload, case: o.case.label.clone(), metric, cells });
+            rows.push(Row {
+                workload: o.case.workload,
+                case: o.case.label.clone(),
+                metric,
+                cells,
+                printed_ratios: None,
+            });
         }
     }
     rows
@@ -261,4 +274,168 @@ pub fn svg(rows: &[Row], title: &str) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+// ---- the summary table (README.md's comparison section) ----
+
+/// A row the summary always shows (if the run has it): workload, case label, metric key.
+const SUMMARY_ROWS: &[(&str, &str, &str)] = &[
+    ("loop_count", LOOP_COUNT_LISTENER, "iterations_per_s"),
+    ("loop_count", LOOP_COUNT_NO_SOCKET, "iterations_per_s"),
+    ("timers", "1000000 timers", "starts_per_s"),
+    ("timers", "1000000 timers", "total_ms"),
+    ("timers", "1000000 timers", "peak_rss_kib"),
+    ("ping_pongs", "1 conn, 5 B", "server_cpu_us_per_op"),
+    ("echo", "100 conn x 1 KiB", "round_trips_per_s"),
+    ("echo", "100 conn x 1 KiB", "p99_us"),
+    ("echo", "100 conn x 64 KiB", "round_trips_per_s"),
+    ("echo", "100 conn x 64 KiB", "p99_us"),
+    ("pump", "100 conn x 8 KiB writes", "mib_per_s"),
+    ("pound", "1000 clients", "server_cpu_us_per_op"),
+    ("tcp_write_batch", "1000000 x 13 B", "total_ms"),
+    ("waker", "1 thread", "round_trips_per_s"),
+    ("queue_work", "1000 in flight", "jobs_per_s"),
+    ("fs_stat", "32 in flight", "stats_per_s"),
+    ("memory", "10000 idle conns", "rss_per_conn_bytes"),
+];
+
+/// Besides `SUMMARY_ROWS`, the summary shows every row where evloop is behind either runtime
+/// by this much or more (a ratio below it), so that it never shows only the good side.
+const SUMMARY_BEHIND: f64 = 0.97;
+
+/// Cases the summary leaves out, whatever their figures, and why.
+const SUMMARY_NOISE: &[(&str, &str, &str)] =
+    &[("waker", "2 threads", "3 threads on 2 cores"), ("waker", "4 threads", "5 threads on 2 cores")];
+
+/// The summary table for README.md: the rows of `SUMMARY_ROWS`, every row where evloop is
+/// behind (ratio < `SUMMARY_BEHIND`), none of `SUMMARY_NOISE`, in the run's order, with the
+/// versions beside their columns and notes on what the table leaves out. `source` says which
+/// run it comes from.
+pub fn summary(rows: &[Row], tokio: &str, libuv: &str, source: &str) -> String {
+    let noise = |r: &Row| SUMMARY_NOISE.iter().any(|&(w, c, _)| r.workload == w && r.case == c);
+    let listed =
+        |r: &Row| SUMMARY_ROWS.iter().any(|&(w, c, k)| r.workload == w && r.case == c && r.metric.key == k);
+    let behind = |r: &Row| {
+        [Runtime::Libuv, Runtime::Tokio].iter().any(|&rt| r.ratio(rt).is_some_and(|x| x < SUMMARY_BEHIND))
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "{source}");
+    s.push('\n');
+    let _ = writeln!(
+        s,
+        "| workload | case | metric | evloop | tokio {tokio} (current-thread) | libuv {libuv} (system, pkg-config) | \
+         evloop vs libuv | evloop vs tokio |"
+    );
+    s.push_str("|---|---|---|--:|--:|--:|--:|--:|\n");
+    let mut no_socket = false;
+    for r in rows.iter().filter(|r| !noise(r) && (listed(r) || behind(r))) {
+        let cell = |c: &Result<f64, String>| match c {
+            Ok(v) => format_value(*v, r.metric.unit),
+            Err(e) => e.clone(),
+        };
+        let arrow = if r.metric.higher_is_better { "↑" } else { "↓" };
+        let mark = if r.workload == "loop_count" && r.case == LOOP_COUNT_NO_SOCKET {
+            no_socket = true;
+            " ¹"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {}{mark} | {} {arrow} | {} | {} | {} | {} | {} |",
+            r.workload,
+            r.case,
+            r.metric.name,
+            cell(&r.cells[0]),
+            cell(&r.cells[1]),
+            cell(&r.cells[2]),
+            format_ratio(r.ratio(Runtime::Libuv)),
+            format_ratio(r.ratio(Runtime::Tokio)),
+        );
+    }
+    s.push('\n');
+    let _ = writeln!(
+        s,
+        "Ratio > 1: evloop ahead; **bold** (< 1): evloop behind. For rates (↑) the ratio is evloop ÷ other, for \
+         times, latencies, CPU and memory (↓) other ÷ evloop. The rows: a fixed selection, plus every row where \
+         evloop is behind either runtime by {:.0}% or more; every row is in `bench-suite/results.md`.",
+        (1.0 - SUMMARY_BEHIND) * 100.0
+    );
+    if no_socket {
+        s.push('\n');
+        let has_listener = rows.iter().any(|r| r.workload == "loop_count" && r.case == LOOP_COUNT_LISTENER);
+        let _ = writeln!(
+            s,
+            "¹ Not like for like: with no socket open, evloop skips the poll's system call when it would not block; \
+             libuv always polls (its loop watches a signal pipe), and tokio's `yield_now` goes through a \
+             zero-timeout poll of its driver. The realistic case is `{LOOP_COUNT_LISTENER}`: one TCP listener open \
+             that nobody connects to, so every runtime polls{}.",
+            if has_listener { " (the row above)" } else { "; this run predates that case" }
+        );
+    }
+    let left_out: Vec<String> = SUMMARY_NOISE
+        .iter()
+        .filter(|&&(w, c, _)| rows.iter().any(|r| r.workload == w && r.case == c))
+        .map(|&(w, c, why)| format!("{w} {c} ({why})"))
+        .collect();
+    if !left_out.is_empty() {
+        s.push('\n');
+        let _ = writeln!(
+            s,
+            "Left out as scheduler noise: {}; they measure the scheduler as much as the runtime and vary widely \
+             between runs (bench-suite/README.md, Caveats). Their figures are in `bench-suite/results.md`.",
+            left_out.join(", ")
+        );
+    }
+    s
+}
+
+/// Parses a cell of `table` back into a value in the metric's units (an error cell as is).
+fn parse_cell(cell: &str) -> Result<f64, String> {
+    let (num, suffix) = match cell.split_once(' ') {
+        Some((n, u)) => (n, u),
+        None => match cell.strip_suffix("/s") {
+            Some(n) => (n, "/s"),
+            None => (cell, ""),
+        },
+    };
+    let scale = match suffix {
+        "M/s" => 1e6,
+        "k/s" => 1e3,
+        _ => 1.0,
+    };
+    num.parse::<f64>().map(|v| v * scale).map_err(|_| cell.to_string())
+}
+
+/// The rows of a `results.md` written by an earlier run (its table), for `--summary-from`.
+/// Figures come back as printed (three significant digits); the ratios are the file's.
+pub fn rows_from_results(text: &str) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        if cells.len() != 8 || cells[0] == "workload" {
+            continue;
+        }
+        let Some(&(workload, _)) = crate::workloads::WORKLOADS.iter().find(|(n, _)| *n == cells[0]) else {
+            return Err(format!("unknown workload in {line:?}"));
+        };
+        let name = cells[2].trim_end_matches(['↑', '↓']).trim();
+        let metric = crate::workloads::metrics_of(workload)
+            .into_iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| format!("unknown metric in {line:?}"))?;
+        // Before the listener case existed, loop_count's only case ("idle") had no socket.
+        let case = match (workload, cells[1]) {
+            ("loop_count", "idle") => LOOP_COUNT_NO_SOCKET.to_string(),
+            (_, c) => c.to_string(),
+        };
+        let ratio = |c: &str| c.trim_matches('*').parse::<f64>().ok();
+        let printed_ratios = Some([ratio(cells[6]), ratio(cells[7])]);
+        let cells = [parse_cell(cells[3]), parse_cell(cells[4]), parse_cell(cells[5])];
+        rows.push(Row { workload, case, metric, cells, printed_ratios });
+    }
+    if rows.is_empty() {
+        return Err("no result rows found".into());
+    }
+    Ok(rows)
 }

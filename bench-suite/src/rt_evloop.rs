@@ -14,7 +14,9 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let workload = args.first().map(String::as_str).unwrap_or("");
     let rest = args.get(1..).unwrap_or(&[]);
     let r = match workload {
-        "loop_count" => loop_count(parse(rest, 0, "N")?),
+        "loop_count" => {
+            loop_count(parse(rest, 0, "N")?, rest.len() > 1 && parse::<u8>(rest, 1, "LISTENER")? != 0)
+        }
         "timers" => timers(parse(rest, 0, "N")?),
         "echo_server" => echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }),
         "pump_server" => pump_server(),
@@ -27,19 +29,31 @@ pub fn main(args: &[String]) -> Result<(), String> {
     r.map_err(|e| format!("evloop {workload}: {e}"))
 }
 
-fn loop_count(n: u64) -> io::Result<()> {
-    let mut lp = Loop::with_state(0u64)?;
+/// N idle iterations. With `listener`, a TCP listener on 127.0.0.1:0 that nobody connects to
+/// is open meanwhile: the loop then has a socket to poll (without one, evloop skips the poll's
+/// system call when it would not block).
+fn loop_count(n: u64, listener: bool) -> io::Result<()> {
+    let mut lp = Loop::with_state((0u64, None::<TcpListener>))?;
+    if listener {
+        let l = ListenOptions::new().backlog(util::BACKLOG).bind(&mut lp, util::local_any(), |lp, s| {
+            let _ = s.close(lp);
+        })?;
+        lp.state.1 = Some(l);
+    }
     let idle = Idle::new(&mut lp, move |lp, idle| {
-        lp.state += 1;
-        if lp.state == n {
+        lp.state.0 += 1;
+        if lp.state.0 == n {
             idle.stop(lp).unwrap();
+            if let Some(l) = lp.state.1.take() {
+                l.close(lp).unwrap();
+            }
         }
     });
     idle.start(&mut lp)?;
     let start = Instant::now();
     lp.run(RunMode::Default)?;
     let rate = util::per_sec(n, start);
-    assert_eq!(lp.state, n);
+    assert_eq!(lp.state.0, n);
     util::result("iterations_per_s", rate);
     Ok(())
 }

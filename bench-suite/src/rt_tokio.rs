@@ -3,7 +3,8 @@
 //!
 //! The servers read the way evloop and libuv do, so that an idle connection holds no buffer:
 //! wait for readability, `try_read` into one 64 KiB buffer shared by the runtime's thread,
-//! `try_write` the echo at once and copy only what the socket did not take.
+//! `try_write` the echo at once and copy only what the socket did not take into a queue of the
+//! connection's own, which stops reading only once 64 KiB or more are queued.
 
 use std::cell::RefCell;
 use std::io;
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
@@ -24,7 +25,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let rest = args.get(1..).unwrap_or(&[]);
     let rt = runtime().map_err(|e| format!("tokio runtime: {e}"))?;
     let r = match workload {
-        "loop_count" => rt.block_on(loop_count(parse(rest, 0, "N")?)),
+        "loop_count" => rt.block_on(loop_count(
+            parse(rest, 0, "N")?,
+            rest.len() > 1 && parse::<u8>(rest, 1, "LISTENER")? != 0,
+        )),
         "timers" => rt.block_on(timers(parse(rest, 0, "N")?)),
         "echo_server" => {
             rt.block_on(echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }))
@@ -50,8 +54,16 @@ fn runtime() -> io::Result<Runtime> {
         .build()
 }
 
-/// The nearest equivalent of an idle watcher: a task that yields N times.
-async fn loop_count(n: u64) -> io::Result<()> {
+/// The nearest equivalent of an idle watcher: a task that yields N times. With `listener`, a
+/// TCP listener on 127.0.0.1:0 that nobody connects to is registered with the runtime meanwhile.
+async fn loop_count(n: u64, listener: bool) -> io::Result<()> {
+    let _listener = if listener {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(util::local_any())?;
+        Some(socket.listen(util::BACKLOG)?)
+    } else {
+        None
+    };
     let start = Instant::now();
     tokio::spawn(async move {
         for _ in 0..n {
@@ -137,14 +149,36 @@ thread_local! {
 
 enum Step {
     Again,
-    Done,
-    Rest(Vec<u8>),
+    Read,
     Eof,
     Failed,
 }
 
-/// Reads what is there and echoes it at once; returns the part the socket did not take.
-fn read_and_echo(stream: &TcpStream) -> Step {
+/// The unsent part of a connection's echoes, `bytes[head..]`: the write queue evloop and
+/// libuv keep for every stream, kept here by the connection's task.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    head: usize,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.bytes.len() - self.head
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.head += n;
+        if self.head == self.bytes.len() {
+            // Empty: free it, so that an idle connection holds no buffer.
+            *self = Pending::default();
+        }
+    }
+}
+
+/// Reads what is there and echoes it: written at once if nothing is pending (the socket
+/// taking what it can), the rest appended to `pending`.
+fn read_and_echo(stream: &TcpStream, pending: &mut Pending) -> Step {
     READ_BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
         let n = match stream.try_read(&mut buf) {
@@ -153,32 +187,61 @@ fn read_and_echo(stream: &TcpStream) -> Step {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Again,
             Err(_) => return Step::Failed,
         };
-        match stream.try_write(&buf[..n]) {
-            Ok(m) if m == n => Step::Done,
-            Ok(m) => Step::Rest(buf[m..n].to_vec()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Rest(buf[..n].to_vec()),
-            Err(_) => Step::Failed,
-        }
+        let sent = if pending.len() > 0 {
+            0 // queued bytes go first
+        } else {
+            match stream.try_write(&buf[..n]) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(_) => return Step::Failed,
+            }
+        };
+        pending.bytes.extend_from_slice(&buf[sent..n]);
+        Step::Read
     })
 }
 
+/// The same policy as the evloop and libuv servers: write through, queue only what the socket
+/// did not take, keep reading while less than the high-water mark (64 KiB) is queued, stop at
+/// it and resume once the queue is empty. One task waits for readability, writability or
+/// both with `ready()`, and reads and writes with `try_read` / `try_write`.
 async fn echo_conn(mut stream: TcpStream) {
+    let mut pending = Pending::default();
+    let mut paused = false;
     loop {
-        if stream.readable().await.is_err() {
-            return;
+        let interest = if paused {
+            Interest::WRITABLE
+        } else if pending.len() == 0 {
+            Interest::READABLE
+        } else {
+            Interest::READABLE | Interest::WRITABLE
+        };
+        let Ok(ready) = stream.ready(interest).await else { return };
+        if ready.is_writable() && pending.len() > 0 {
+            match stream.try_write(&pending.bytes[pending.head..]) {
+                Ok(n) => {
+                    pending.consume(n);
+                    if pending.len() == 0 {
+                        paused = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
         }
-        match read_and_echo(&stream) {
-            Step::Again | Step::Done => {}
-            Step::Rest(rest) => {
-                if stream.write_all(&rest).await.is_err() {
+        if !paused && ready.is_readable() {
+            match read_and_echo(&stream, &mut pending) {
+                Step::Again => {}
+                Step::Read => paused = pending.len() >= util::HIGH_WATER_MARK,
+                Step::Eof => {
+                    // Send what is queued, then half-close (evloop's shutdown waits likewise).
+                    if stream.write_all(&pending.bytes[pending.head..]).await.is_ok() {
+                        let _ = stream.shutdown().await;
+                    }
                     return;
                 }
+                Step::Failed => return,
             }
-            Step::Eof => {
-                let _ = stream.shutdown().await;
-                return;
-            }
-            Step::Failed => return,
         }
     }
 }
