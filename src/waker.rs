@@ -76,7 +76,8 @@ impl Waker {
     /// Wakes the loop; its callback will run on the loop thread. Callable from any thread,
     /// never blocks.
     ///
-    /// Returns an error if the waker has been closed or its loop dropped.
+    /// Returns an error (`InvalidInput`, "handle is closed", as for any call through a closed
+    /// handle's id) if the waker has been closed or its loop dropped.
     pub fn wake(&self) -> io::Result<()> {
         self.shared.wake()
     }
@@ -86,7 +87,8 @@ impl WakerShared {
     /// Marks the handle woken and, if it was not yet, interrupts the loop's poll.
     pub(crate) fn wake(&self) -> io::Result<()> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "evloop: waker is closed"));
+            // The error of any call through a closed handle's id (the loop may be gone too).
+            return Err(crate::error::closed_error());
         }
         if !self.pending.swap(true, Ordering::AcqRel) {
             self.notifier.notify()?;

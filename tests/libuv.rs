@@ -182,10 +182,11 @@ fn threadpool_queue_work_simple() {
 /// which says why).
 #[test]
 fn tcp_connect_error_after_write() {
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    }; // nothing listens there now
+    // Bound but not listening, and held for the whole test: a connect is refused, and no
+    // other test running in parallel can take the port meanwhile.
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    holder.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    let dead = holder.local_addr().unwrap().as_socket().unwrap();
     let mut lp = Loop::with_state(Vec::<String>::new()).unwrap();
     time_limit(&mut lp, 30);
     let s = TcpStream::connect(&mut lp, dead, |lp, _, r| {
