@@ -39,6 +39,9 @@ pub struct Metrics {
     pub callbacks: u64,
     /// Time spent blocked in the poll waiting for something to happen.
     pub idle_time: Duration,
+    /// I/O readiness events the polls delivered, including those of handles closed earlier
+    /// in the same batch, which are dropped (libuv's `uv_metrics_t.events`).
+    pub io_events: u64,
 }
 
 /// Options for a [`Loop`]: `Loop::builder().state(s).build()`.
@@ -140,7 +143,7 @@ pub struct Loop<S = ()> {
     /// The handle whose callback is running, if any.
     dispatching: Option<Handle>,
     running: bool,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
 }
 
 impl Loop<()> {

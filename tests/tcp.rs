@@ -464,10 +464,10 @@ fn close_the_other_in_one_batch() -> usize {
         })
         .unwrap();
     }
-    let before = lp.metrics().iterations;
+    let before = lp.metrics();
     lp.run(RunMode::Once).unwrap(); // registers interest and polls both at once
-    assert_eq!(lp.metrics().iterations - before, 1);
-    let batch = lp.io_events_last_poll();
+    assert_eq!(lp.metrics().iterations - before.iterations, 1);
+    let batch = (lp.metrics().io_events - before.io_events) as usize;
     assert_eq!(lp.state.reads, 1, "the closed stream's event reached its reader");
     // Let the replacement connect and read through a few polls (bounded), then shut down.
     let replacement = lp.state.replacement.unwrap();

@@ -48,8 +48,6 @@ pub(crate) struct NetState {
     /// will not say so again (it is edge-triggered on Linux). Dispatched after the next
     /// poll's events, which then must not block.
     pub(crate) again: Vec<Readiness>,
-    /// Readiness events the last dispatch handled (stale ones included): a test hook.
-    pub(crate) last_batch: usize,
 }
 
 /// Size of the loop's read buffer.
@@ -64,20 +62,11 @@ impl NetState {
             read_buf: vec![0; READ_BUF_SIZE],
             ready: Vec::new(),
             again: Vec::new(),
-            last_batch: 0,
         }
     }
 }
 
 impl<S> Loop<S> {
-    /// Readiness events (socket events) the last poll delivered, those dropped as stale
-    /// included. A hook for tests that must know two events shared one batch; not part of
-    /// the supported API.
-    #[doc(hidden)]
-    pub fn io_events_last_poll(&self) -> usize {
-        self.net.last_batch
-    }
-
     /// Applies the interest changes of this iteration, once per handle, before the poll.
     pub(crate) fn flush_interest(&mut self) {
         if self.net.interest_dirty.is_empty() {
@@ -111,8 +100,8 @@ impl<S> Loop<S> {
     /// Dispatches the readiness the last poll found.
     pub(crate) fn dispatch_ready(&mut self) {
         let mut ready = std::mem::take(&mut self.net.ready);
+        self.metrics.io_events += ready.len() as u64;
         ready.append(&mut self.net.again);
-        self.net.last_batch = ready.len();
         for r in &ready {
             let h = self.handles.handle_for_key(r.key);
             // Dropped: events of a handle closed earlier in this batch (the key carries the
