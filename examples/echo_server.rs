@@ -1,10 +1,14 @@
 //! An echo server: every byte a client sends comes back.
 //!
-//! Usage: `echo_server [ADDR]` (default `127.0.0.1:7000`). Prints `listening on ADDR` once
-//! bound. It is the target of the echo and ping-pong benchmarks, so it stays lean: no copy
-//! beyond what the socket cannot take at once, and backpressure instead of unbounded
-//! buffering — when a client stops reading, the server stops reading from it until its
-//! write queue drains.
+//! Usage: `echo_server [ADDR] [--threads N]` (default `127.0.0.1:7000`, one thread). Prints
+//! `listening on ADDR` once bound. It is the target of the echo and ping-pong benchmarks, so
+//! it stays lean: no copy beyond what the socket cannot take at once, and backpressure
+//! instead of unbounded buffering — when a client stops reading, the server stops reading
+//! from it until its write queue drains.
+//!
+//! With `--threads N`, N threads each run their own loop with their own listener on the
+//! same address (`SO_REUSEPORT`): the kernel spreads connections among them, one loop per
+//! core, nothing shared.
 
 #![allow(dead_code)] // `serve` is also used by the tests and benchmarks
 
@@ -13,12 +17,29 @@ use std::net::SocketAddr;
 
 use evloop::{Loop, RunMode, TcpListener, TcpStream};
 
+#[path = "support/per_core.rs"]
+mod per_core;
+
 fn main() -> io::Result<()> {
     env_logger::init();
-    let addr: SocketAddr = match std::env::args().nth(1) {
-        Some(a) => a.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{a}: {e}")))?,
-        None => "127.0.0.1:7000".parse().unwrap(),
+    let (threads, rest) = per_core::take_threads(std::env::args().skip(1))?;
+    let addr: SocketAddr = match rest.as_slice() {
+        [] => "127.0.0.1:7000".parse().unwrap(),
+        [a] => a.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{a}: {e}")))?,
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "usage: echo_server [ADDR] [--threads N]",
+            ))
+        }
     };
+    if threads > 1 {
+        let (bound, workers) = per_core::serve_per_core(threads, addr, || on_connection)?;
+        println!("listening on {bound}");
+        io::stdout().flush()?;
+        workers.into_iter().for_each(|w| drop(w.join()));
+        return Ok(());
+    }
     let mut lp = Loop::new()?;
     let server = serve(&mut lp, addr)?;
     println!("listening on {}", server.local_addr(&lp)?);
@@ -29,13 +50,16 @@ fn main() -> io::Result<()> {
 
 /// Starts an echo server on `addr`.
 pub fn serve<S: 'static>(lp: &mut Loop<S>, addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(lp, addr, |lp, stream| {
-        // Resume reading once a client that stopped reading has caught up.
-        let resumed = stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp)));
-        if resumed.and_then(|()| stream.read_start(lp, echo)).is_err() {
-            let _ = stream.close(lp);
-        }
-    })
+    TcpListener::bind(lp, addr, on_connection)
+}
+
+/// Serves one connection: echo, with backpressure.
+pub fn on_connection<S: 'static>(lp: &mut Loop<S>, stream: TcpStream) {
+    // Resume reading once a client that stopped reading has caught up.
+    let resumed = stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp)));
+    if resumed.and_then(|()| stream.read_start(lp, echo)).is_err() {
+        let _ = stream.close(lp);
+    }
 }
 
 fn echo<S>(lp: &mut Loop<S>, stream: TcpStream, data: io::Result<&[u8]>) {

@@ -1,8 +1,9 @@
 //! A minimal HTTP/1.1 server: `GET /` answers `Hello, World!`.
 //!
-//! Usage: `http_hello [ADDR] [IDLE_TIMEOUT_MS] [HEADER_TIMEOUT_MS]` (defaults `127.0.0.1:8080`,
-//! 5000, 10000). It prints `listening on <addr>` once bound, so that a caller can bind port 0
-//! and learn the port.
+//! Usage: `http_hello [ADDR] [IDLE_TIMEOUT_MS] [HEADER_TIMEOUT_MS] [--threads N]` (defaults
+//! `127.0.0.1:8080`, 5000, 10000, one thread). It prints `listening on <addr>` once bound, so
+//! that a caller can bind port 0 and learn the port. With `--threads N`, N loops, one per
+//! thread, each with its own listener on the same address (`SO_REUSEPORT`).
 //!
 //! What it speaks: keep-alive (the HTTP/1.1 default; `Connection: close` is honoured, HTTP/1.0
 //! closes unless it asks for keep-alive), pipelined requests answered in order, request bodies
@@ -26,6 +27,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::{Loop, RunMode, TcpListener, TcpStream, Timer};
+
+#[path = "support/per_core.rs"]
+mod per_core;
 
 /// The server's settings.
 #[derive(Clone, Copy, Debug)]
@@ -51,7 +55,12 @@ impl Default for Config {
 
 /// Binds `addr` and serves every connection the listener accepts on `lp`.
 pub fn serve<S: 'static>(lp: &mut Loop<S>, addr: SocketAddr, config: Config) -> io::Result<TcpListener> {
-    TcpListener::bind(lp, addr, move |lp, stream| {
+    TcpListener::bind(lp, addr, on_connection(config))
+}
+
+/// The connection handler: serves one accepted connection with `config`.
+pub fn on_connection<S: 'static>(config: Config) -> impl FnMut(&mut Loop<S>, TcpStream) + 'static {
+    move |lp, stream| {
         // The two timers name each other: the header timer learns the idle timer's id here.
         let idle_id = Rc::new(Cell::new(None));
         let idle_of_header = idle_id.clone();
@@ -77,7 +86,7 @@ pub fn serve<S: 'static>(lp: &mut Loop<S>, addr: SocketAddr, config: Config) -> 
             log::debug!("{stream:?}: cannot start: {e}");
             ids.close(lp);
         }
-    })
+    }
 }
 
 /// A connection's handles.
@@ -384,22 +393,37 @@ fn is_token(s: &str) -> bool {
 
 fn main() -> io::Result<()> {
     env_logger::init();
-    let mut args = std::env::args().skip(1);
+    fn usage() -> ! {
+        eprintln!("usage: http_hello [ADDR] [IDLE_TIMEOUT_MS] [HEADER_TIMEOUT_MS] [--threads N]");
+        std::process::exit(2)
+    }
+    let (threads, rest) = per_core::take_threads(std::env::args().skip(1)).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        usage()
+    });
+    let mut args = rest.into_iter();
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
     let idle = args.next().unwrap_or_else(|| "5000".into());
     let header = args.next().unwrap_or_else(|| "10000".into());
-    let (Ok(addr), Ok(idle), Ok(header)) = (addr.parse(), idle.parse(), header.parse()) else {
-        eprintln!("usage: http_hello [ADDR] [IDLE_TIMEOUT_MS] [HEADER_TIMEOUT_MS]");
-        std::process::exit(2);
+    let (Ok(addr), Ok(idle), Ok(header), None) = (addr.parse(), idle.parse(), header.parse(), args.next())
+    else {
+        usage()
     };
     let config = Config {
         idle_timeout: Duration::from_millis(idle),
         header_timeout: Duration::from_millis(header),
         ..Config::default()
     };
+    let mut stdout = io::stdout();
+    if threads > 1 {
+        let (bound, workers) = per_core::serve_per_core(threads, addr, move || on_connection(config))?;
+        writeln!(stdout, "listening on {bound}")?;
+        stdout.flush()?;
+        workers.into_iter().for_each(|w| drop(w.join()));
+        return Ok(());
+    }
     let mut lp = Loop::new()?;
     let listener = serve(&mut lp, addr, config)?;
-    let mut stdout = io::stdout();
     writeln!(stdout, "listening on {}", listener.local_addr(&lp)?)?;
     stdout.flush()?;
     lp.run(RunMode::Default)?;

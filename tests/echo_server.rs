@@ -187,3 +187,32 @@ fn out_of_file_descriptors_the_server_neither_spins_nor_dies_and_recovers() {
     server.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert_eq!(stderr.matches("pausing accepts").count(), 1, "{stderr}");
 }
+
+/// `--threads 2`: two loops, each with its own listener on the same port (SO_REUSEPORT),
+/// and every connection is served, whichever loop the kernel gives it to.
+#[test]
+fn with_two_threads_two_listeners_share_the_port_and_every_connection_is_echoed() {
+    let mut cmd = Command::new(example_path("echo_server"));
+    cmd.args(["127.0.0.1:0", "--threads", "2"]);
+    let server = start_example(cmd);
+    assert_eq!(common::listeners_on(server.addr.port()), 2, "one listener per loop");
+    let mut conns: Vec<TcpStream> = (0..50).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_all(format!("connection {i}\n").as_bytes()).unwrap();
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let want = format!("connection {i}\n");
+        let mut got = vec![0; want.len()];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(got, want.as_bytes());
+    }
+}
+
+#[test]
+fn a_bad_thread_count_is_refused() {
+    let out =
+        Command::new(example_path("echo_server")).args(["127.0.0.1:0", "--threads", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads 0"), "{out:?}");
+}

@@ -40,8 +40,12 @@ impl Server {
     }
 
     fn with_timeouts_ms(idle_ms: u64, header_ms: u64) -> Server {
+        Server::with_args(&["127.0.0.1:0", &idle_ms.to_string(), &header_ms.to_string()])
+    }
+
+    fn with_args(args: &[&str]) -> Server {
         let mut child = Command::new(binary())
-            .args(["127.0.0.1:0", &idle_ms.to_string(), &header_ms.to_string()])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("cannot start the http_hello example");
@@ -609,4 +613,20 @@ fn wrk_100_connections_without_errors() {
         assert!(counts.clone().count() == 4 && counts.sum::<u64>() == 0, "{errors}");
     }
     assert!(!report.contains("Non-2xx or 3xx responses"), "{report}");
+}
+
+/// `--threads 2`: two loops, each with its own listener on the port (SO_REUSEPORT); curl
+/// gets its answer from whichever the kernel picks, on every connection.
+#[test]
+fn with_two_threads_two_listeners_share_the_port() {
+    if !have_client("with_two_threads_two_listeners_share_the_port", "curl") {
+        return;
+    }
+    let server = Server::with_args(&["127.0.0.1:0", "--threads", "2"]);
+    assert_eq!(common::listeners_on(server.addr.port()), 2, "one listener per loop");
+    for _ in 0..20 {
+        let out = run_client(Command::new("curl").args(["-s", &server.url("/")]), b"", LIMIT);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(out.stdout, b"Hello, World!");
+    }
 }

@@ -122,3 +122,17 @@ pub fn have_client(test: &str, client: &str) -> bool {
     eprintln!("SKIPPED: {test}: {client} not installed");
     false
 }
+
+/// Listening sockets on `port` in the whole system (`/proc/net/tcp`, state 0A).
+pub fn listeners_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|row| {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            let local_port = fields[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            local_port == Some(port) && fields[3] == "0A"
+        })
+        .count()
+}
