@@ -8,6 +8,9 @@
 //!
 //! This program checks two things, printing each check, and exits with status 1 if one fails.
 
+// Both examples below include their shared support module (`--threads`), unused here.
+#![allow(clippy::duplicate_mod)]
+
 // The code under test, included as modules (their `main`s go unused).
 #[path = "echo_server.rs"]
 mod echo_server;

@@ -2,6 +2,9 @@
 //! made exact on the simulator (`evloop::sim`): exact virtual times, byte counts and callback
 //! orders. Where a scenario names an example, its `serve` function is the code under test.
 
+// Both examples below include their shared support module (`--threads`), unused here.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "../examples/echo_server.rs"]
 mod echo_server;
 #[path = "../examples/http_hello.rs"]
