@@ -8,16 +8,9 @@ use std::time::Duration;
 
 use evloop::{Backend, Loop, RunMode, TcpListener, TcpStream, Timer, Waker};
 
-fn backends() -> Vec<Backend> {
-    let mut all = vec![Backend::Polling];
-    #[cfg(target_os = "linux")]
-    all.push(Backend::Epoll);
-    all
-}
-
 #[test]
 fn each_backend_runs_timers_wakers_and_tcp() {
-    for backend in backends() {
+    for backend in common::backends() {
         let mut lp = Loop::builder().state(Vec::<String>::new()).backend(backend).build().unwrap();
         common::time_limit(&mut lp, 30);
         let t = Timer::new(&mut lp, |lp, t| {
@@ -75,7 +68,7 @@ fn a_loop_waits_with_the_backend_the_environment_names() {
         _ => Backend::platform_default(),
     };
     assert_eq!(Loop::new().unwrap().backend(), Some(expected));
-    for backend in backends() {
+    for backend in common::backends() {
         assert_eq!(Loop::builder().backend(backend).build().unwrap().backend(), Some(backend));
     }
     assert_eq!(evloop::sim::Sim::new(1, ()).backend(), None, "a simulated loop has none");

@@ -2,26 +2,21 @@
 //! and no descriptor is left behind, even while a `Waker` clone keeps the poller alive. One
 //! test function only, so that no other test in this process opens descriptors meanwhile.
 
+mod common;
+
 use std::io::{ErrorKind, Read};
 use std::net::TcpStream as StdStream;
 use std::time::Duration;
 
-use evloop::{Backend, Loop, RunMode, TcpListener, Waker};
+use evloop::{Loop, RunMode, TcpListener, Waker};
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-fn backends() -> Vec<Backend> {
-    let mut all = vec![Backend::Polling];
-    #[cfg(target_os = "linux")]
-    all.push(Backend::Epoll);
-    all
-}
-
 #[test]
 fn dropping_a_loop_with_registered_sockets_closes_them_while_a_waker_lives() {
-    for backend in backends() {
+    for backend in common::backends() {
         let before = open_fds();
         let mut lp = Loop::builder().state(0usize).backend(backend).build().unwrap();
         let listener = TcpListener::bind(&mut lp, "127.0.0.1:0", |lp, stream| {

@@ -136,3 +136,11 @@ pub fn listeners_on(port: u16) -> usize {
         })
         .count()
 }
+
+/// Every operating-system backend this platform has.
+pub fn backends() -> Vec<evloop::Backend> {
+    let mut all = vec![evloop::Backend::Polling];
+    #[cfg(target_os = "linux")]
+    all.push(evloop::Backend::Epoll);
+    all
+}
