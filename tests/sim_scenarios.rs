@@ -9,6 +9,8 @@
 mod echo_server;
 #[path = "../examples/http_hello.rs"]
 mod http_hello;
+#[path = "../examples/support/shutdown.rs"]
+mod shutdown;
 
 use std::io;
 use std::net::SocketAddr;
@@ -1012,4 +1014,57 @@ fn events_of_a_stream_closed_earlier_in_the_batch_are_dropped() {
     sim.run_until_idle().unwrap();
     assert_eq!(sim.state.reads, 1);
     assert_eq!(sim.handle_count(), 0);
+}
+
+/// Graceful shutdown of the echo server, exactly: the listener closes at once (a new client
+/// is refused), the open connection is still served until its client ends it, and the
+/// shutdown reports `Drained` in the iteration the last connection closes.
+#[test]
+fn graceful_shutdown_drains_the_open_connection() {
+    let mut sim = Sim::new(61, None);
+    echo_server::serve(&mut sim, addr()).unwrap();
+    let peer = sim.connect(addr()).unwrap();
+    peer.send(b"before");
+    sim.run_until_idle().unwrap();
+    assert_eq!(peer.recv(), b"before");
+    shutdown::begin(&mut sim, Duration::from_secs(5), |lp, outcome| lp.state = Some(outcome));
+    assert_eq!(sim.state, None, "never inside begin");
+    assert_eq!(sim.connect(addr()).unwrap_err().kind(), io::ErrorKind::ConnectionRefused);
+    sim.advance(Duration::from_secs(2)).unwrap();
+    peer.send(b"during");
+    sim.run_until_idle().unwrap();
+    assert_eq!(peer.recv(), b"during", "in flight: still served");
+    assert_eq!(sim.state, None);
+    peer.shutdown();
+    sim.run().unwrap();
+    assert_eq!(sim.state, Some(shutdown::Outcome::Drained));
+    assert_eq!(sim.elapsed(), Duration::from_secs(2), "ended when the connection did, not at the deadline");
+    assert!(peer.is_closed());
+}
+
+/// A client that never ends its connection: at the deadline, exactly, it is closed and the
+/// shutdown reports `Forced`.
+#[test]
+fn graceful_shutdown_forces_what_is_left_at_the_deadline() {
+    let mut sim = Sim::new(62, None);
+    echo_server::serve(&mut sim, addr()).unwrap();
+    let peer = sim.connect(addr()).unwrap();
+    sim.run_until_idle().unwrap();
+    shutdown::begin(&mut sim, Duration::from_secs(5), |lp, outcome| lp.state = Some(outcome));
+    sim.run().unwrap();
+    assert_eq!(sim.state, Some(shutdown::Outcome::Forced));
+    assert_eq!(sim.elapsed(), Duration::from_secs(5));
+    assert!(peer.is_closed() || peer.is_reset(), "the connection left was closed");
+}
+
+/// With nothing open, the shutdown reports `Drained` on the next iteration, from the loop.
+#[test]
+fn graceful_shutdown_with_no_connection_ends_at_once() {
+    let mut sim = Sim::new(63, None);
+    echo_server::serve(&mut sim, addr()).unwrap();
+    shutdown::begin(&mut sim, Duration::from_secs(5), |lp, outcome| lp.state = Some(outcome));
+    assert_eq!(sim.state, None);
+    sim.run().unwrap();
+    assert_eq!(sim.state, Some(shutdown::Outcome::Drained));
+    assert_eq!(sim.elapsed(), Duration::ZERO);
 }

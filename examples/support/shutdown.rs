@@ -1,0 +1,85 @@
+//! Graceful shutdown for the server examples: stop accepting, let the connections still open
+//! finish, and force-close what is left after a deadline.
+//!
+//! It needs no bookkeeping from the server: the loop's own handle list says what is open
+//! ([`Loop::walk`]). [`begin`] closes every listener and starts a check watcher that ends
+//! the shutdown in the iteration the last connection closes, and a deadline timer that
+//! closes what is left. Servers whose connections can be idle between requests (HTTP keep
+//! alive) close those themselves once [`begin`] has run; for the echo server every open
+//! connection is in flight until its client closes it.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use evloop::{Check, Handle, HandleKind, Loop, Timer};
+
+/// How a shutdown ended.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// Every connection finished before the deadline.
+    Drained,
+    /// The deadline passed: the connections left were closed.
+    Forced,
+}
+
+/// The open handles of `kind`, not closing.
+pub fn open_handles<S>(lp: &mut Loop<S>, kind: HandleKind) -> Vec<Handle> {
+    let mut found = Vec::new();
+    lp.walk(|lp, h| {
+        if h.kind(lp).ok() == Some(kind) && !h.is_closing(lp) {
+            found.push(h);
+        }
+    });
+    found
+}
+
+/// Starts a graceful shutdown of the servers on `lp`: every listener closes at once (new
+/// connections are refused), and `done` is called once, from the loop, when the last
+/// connection has closed ([`Outcome::Drained`]) or, after `deadline`, once the ones left
+/// were closed ([`Outcome::Forced`]). With no connection open, `done` runs on the next
+/// iteration. Call it once per loop: the caller decides what a second request means.
+pub fn begin<S: 'static>(
+    lp: &mut Loop<S>,
+    deadline: Duration,
+    done: impl FnOnce(&mut Loop<S>, Outcome) + 'static,
+) {
+    for listener in open_handles(lp, HandleKind::TcpListener) {
+        let _ = listener.close(lp);
+    }
+    if open_handles(lp, HandleKind::TcpStream).is_empty() {
+        lp.defer(move |lp| done(lp, Outcome::Drained));
+        return;
+    }
+    let done = Rc::new(Cell::new(Some(done)));
+    let finish = move |lp: &mut Loop<S>, outcome| {
+        if let Some(done) = done.take() {
+            done(lp, outcome);
+        }
+    };
+    let finish_at_deadline = finish.clone();
+    let timer = Timer::new(lp, move |lp, timer| {
+        for stream in open_handles(lp, HandleKind::TcpStream) {
+            let _ = stream.close(lp);
+        }
+        let _ = timer.close(lp);
+        finish_at_deadline(lp, Outcome::Forced);
+    });
+    let check = Check::new(lp, move |lp, check| {
+        if open_handles(lp, HandleKind::TcpStream).is_empty() {
+            let _ = check.close(lp);
+            let _ = timer.close(lp);
+            finish(lp, Outcome::Drained);
+        }
+    });
+    // Unreferenced: the open connections keep the loop alive, these two only watch them.
+    // The check runs after every poll, so it sees the last connection close in the very
+    // iteration it closes.
+    for started in
+        [timer.start(lp, deadline, Duration::ZERO), timer.unref(lp), check.start(lp), check.unref(lp)]
+    {
+        if let Err(e) = started {
+            log::error!("graceful shutdown: {e}");
+        }
+    }
+}
