@@ -67,6 +67,7 @@ pub use crate::driver::sim::world::{Chunking, TraceEvent};
 use crate::driver::sim::world::{ConnectFault, End, FakeListen, Listening, World};
 
 mod determinism;
+mod fake_fd;
 mod peers;
 
 use crate::driver::sim::StalledMarker;
@@ -75,6 +76,7 @@ use crate::event_loop::{Loop, RunMode};
 use crate::handle::{Handle, HandleKind};
 use crate::pool::Pool;
 pub use determinism::{check_determinism, check_determinism_with, Divergence};
+pub use fake_fd::FakeFd;
 pub use peers::{FakeListener, FakePeer};
 
 /// Whole milliseconds of `d`, the resolution of virtual time, saturating at `u64::MAX`: a
