@@ -14,6 +14,8 @@
 //! hang-up) or `WouldBlock`, and owes itself a readiness event (`NetState::again`) where
 //! it stops early. A partial write leaves a TCP socket marked as out of space, so the kernel
 //! raises a new edge when room frees up. The `polling` backend stays level-triggered.
+//! Fd watchers' descriptors are registered level-triggered (`fd_flags`): their callbacks need
+//! not drain them, and the loop cannot read them to find out.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

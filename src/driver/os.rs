@@ -10,6 +10,8 @@
 //! interest, with its handle's id as the key, so a freshly accepted socket that the program
 //! starts reading costs one `epoll_ctl`. The epoll backend registers them edge-triggered
 //! (see `driver/epoll.rs` for why), `polling` level-triggered; the loop is right under both.
+//! An fd watcher's descriptor (a duplicate the driver owns, `Sock::Fd`) is registered at
+//! once, level-triggered on both backends, as its callback may leave it undrained.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};

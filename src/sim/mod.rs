@@ -17,6 +17,8 @@
 //! - **Fake peers** ([`Sim::connect`], [`Sim::listen`]) are driven by the test: send, receive
 //!   what the program wrote, shut down, reset, pause reading. They never call user callbacks:
 //!   callbacks run only inside the loop.
+//! - **Fake descriptors** ([`Sim::fake_fd`]) for [`FdWatcher`](crate::FdWatcher)s: the test
+//!   sets them readable, writable, urgent or hung up; they are reported level-triggered.
 //! - **The pool** runs jobs on the loop thread while virtual time stands still: inline, in a
 //!   seeded order, or by hand ([`PoolMode`]). File operations touch the real file system.
 //! - **Faults**: partial writes, would-block, spurious readiness, a reset at a byte offset,
