@@ -46,10 +46,11 @@ impl FdEvents {
         self.priority
     }
 
-    /// The descriptor hung up or failed (`EPOLLHUP`, `EPOLLRDHUP` or `EPOLLERR`; libuv's
-    /// `UV_DISCONNECT`): the peer closed or shut down its side, or an error is pending (for
-    /// a socket, `take_error` reads it). Level-triggered, it is reported by every iteration
-    /// until the watcher stops or closes.
+    /// The descriptor hung up or failed (`EPOLLHUP` or `EPOLLERR`): the peer closed (both
+    /// directions are shut down), or an error is pending (for a socket, `take_error` reads
+    /// it). A peer that only shut down its writing side (a TCP half-close) shows as
+    /// readable, the read returning the end, on both backends. Level-triggered, a hang-up is
+    /// reported by every iteration until the watcher stops or closes.
     pub fn is_hangup(self) -> bool {
         self.hangup
     }

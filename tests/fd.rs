@@ -318,6 +318,32 @@ fn the_duplicate_is_closed_with_the_watcher() {
     }
 }
 
+/// What `fstat` cannot tell, the poller refuses: `/dev/null` is a device epoll cannot poll
+/// (EPERM), so `start` fails, and says so.
+#[test]
+fn an_unpollable_device_is_refused_by_start() {
+    for backend in [Backend::Epoll, Backend::Polling] {
+        let mut lp = Loop::builder().backend(backend).build().unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let w = FdWatcher::new(&mut lp, &null, |_, _, _| {}).unwrap();
+        let err = w.start(&mut lp, FdInterest::READABLE).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{backend:?}: {err}");
+        assert!(err.to_string().contains("cannot be watched"), "{err}");
+        assert!(!w.is_active(&lp));
+        assert!(!lp.run(RunMode::Default).unwrap());
+    }
+}
+
+/// On the simulator, only fake descriptors can be watched.
+#[test]
+fn a_simulated_loop_refuses_real_descriptors() {
+    let mut sim = Sim::new(3, ());
+    let (ours, _theirs) = UnixStream::pair().unwrap();
+    let err = FdWatcher::new(&mut sim, &ours, |_, _, _| {}).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("fake descriptors"), "{err}");
+}
+
 /// Urgent data, on the simulator (a real descriptor needs TCP out-of-band data for it).
 #[test]
 fn priority_is_reported_only_when_asked_for() {

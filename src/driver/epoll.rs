@@ -130,7 +130,8 @@ impl Epoll {
                 writable: hangup || f.contains(epoll::EventFlags::OUT),
                 // Only fd watchers ask for EPOLLPRI.
                 priority: f.contains(epoll::EventFlags::PRI),
-                disconnect: hangup || f.contains(epoll::EventFlags::RDHUP),
+                // As `polling` reports it: a half-close (RDHUP alone) is no hang-up.
+                disconnect: hangup,
             });
         }
         Ok(())

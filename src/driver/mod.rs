@@ -37,7 +37,7 @@ pub(crate) mod os;
 pub(crate) mod sim;
 pub(crate) mod threads;
 
-pub(crate) use options::{check_pollable, not_pollable};
+pub(crate) use options::check_pollable;
 pub use options::{Backend, FdInterest, ListenOptions};
 
 /// The backend under a loop.

@@ -192,7 +192,7 @@ pub(crate) fn check_pollable(fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd
 }
 
 /// The error for a descriptor that cannot be watched (see [`check_pollable`]).
-pub(crate) fn not_pollable() -> io::Error {
+fn not_pollable() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
         "evloop: regular files and directories cannot be watched: they are always ready \

@@ -403,7 +403,13 @@ impl OsDriver {
         match result {
             // epoll refuses what it cannot poll with EPERM (`check_pollable` catches the
             // common cases earlier).
-            Err(e) if e.raw_os_error() == Some(EPERM) => return Err(super::not_pollable()),
+            Err(e) if e.raw_os_error() == Some(EPERM) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "evloop: this descriptor cannot be watched: the poller refuses it (EPERM), \
+                     as it refuses regular files and always-ready devices such as /dev/null",
+                ))
+            }
             Err(e) => return Err(e),
             Ok(()) => {}
         }
