@@ -527,6 +527,7 @@ impl<S> Loop<S> {
             HandleKind::Waker | HandleKind::Channel => self.close_waker(h),
             HandleKind::TcpListener => self.close_listener(h),
             HandleKind::TcpStream => self.close_stream(h),
+            HandleKind::FdWatcher => self.close_fd_watcher(h),
             // The descriptor closes once the requests that hold it are done.
             HandleKind::File => {}
         }

@@ -73,6 +73,8 @@ pub enum HandleKind {
     TcpStream,
     /// An open [`fs::File`](crate::fs::File).
     File,
+    /// An [`FdWatcher`](crate::FdWatcher).
+    FdWatcher,
 }
 
 /// A callback stored in a handle's slot. Typed handles wrap the user's closure once, at
@@ -86,6 +88,7 @@ pub(crate) enum Extra<S> {
     Listener(Box<ListenerState<S>>),
     Stream(Box<StreamState<S>>),
     File(std::sync::Arc<crate::fs::OpenFile>),
+    Fd(crate::fd::FdState),
 }
 
 impl<S> Extra<S> {

@@ -2,8 +2,9 @@
 //!
 //! One single-threaded [`Loop`] owns handles — [`Timer`]s, [`Idle`], [`Prepare`] and
 //! [`Check`] watchers, cross-thread [`Waker`]s and [`Channel`]s, [`TcpListener`]s and
-//! [`TcpStream`]s — waits for readiness, and calls the closures the program registered, in
-//! libuv's phase order; [`Loop::defer`] runs a one-shot callback on the next iteration.
+//! [`TcpStream`]s, [`FdWatcher`]s of the program's own descriptors — waits for readiness,
+//! and calls the closures the program registered, in libuv's phase order; [`Loop::defer`]
+//! runs a one-shot callback on the next iteration.
 //! Blocking work ([`Loop::queue_work`], [`fs`], [`dns`]) runs on a thread pool and comes
 //! back as a callback. Every callback receives the
 //! `&mut Loop<S>`, so it can start timers, close handles or open new ones, and reach the
@@ -151,6 +152,7 @@ pub mod dns;
 mod driver;
 mod error;
 mod event_loop;
+mod fd;
 pub mod fs;
 mod handle;
 mod net;
@@ -166,9 +168,10 @@ mod watchers;
 pub struct ReadmeDoctests;
 
 pub use channel::{Channel, Sender};
-pub use driver::{Backend, ListenOptions};
+pub use driver::{Backend, FdInterest, ListenOptions};
 pub use error::{is_cancelled, Cancelled};
 pub use event_loop::{Builder, Loop, Metrics, RunMode};
+pub use fd::{FdEvents, FdWatcher};
 pub use handle::{Handle, HandleKind};
 pub use net::listener::TcpListener;
 pub use net::stream::TcpStream;

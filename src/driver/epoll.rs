@@ -14,6 +14,8 @@
 //! hang-up) or `WouldBlock`, and owes itself a readiness event (`NetState::again`) where
 //! it stops early. A partial write leaves a TCP socket marked as out of space, so the kernel
 //! raises a new edge when room frees up. The `polling` backend stays level-triggered.
+//! Fd watchers' descriptors are registered level-triggered (`fd_flags`): their callbacks need
+//! not drain them, and the loop cannot read them to find out.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -22,7 +24,7 @@ use std::sync::Arc;
 use rustix::buffer::spare_capacity;
 use rustix::event::{epoll, eventfd, EventfdFlags, Timespec};
 
-use super::{Interest, Readiness};
+use super::{FdInterest, Interest, Readiness};
 
 /// The key of the eventfd; no handle's key can be this (it would need slot 2^32 - 1 of
 /// generation 2^32 - 1).
@@ -45,6 +47,22 @@ fn flags(interest: Interest) -> epoll::EventFlags {
     f | epoll::EventFlags::ET
 }
 
+/// An fd watcher's flags: level-triggered (no `EPOLLET`), so a descriptor its callback did
+/// not drain is reported again by the next wait, as `uv_poll` and asyncio's readers do.
+fn fd_flags(interest: FdInterest) -> epoll::EventFlags {
+    let mut f = epoll::EventFlags::empty();
+    if interest.readable {
+        f |= epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+    }
+    if interest.writable {
+        f |= epoll::EventFlags::OUT;
+    }
+    if interest.priority {
+        f |= epoll::EventFlags::PRI;
+    }
+    f
+}
+
 impl Epoll {
     pub(crate) fn new(capacity: usize) -> io::Result<Epoll> {
         let epfd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
@@ -64,6 +82,22 @@ impl Epoll {
 
     pub(crate) fn modify(&self, fd: BorrowedFd<'_>, key: usize, interest: Interest) -> io::Result<()> {
         Ok(epoll::modify(&self.epfd, fd, epoll::EventData::new_u64(key as u64), flags(interest))?)
+    }
+
+    /// Registers (`add`) or changes an fd watcher's descriptor, level-triggered.
+    pub(crate) fn watch_fd(
+        &self,
+        fd: BorrowedFd<'_>,
+        key: usize,
+        interest: FdInterest,
+        add: bool,
+    ) -> io::Result<()> {
+        let data = epoll::EventData::new_u64(key as u64);
+        if add {
+            Ok(epoll::add(&self.epfd, fd, data, fd_flags(interest))?)
+        } else {
+            Ok(epoll::modify(&self.epfd, fd, data, fd_flags(interest))?)
+        }
     }
 
     pub(crate) fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -92,11 +126,12 @@ impl Epoll {
             ready.push(Readiness {
                 key: key as usize,
                 hangup: hangup || f.contains(epoll::EventFlags::RDHUP),
-                readable: hangup
-                    || f.intersects(
-                        epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::PRI,
-                    ),
+                readable: hangup || f.intersects(epoll::EventFlags::IN | epoll::EventFlags::RDHUP),
                 writable: hangup || f.contains(epoll::EventFlags::OUT),
+                // Only fd watchers ask for EPOLLPRI.
+                priority: f.contains(epoll::EventFlags::PRI),
+                // As `polling` reports it: a half-close (RDHUP alone) is no hang-up.
+                disconnect: hangup,
             });
         }
         Ok(())

@@ -37,7 +37,8 @@ pub(crate) mod os;
 pub(crate) mod sim;
 pub(crate) mod threads;
 
-pub use options::{Backend, ListenOptions};
+pub(crate) use options::check_pollable;
+pub use options::{Backend, FdInterest, ListenOptions};
 
 /// The backend under a loop.
 pub(crate) enum Driver {
@@ -70,12 +71,18 @@ pub(crate) struct Readiness {
     /// The peer hung up (or the socket failed): a short read no longer means the socket is
     /// empty, since the end of the stream is still to be read.
     pub(crate) hangup: bool,
+    /// Urgent data (`EPOLLPRI`): asked for by fd watchers only.
+    pub(crate) priority: bool,
+    /// The poller's own hang-up or error report (`EPOLLHUP`, `EPOLLRDHUP`, `EPOLLERR`) on
+    /// every backend, for fd watchers; `hangup` above is what streams need, which the
+    /// level-triggered backend leaves unset.
+    pub(crate) disconnect: bool,
 }
 
 impl Readiness {
     /// Readiness the loop owes itself: the socket may still be readable.
     pub(crate) fn again(key: usize) -> Readiness {
-        Readiness { key, readable: true, writable: false, hangup: false }
+        Readiness { key, readable: true, writable: false, hangup: false, priority: false, disconnect: false }
     }
 }
 
@@ -137,6 +144,15 @@ forward! {
     mut fn set_interest(sock: SocketId, key: usize, interest: Interest) -> io::Result<()>;
     /// Deregisters and closes the socket.
     mut fn close(sock: SocketId) -> ();
+    /// Takes a descriptor an fd watcher watches (a duplicate the driver now owns), not
+    /// registered yet; refuses what cannot be polled (see `check_pollable`).
+    mut fn fd_open(fd: std::os::fd::OwnedFd) -> io::Result<SocketId>;
+    /// Registers the descriptor level-triggered with `interest` under `key`, changes its
+    /// interest, or (with `FdInterest::NONE`) takes it out of the poller. At once, not
+    /// batched: the caller learns whether the poller took it.
+    mut fn fd_set_interest(fd: SocketId, key: usize, interest: FdInterest) -> io::Result<()>;
+    /// Deregisters and closes the descriptor.
+    mut fn fd_close(fd: SocketId) -> ();
     /// The socket's local address.
     ref fn local_addr(sock: SocketId) -> io::Result<SocketAddr>;
     /// The connected peer's address.

@@ -123,3 +123,79 @@ impl ListenOptions {
         self
     }
 }
+
+/// What an [`FdWatcher`](crate::FdWatcher) watches its descriptor for: any union of
+/// [`READABLE`](FdInterest::READABLE), [`WRITABLE`](FdInterest::WRITABLE) and
+/// [`PRIORITY`](FdInterest::PRIORITY) (`FdInterest::READABLE | FdInterest::WRITABLE`), as
+/// libuv's `UV_READABLE` / `UV_WRITABLE` / `UV_PRIORITIZED`. A hang-up or error is reported
+/// whatever the interest.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, Default)]
+pub struct FdInterest {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    pub(crate) priority: bool,
+}
+
+impl FdInterest {
+    /// Nothing (what a stopped watcher has).
+    pub const NONE: FdInterest = FdInterest { readable: false, writable: false, priority: false };
+    /// Data to read, or the end of it (`EPOLLIN`).
+    pub const READABLE: FdInterest = FdInterest { readable: true, writable: false, priority: false };
+    /// Room to write (`EPOLLOUT`).
+    pub const WRITABLE: FdInterest = FdInterest { readable: false, writable: true, priority: false };
+    /// Urgent data: TCP out-of-band data, a `sysfs` attribute that changed (`EPOLLPRI`).
+    pub const PRIORITY: FdInterest = FdInterest { readable: false, writable: false, priority: true };
+
+    /// Whether this includes [`READABLE`](FdInterest::READABLE).
+    pub fn is_readable(self) -> bool {
+        self.readable
+    }
+
+    /// Whether this includes [`WRITABLE`](FdInterest::WRITABLE).
+    pub fn is_writable(self) -> bool {
+        self.writable
+    }
+
+    /// Whether this includes [`PRIORITY`](FdInterest::PRIORITY).
+    pub fn is_priority(self) -> bool {
+        self.priority
+    }
+
+    /// Whether this is [`NONE`](FdInterest::NONE).
+    pub fn is_empty(self) -> bool {
+        self == FdInterest::NONE
+    }
+}
+
+impl std::ops::BitOr for FdInterest {
+    type Output = FdInterest;
+
+    fn bitor(self, other: FdInterest) -> FdInterest {
+        FdInterest {
+            readable: self.readable || other.readable,
+            writable: self.writable || other.writable,
+            priority: self.priority || other.priority,
+        }
+    }
+}
+
+/// Refuses what a poller cannot watch: a regular file or a directory is always ready, so
+/// epoll refuses it (`EPERM`). Checked with `fstat` when a watcher opens, on every driver,
+/// so the simulation refuses the same descriptors. Returns the descriptor back.
+pub(crate) fn check_pollable(fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd::OwnedFd> {
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata()?;
+    if meta.is_file() || meta.is_dir() {
+        return Err(not_pollable());
+    }
+    Ok(file.into())
+}
+
+/// The error for a descriptor that cannot be watched (see [`check_pollable`]).
+fn not_pollable() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "evloop: regular files and directories cannot be watched: they are always ready \
+         (read them directly, or with evloop::fs)",
+    )
+}

@@ -10,10 +10,12 @@
 //! interest, with its handle's id as the key, so a freshly accepted socket that the program
 //! starts reading costs one `epoll_ctl`. The epoll backend registers them edge-triggered
 //! (see `driver/epoll.rs` for why), `polling` level-triggered; the loop is right under both.
+//! An fd watcher's descriptor (a duplicate the driver owns, `Sock::Fd`) is registered at
+//! once, level-triggered on both backends, as its callback may leave it undrained.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,11 +23,22 @@ use polling::{Event, PollMode};
 use slab::Slab;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use super::{Backend, Interest, ListenOptions, Notifier, Readiness, SocketId, WakeTarget};
+use super::{Backend, FdInterest, Interest, ListenOptions, Notifier, Readiness, SocketId, WakeTarget};
 
 enum Sock {
     Listener(net::TcpListener),
     Stream(net::TcpStream),
+    /// An fd watcher's duplicate of a descriptor the host owns; registered level-triggered,
+    /// with the interest it has in the poller (`None`: not in the poller).
+    Fd(OwnedFd, Option<FdInterest>),
+}
+
+/// How a descriptor is registered: a socket (edge-triggered on the epoll backend) or an fd
+/// watcher's descriptor (level-triggered on both).
+#[derive(Copy, Clone)]
+enum Reg {
+    Socket(Interest),
+    Fd(FdInterest),
 }
 
 struct Entry {
@@ -39,7 +52,13 @@ impl Entry {
         match &self.sock {
             Sock::Listener(l) => l.as_fd(),
             Sock::Stream(s) => s.as_fd(),
+            Sock::Fd(fd, _) => fd.as_fd(),
         }
+    }
+
+    /// Whether the descriptor is in the poller.
+    fn in_poller(&self) -> bool {
+        self.registered.is_some() || matches!(self.sock, Sock::Fd(_, Some(_)))
     }
 }
 
@@ -53,39 +72,46 @@ enum Poll {
 }
 
 impl Poll {
-    /// Registers `fd` under `key`. Called only by [`OsDriver::set_interest`], with the fd of
-    /// an entry of `OsDriver::sockets`.
-    fn add(&self, fd: BorrowedFd<'_>, key: usize, interest: Interest) -> io::Result<()> {
+    /// Registers `fd` under `key`. Called only by [`OsDriver::set_interest`] and
+    /// [`OsDriver::fd_set_interest`], with the fd of an entry of `OsDriver::sockets`.
+    fn add(&self, fd: BorrowedFd<'_>, key: usize, reg: Reg) -> io::Result<()> {
         match self {
             Poll::Polling { poller, .. } => {
-                let event = Event::new(key, interest.readable, interest.writable);
+                let event = polling_event(key, reg);
                 // SAFETY: `polling` requires that a registered fd be deleted from the poller
                 // before it is closed, and the poller may outlive the driver (a `Waker` holds
-                // it through the notifier). Only `OsDriver::set_interest` calls this, with the
-                // fd of an entry of `OsDriver::sockets`, which owns it. An entry leaves that
-                // slab, closing its fd, on two paths only: `OsDriver::close`, which deletes a
-                // registered fd from the poller first, and the drop of the driver, whose
-                // `Drop` deletes every registered fd before the fields (the slab) drop.
+                // it through the notifier). Only `OsDriver::set_interest` and
+                // `OsDriver::fd_set_interest` call this, with the fd of an entry of
+                // `OsDriver::sockets`, which owns it: a socket, or an fd watcher's duplicate
+                // held as an `OwnedFd` (never the host's own descriptor). An entry leaves that
+                // slab, closing its fd, on two paths only: `OsDriver::close` (which
+                // `OsDriver::fd_close` is), which deletes a registered fd from the poller
+                // first, and the drop of the driver, whose `Drop` deletes every registered fd
+                // before the fields (the slab) drop.
                 #[allow(unsafe_code)]
                 unsafe {
                     poller.add_with_mode(fd.as_raw_fd(), event, PollMode::Level)
                 }
             }
             #[cfg(target_os = "linux")]
-            Poll::Epoll(epoll) => epoll.add(fd, key, interest),
+            Poll::Epoll(epoll) => match reg {
+                Reg::Socket(interest) => epoll.add(fd, key, interest),
+                Reg::Fd(interest) => epoll.watch_fd(fd, key, interest, true),
+            },
         }
     }
 
     /// Changes the interest of a registered fd.
-    fn modify(&self, fd: BorrowedFd<'_>, key: usize, interest: Interest) -> io::Result<()> {
+    fn modify(&self, fd: BorrowedFd<'_>, key: usize, reg: Reg) -> io::Result<()> {
         match self {
-            Poll::Polling { poller, .. } => poller.modify_with_mode(
-                fd,
-                Event::new(key, interest.readable, interest.writable),
-                PollMode::Level,
-            ),
+            Poll::Polling { poller, .. } => {
+                poller.modify_with_mode(fd, polling_event(key, reg), PollMode::Level)
+            }
             #[cfg(target_os = "linux")]
-            Poll::Epoll(epoll) => epoll.modify(fd, key, interest),
+            Poll::Epoll(epoll) => match reg {
+                Reg::Socket(interest) => epoll.modify(fd, key, interest),
+                Reg::Fd(interest) => epoll.watch_fd(fd, key, interest, false),
+            },
         }
     }
 
@@ -110,6 +136,8 @@ impl Poll {
                     writable: e.writable,
                     // Level-triggered: a socket that still holds the end is reported again.
                     hangup: false,
+                    priority: e.is_priority(),
+                    disconnect: e.is_interrupt() || e.is_err() == Some(true),
                 }));
                 Ok(())
             }
@@ -124,6 +152,20 @@ impl Poll {
             Poll::Polling { poller, .. } => poller.as_raw_fd(),
             #[cfg(target_os = "linux")]
             Poll::Epoll(epoll) => epoll.fd().as_raw_fd(),
+        }
+    }
+}
+
+/// `polling`'s event for a registration: level-triggered either way (the mode is given to
+/// `add_with_mode`), with hang-ups (`EPOLLRDHUP`) and urgent data for fd watchers.
+fn polling_event(key: usize, reg: Reg) -> Event {
+    match reg {
+        Reg::Socket(interest) => Event::new(key, interest.readable, interest.writable),
+        Reg::Fd(interest) => {
+            let mut event = Event::new(key, interest.readable, interest.writable);
+            event.set_interrupt(interest.readable);
+            event.set_priority(interest.priority);
+            event
         }
     }
 }
@@ -317,8 +359,8 @@ impl OsDriver {
             return Ok(());
         }
         match entry.registered {
-            None => self.poll.add(fd, key, interest)?,
-            Some(_) => self.poll.modify(fd, key, interest)?,
+            None => self.poll.add(fd, key, Reg::Socket(interest))?,
+            Some(_) => self.poll.modify(fd, key, Reg::Socket(interest))?,
         }
         entry.registered = Some(interest);
         Ok(())
@@ -327,17 +369,64 @@ impl OsDriver {
     /// Deregisters and closes a socket.
     pub(crate) fn close(&mut self, sock: SocketId) {
         if let Some(entry) = self.sockets.try_remove(sock) {
-            if entry.registered.is_some() {
+            if entry.in_poller() {
                 let _ = self.poll.delete(entry.fd());
             }
         }
+    }
+
+    // ---- fd watchers ----
+
+    /// Takes an fd watcher's duplicate; it enters the poller with its first interest.
+    pub(crate) fn fd_open(&mut self, fd: OwnedFd) -> io::Result<SocketId> {
+        let fd = super::check_pollable(fd)?;
+        Ok(self.sockets.insert(Entry { sock: Sock::Fd(fd, None), registered: None }))
+    }
+
+    /// Registers (level-triggered), changes or (with no interest) deregisters at once.
+    pub(crate) fn fd_set_interest(
+        &mut self,
+        id: SocketId,
+        key: usize,
+        interest: FdInterest,
+    ) -> io::Result<()> {
+        let Some(Entry { sock: Sock::Fd(fd, registered), .. }) = self.sockets.get_mut(id) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: not a watched descriptor"));
+        };
+        let result = match (*registered, interest.is_empty()) {
+            (None, true) => Ok(()),
+            (Some(_), true) => self.poll.delete(fd.as_fd()),
+            (None, false) => self.poll.add(fd.as_fd(), key, Reg::Fd(interest)),
+            (Some(old), false) if old == interest => Ok(()),
+            (Some(_), false) => self.poll.modify(fd.as_fd(), key, Reg::Fd(interest)),
+        };
+        match result {
+            // epoll refuses what it cannot poll with EPERM (`check_pollable` catches the
+            // common cases earlier).
+            Err(e) if e.raw_os_error() == Some(EPERM) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "evloop: this descriptor cannot be watched: the poller refuses it (EPERM), \
+                     as it refuses regular files and always-ready devices such as /dev/null",
+                ))
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        *registered = (!interest.is_empty()).then_some(interest);
+        Ok(())
+    }
+
+    /// Deregisters and closes an fd watcher's duplicate (the host's descriptor stays open).
+    pub(crate) fn fd_close(&mut self, id: SocketId) {
+        self.close(id);
     }
 
     pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
         match self.sockets.get(sock).map(|e| &e.sock) {
             Some(Sock::Listener(l)) => l.local_addr(),
             Some(Sock::Stream(s)) => s.local_addr(),
-            None => Err(not_a_stream()),
+            Some(Sock::Fd(..)) | None => Err(not_a_stream()),
         }
     }
 
@@ -368,12 +457,15 @@ impl Drop for OsDriver {
     /// requires it (see the SAFETY argument in `Poll::add`).
     fn drop(&mut self) {
         for (_, entry) in &self.sockets {
-            if entry.registered.is_some() {
+            if entry.in_poller() {
                 let _ = self.poll.delete(entry.fd());
             }
         }
     }
 }
+
+/// EPERM: what `epoll_ctl` says of a descriptor it cannot poll.
+const EPERM: i32 = 1;
 
 /// EINPROGRESS, to which std gives no stable `ErrorKind` (the crate takes no libc).
 #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -113,6 +113,7 @@ impl<S> Loop<S> {
             match kind {
                 HandleKind::TcpListener => self.listener_ready(h),
                 HandleKind::TcpStream => self.stream_ready(h, r),
+                HandleKind::FdWatcher => self.fd_ready(h, r),
                 _ => {}
             }
         }

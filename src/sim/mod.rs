@@ -17,6 +17,8 @@
 //! - **Fake peers** ([`Sim::connect`], [`Sim::listen`]) are driven by the test: send, receive
 //!   what the program wrote, shut down, reset, pause reading. They never call user callbacks:
 //!   callbacks run only inside the loop.
+//! - **Fake descriptors** ([`Sim::fake_fd`]) for [`FdWatcher`](crate::FdWatcher)s: the test
+//!   sets them readable, writable, urgent or hung up; they are reported level-triggered.
 //! - **The pool** runs jobs on the loop thread while virtual time stands still: inline, in a
 //!   seeded order, or by hand ([`PoolMode`]). File operations touch the real file system.
 //! - **Faults**: partial writes, would-block, spurious readiness, a reset at a byte offset,
@@ -67,6 +69,7 @@ pub use crate::driver::sim::world::{Chunking, TraceEvent};
 use crate::driver::sim::world::{ConnectFault, End, FakeListen, Listening, World};
 
 mod determinism;
+mod fake_fd;
 mod peers;
 
 use crate::driver::sim::StalledMarker;
@@ -75,6 +78,7 @@ use crate::event_loop::{Loop, RunMode};
 use crate::handle::{Handle, HandleKind};
 use crate::pool::Pool;
 pub use determinism::{check_determinism, check_determinism_with, Divergence};
+pub use fake_fd::FakeFd;
 pub use peers::{FakeListener, FakePeer};
 
 /// Whole milliseconds of `d`, the resolution of virtual time, saturating at `u64::MAX`: a

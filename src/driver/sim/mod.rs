@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) mod fd;
 pub(crate) mod pool;
 pub(crate) mod world;
 
@@ -457,6 +458,7 @@ fn rearm(w: &mut World, sock: SocketId) {
 /// sockets (see [`world::Edges`]). With `consume` false it only looks (for the harness),
 /// leaving every edge to the next real look.
 fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>, consume: bool) {
+    fd::collect_fd_ready(w, ready);
     let now = w.now;
     let World { socks, conns, .. } = w;
     for (_, sock) in socks.iter_mut() {
@@ -502,7 +504,8 @@ fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>, consume: bool) {
         let writable = hangup || (writable && interest.writable && (fresh || room_back));
         if readable || writable {
             // EPOLLRDHUP: after the FIN, a short read does not mean the socket is empty.
-            ready.push(Readiness { key, readable, writable, hangup: hangup || fin });
+            let (priority, disconnect) = (false, hangup || fin);
+            ready.push(Readiness { key, readable, writable, hangup: hangup || fin, priority, disconnect });
         }
     }
 }

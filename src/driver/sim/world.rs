@@ -320,6 +320,8 @@ pub(crate) struct World {
     next_port: u16,
     pub(crate) trace: Vec<TraceEvent>,
     pub(crate) pool: super::pool::SimPool,
+    /// Fake descriptors for fd watchers.
+    pub(crate) fds: super::fd::FakeFds,
 }
 
 impl World {
@@ -341,6 +343,7 @@ impl World {
             next_port: 40_000,
             trace: Vec::new(),
             pool: super::pool::SimPool::default(),
+            fds: super::fd::FakeFds::default(),
         }
     }
 
