@@ -135,6 +135,14 @@ forward! {
     mut fn shutdown_write(sock: SocketId) -> io::Result<()>;
     /// Registers or changes the socket's interest, under `key`.
     mut fn set_interest(sock: SocketId, key: usize, interest: Interest) -> io::Result<()>;
+    /// Takes over a listening std socket (non-blocking from then on), not registered yet.
+    mut fn adopt_listener(listener: std::net::TcpListener) -> io::Result<SocketId>;
+    /// Takes over a connected std stream (non-blocking from then on), not registered yet.
+    mut fn adopt_stream(stream: std::net::TcpStream) -> io::Result<SocketId>;
+    /// Hands a listener back, deregistered and blocking again, without closing it.
+    mut fn release_listener(sock: SocketId) -> io::Result<std::net::TcpListener>;
+    /// Hands a stream back, deregistered and blocking again, without closing it.
+    mut fn release_stream(sock: SocketId) -> io::Result<std::net::TcpStream>;
     /// Deregisters and closes the socket.
     mut fn close(sock: SocketId) -> ();
     /// The socket's local address.

@@ -63,9 +63,10 @@ impl Poll {
                 // before it is closed, and the poller may outlive the driver (a `Waker` holds
                 // it through the notifier). Only `OsDriver::set_interest` calls this, with the
                 // fd of an entry of `OsDriver::sockets`, which owns it. An entry leaves that
-                // slab, closing its fd, on two paths only: `OsDriver::close`, which deletes a
-                // registered fd from the poller first, and the drop of the driver, whose
-                // `Drop` deletes every registered fd before the fields (the slab) drop.
+                // slab on three paths only: `OsDriver::close` and `OsDriver::release` (which hands
+                // the fd back to the program), which delete a registered fd from the poller
+                // first, and the drop of the driver, whose `Drop` deletes every registered fd
+                // before the fields (the slab) drop.
                 #[allow(unsafe_code)]
                 unsafe {
                     poller.add_with_mode(fd.as_raw_fd(), event, PollMode::Level)
@@ -322,6 +323,62 @@ impl OsDriver {
         }
         entry.registered = Some(interest);
         Ok(())
+    }
+
+    /// Takes over a std listener: non-blocking from now on (std already set close-on-exec).
+    /// Refused if the socket is not listening, where the system can tell (`SO_ACCEPTCONN`).
+    pub(crate) fn adopt_listener(&mut self, listener: net::TcpListener) -> io::Result<SocketId> {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        if !SockRef::from(&listener).is_listener()? {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: the socket is not listening"));
+        }
+        listener.set_nonblocking(true)?;
+        Ok(self.sockets.insert(Entry { sock: Sock::Listener(listener), registered: None }))
+    }
+
+    /// Takes over a connected std stream: non-blocking from now on. A stream that is not
+    /// connected fails with `NotConnected` (its `peer_addr`).
+    pub(crate) fn adopt_stream(&mut self, stream: net::TcpStream) -> io::Result<SocketId> {
+        stream.peer_addr()?;
+        stream.set_nonblocking(true)?;
+        Ok(self.sockets.insert(Entry { sock: Sock::Stream(stream), registered: None }))
+    }
+
+    /// Hands a listener back: out of the poller, blocking again.
+    pub(crate) fn release_listener(&mut self, sock: SocketId) -> io::Result<net::TcpListener> {
+        match self.release(sock, true)? {
+            Sock::Listener(l) => Ok(l),
+            Sock::Stream(_) => unreachable!("release checked the kind"),
+        }
+    }
+
+    /// Hands a stream back: out of the poller, blocking again.
+    pub(crate) fn release_stream(&mut self, sock: SocketId) -> io::Result<net::TcpStream> {
+        match self.release(sock, false)? {
+            Sock::Stream(s) => Ok(s),
+            Sock::Listener(_) => unreachable!("release checked the kind"),
+        }
+    }
+
+    /// Takes a socket out of the driver without closing it: blocking again, and out of the
+    /// poller. A failure leaves it as it was.
+    fn release(&mut self, sock: SocketId, listener: bool) -> io::Result<Sock> {
+        let set_nonblocking = |entry: &Entry, on: bool| match &entry.sock {
+            Sock::Listener(l) => l.set_nonblocking(on),
+            Sock::Stream(s) => s.set_nonblocking(on),
+        };
+        let entry = match self.sockets.get(sock) {
+            Some(e) if matches!(e.sock, Sock::Listener(_)) == listener => e,
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: no such socket")),
+        };
+        set_nonblocking(entry, false)?;
+        if entry.registered.is_some() {
+            if let Err(e) = self.poll.delete(entry.fd()) {
+                let _ = set_nonblocking(entry, true);
+                return Err(e);
+            }
+        }
+        Ok(self.sockets.remove(sock).sock)
     }
 
     /// Deregisters and closes a socket.
