@@ -51,11 +51,19 @@ pub struct Builder<S = ()> {
     event_capacity: usize,
     threadpool_size: Option<usize>,
     backend: Option<Backend>,
+    /// See `Builder::slow_callback_threshold` (in `slow.rs`).
+    pub(crate) slow_callback_threshold: Option<Duration>,
 }
 
 impl Builder<()> {
     fn new() -> Builder<()> {
-        Builder { state: (), event_capacity: 1024, threadpool_size: None, backend: None }
+        Builder {
+            state: (),
+            event_capacity: 1024,
+            threadpool_size: None,
+            backend: None,
+            slow_callback_threshold: None,
+        }
     }
 }
 
@@ -67,6 +75,7 @@ impl<S> Builder<S> {
             event_capacity: self.event_capacity,
             threadpool_size: self.threadpool_size,
             backend: self.backend,
+            slow_callback_threshold: self.slow_callback_threshold,
         }
     }
 
@@ -99,7 +108,9 @@ impl<S> Builder<S> {
             None => Backend::from_env()?,
         };
         let driver = Driver::os(self.event_capacity, backend)?;
-        Ok(Loop::from_parts(self.state, driver, Pool::new(self.threadpool_size)))
+        let mut lp = Loop::from_parts(self.state, driver, Pool::new(self.threadpool_size));
+        lp.slow_callback_threshold = self.slow_callback_threshold;
+        Ok(lp)
     }
 }
 
@@ -144,6 +155,8 @@ pub struct Loop<S = ()> {
     dispatching: Option<Handle>,
     running: bool,
     pub(crate) metrics: Metrics,
+    /// Callbacks that run longer are logged (`slow.rs`); `None`: no clock is read.
+    pub(crate) slow_callback_threshold: Option<Duration>,
 }
 
 impl Loop<()> {
@@ -189,6 +202,7 @@ impl<S> Loop<S> {
             dispatching: None,
             running: false,
             metrics: Metrics::default(),
+            slow_callback_threshold: None,
         };
         lp.update_time();
         lp
@@ -464,7 +478,10 @@ impl<S> Loop<S> {
         self.metrics.callbacks += 1;
         self.driver.trace(h.index(), "callback");
         self.dispatching = Some(h);
-        let result = call(self);
+        let result = match self.slow_callback_threshold {
+            None => call(self),
+            Some(threshold) => self.call_timed(h, threshold, call),
+        };
         self.dispatching = None;
         result
     }

@@ -136,7 +136,8 @@
 //!
 //! evloop logs through the `log` crate: handle open and close and run start and stop at
 //! `debug`, the phases of each iteration at `trace`. The examples initialise `env_logger`, so
-//! `RUST_LOG=evloop=debug` shows them.
+//! `RUST_LOG=evloop=debug` shows them. With [`Builder::slow_callback_threshold`] set, a
+//! callback that holds the loop longer is logged at `warn` (asyncio's debug mode).
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -156,6 +157,7 @@ mod handle;
 mod net;
 mod pool;
 pub mod sim;
+mod slow;
 mod timer;
 mod waker;
 mod watchers;

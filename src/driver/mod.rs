@@ -110,6 +110,8 @@ macro_rules! forward {
 forward! {
     /// Milliseconds since the driver was created, from a monotonic clock.
     ref fn now_ms() -> u64;
+    /// The same clock, as precisely as it goes (for timing callbacks).
+    ref fn elapsed() -> Duration;
     /// Waits until something is ready, the notifier is raised, or `timeout_ms` has passed
     /// (`None`: no limit), appending what is ready to `ready`. Returns whether it really
     /// waited, the only case in which the caller measures idle time.

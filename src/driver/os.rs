@@ -189,6 +189,10 @@ impl OsDriver {
         self.start.elapsed().as_millis() as u64
     }
 
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
     pub(crate) fn wait(&mut self, timeout_ms: Option<u64>, ready: &mut Vec<Readiness>) -> io::Result<bool> {
         if timeout_ms == Some(0) && self.sockets.is_empty() && !self.notifier.is_raised() {
             return Ok(false);

@@ -83,6 +83,11 @@ impl SimDriver {
         self.world.borrow().now
     }
 
+    /// Virtual time, which moves in whole milliseconds.
+    pub(crate) fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.now_ms())
+    }
+
     pub(crate) fn notifier(&self) -> &Arc<Notifier> {
         &self.notifier
     }
