@@ -7,7 +7,7 @@ use std::net;
 use std::time::Duration;
 
 use evloop::sim::Sim;
-use evloop::{Loop, RunMode, TcpListener, TcpStream};
+use evloop::{Loop, RunMode, TcpListener, TcpStream, Timer};
 use socket2::{Domain, SockRef, Socket, Type};
 
 use common::{pattern, time_limit};
@@ -273,4 +273,21 @@ fn the_simulator_refuses_real_sockets() {
     let err = listener.into_std(&mut sim).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::Unsupported);
     assert!(!listener.is_closing(&sim));
+}
+
+#[test]
+fn a_stream_handed_back_is_out_of_the_poller() {
+    let (mut client, accepted) = std_pair();
+    let mut lp = Loop::new().unwrap();
+    let stream = TcpStream::from_std(&mut lp, accepted).unwrap();
+    stream.read_start(&mut lp, |_, _, _| panic!("nothing arrives before the hand-back")).unwrap();
+    lp.run(RunMode::NoWait).unwrap(); // registers the socket with the poller
+    let _back = stream.into_std(&mut lp).unwrap();
+    lp.run(RunMode::Default).unwrap(); // frees the handle
+    let events = lp.metrics().io_events;
+    client.write_all(b"for whoever holds it now").unwrap();
+    // Poll for 50 ms: a socket still registered would report this input (counted, dropped).
+    Timer::new(&mut lp, |_, _| {}).start(&mut lp, Duration::from_millis(50), Duration::ZERO).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.metrics().io_events, events, "loop A still polls the socket it handed back");
 }
