@@ -51,7 +51,9 @@ fn my_warnings() -> Vec<String> {
 /// A simulated loop with one timer whose callback takes `spend` of virtual time.
 fn sim_with_timer(threshold: Option<Duration>, spend: Duration) -> (Sim<()>, Handle) {
     let mut sim = Sim::new(1, ());
-    sim.set_slow_callback_threshold(threshold);
+    if threshold.is_some() {
+        sim.set_slow_callback_threshold(threshold); // else the default, which is off
+    }
     let clock = sim.clock();
     let timer = Timer::new(&mut sim, move |_, _| clock.spend(spend));
     timer.start(&mut sim, Duration::from_millis(5), Duration::ZERO).unwrap();
