@@ -6,6 +6,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use crate::builder::Builder;
 use crate::defer::DeferQueue;
 use crate::driver::{Backend, Driver};
 use crate::handle::{Callback, Extra, Handle, HandleKind, HandleTable, SlotId};
@@ -42,65 +43,6 @@ pub struct Metrics {
     /// I/O readiness events the polls delivered, including those of handles closed earlier
     /// in the same batch, which are dropped (libuv's `uv_metrics_t.events`).
     pub io_events: u64,
-}
-
-/// Options for a [`Loop`]: `Loop::builder().state(s).build()`.
-#[derive(Debug)]
-pub struct Builder<S = ()> {
-    state: S,
-    event_capacity: usize,
-    threadpool_size: Option<usize>,
-    backend: Option<Backend>,
-}
-
-impl Builder<()> {
-    fn new() -> Builder<()> {
-        Builder { state: (), event_capacity: 1024, threadpool_size: None, backend: None }
-    }
-}
-
-impl<S> Builder<S> {
-    /// The application state the loop owns, reachable as `lp.state` in every callback.
-    pub fn state<T>(self, state: T) -> Builder<T> {
-        Builder {
-            state,
-            event_capacity: self.event_capacity,
-            threadpool_size: self.threadpool_size,
-            backend: self.backend,
-        }
-    }
-
-    /// How many readiness events one poll can return (default 1024), clamped to
-    /// 1..=65,536. More pending events are picked up by the next poll.
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity.max(1);
-        self
-    }
-
-    /// How many worker threads the thread pool starts on first use (clamped to 1..=1024).
-    /// Without it, the `EVLOOP_THREADPOOL_SIZE` environment variable decides, else 4.
-    pub fn threadpool_size(mut self, threads: usize) -> Self {
-        self.threadpool_size = Some(threads);
-        self
-    }
-
-    /// The mechanism to wait with (default: [`Backend::from_env`], that is the
-    /// `EVLOOP_BACKEND` environment variable, else the platform's default).
-    pub fn backend(mut self, backend: Backend) -> Self {
-        self.backend = Some(backend);
-        self
-    }
-
-    /// Creates the loop. Fails if the operating system refuses a poller, or if no backend
-    /// was chosen and `EVLOOP_BACKEND` names none (`InvalidInput`, naming the variable).
-    pub fn build(self) -> io::Result<Loop<S>> {
-        let backend = match self.backend {
-            Some(backend) => backend,
-            None => Backend::from_env()?,
-        };
-        let driver = Driver::os(self.event_capacity, backend)?;
-        Ok(Loop::from_parts(self.state, driver, Pool::new(self.threadpool_size)))
-    }
 }
 
 /// An event loop: owns handles, waits for readiness and calls their callbacks, in libuv's
@@ -144,6 +86,8 @@ pub struct Loop<S = ()> {
     dispatching: Option<Handle>,
     running: bool,
     pub(crate) metrics: Metrics,
+    /// Callbacks that run longer are logged (`slow.rs`); `None`: no clock is read.
+    pub(crate) slow_callback_threshold: Option<Duration>,
 }
 
 impl Loop<()> {
@@ -189,6 +133,7 @@ impl<S> Loop<S> {
             dispatching: None,
             running: false,
             metrics: Metrics::default(),
+            slow_callback_threshold: None,
         };
         lp.update_time();
         lp
@@ -464,7 +409,10 @@ impl<S> Loop<S> {
         self.metrics.callbacks += 1;
         self.driver.trace(h.index(), "callback");
         self.dispatching = Some(h);
-        let result = call(self);
+        let result = match self.slow_callback_threshold {
+            None => call(self),
+            Some(threshold) => self.call_timed(h, threshold, call),
+        };
         self.dispatching = None;
         result
     }

@@ -137,7 +137,8 @@
 //!
 //! evloop logs through the `log` crate: handle open and close and run start and stop at
 //! `debug`, the phases of each iteration at `trace`. The examples initialise `env_logger`, so
-//! `RUST_LOG=evloop=debug` shows them.
+//! `RUST_LOG=evloop=debug` shows them. With [`Builder::slow_callback_threshold`] set, a
+//! callback that holds the loop longer is logged at `warn` (asyncio's debug mode).
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -146,6 +147,7 @@
 #[cfg(not(unix))]
 compile_error!("evloop supports Unix-like systems only; it is tested on Linux");
 
+mod builder;
 mod channel;
 mod defer;
 pub mod dns;
@@ -158,6 +160,7 @@ mod handle;
 mod net;
 mod pool;
 pub mod sim;
+mod slow;
 mod timer;
 mod waker;
 mod watchers;
@@ -167,10 +170,11 @@ mod watchers;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use builder::Builder;
 pub use channel::{Channel, Sender};
 pub use driver::{Backend, FdInterest, ListenOptions};
 pub use error::{is_cancelled, Cancelled};
-pub use event_loop::{Builder, Loop, Metrics, RunMode};
+pub use event_loop::{Loop, Metrics, RunMode};
 pub use fd::{FdEvents, FdWatcher};
 pub use handle::{Handle, HandleKind};
 pub use net::listener::TcpListener;

@@ -117,6 +117,8 @@ macro_rules! forward {
 forward! {
     /// Milliseconds since the driver was created, from a monotonic clock.
     ref fn now_ms() -> u64;
+    /// The same clock, as precisely as it goes (for timing callbacks).
+    ref fn elapsed() -> Duration;
     /// Waits until something is ready, the notifier is raised, or `timeout_ms` has passed
     /// (`None`: no limit), appending what is ready to `ready`. Returns whether it really
     /// waited, the only case in which the caller measures idle time.
@@ -142,6 +144,14 @@ forward! {
     mut fn shutdown_write(sock: SocketId) -> io::Result<()>;
     /// Registers or changes the socket's interest, under `key`.
     mut fn set_interest(sock: SocketId, key: usize, interest: Interest) -> io::Result<()>;
+    /// Takes over a listening std socket (non-blocking from then on), not registered yet.
+    mut fn adopt_listener(listener: std::net::TcpListener) -> io::Result<SocketId>;
+    /// Takes over a connected std stream (non-blocking from then on), not registered yet.
+    mut fn adopt_stream(stream: std::net::TcpStream) -> io::Result<SocketId>;
+    /// Hands a listener back, deregistered and blocking again, without closing it.
+    mut fn release_listener(sock: SocketId) -> io::Result<std::net::TcpListener>;
+    /// Hands a stream back, deregistered and blocking again, without closing it.
+    mut fn release_stream(sock: SocketId) -> io::Result<std::net::TcpStream>;
     /// Deregisters and closes the socket.
     mut fn close(sock: SocketId) -> ();
     /// Takes a descriptor an fd watcher watches (a duplicate the driver now owns), not

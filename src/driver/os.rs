@@ -84,8 +84,9 @@ impl Poll {
                 // `OsDriver::fd_set_interest` call this, with the fd of an entry of
                 // `OsDriver::sockets`, which owns it: a socket, or an fd watcher's duplicate
                 // held as an `OwnedFd` (never the host's own descriptor). An entry leaves that
-                // slab, closing its fd, on two paths only: `OsDriver::close` (which
-                // `OsDriver::fd_close` is), which deletes a registered fd from the poller
+                // slab on three paths only: `OsDriver::close` (which `OsDriver::fd_close` is)
+                // and `OsDriver::release` (which hands the fd back to the program), which
+                // delete a registered fd from the poller
                 // first, and the drop of the driver, whose `Drop` deletes every registered fd
                 // before the fields (the slab) drop.
                 #[allow(unsafe_code)]
@@ -192,6 +193,10 @@ fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> 
     }
 }
 
+fn no_such_socket() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "evloop: no such socket")
+}
+
 fn not_a_stream() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "evloop: not a connected stream")
 }
@@ -228,6 +233,10 @@ impl OsDriver {
 
     pub(crate) fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.start.elapsed()
     }
 
     pub(crate) fn wait(&mut self, timeout_ms: Option<u64>, ready: &mut Vec<Readiness>) -> io::Result<bool> {
@@ -364,6 +373,65 @@ impl OsDriver {
         }
         entry.registered = Some(interest);
         Ok(())
+    }
+
+    /// Takes over a std listener: non-blocking from now on (std already set close-on-exec).
+    /// Refused if the socket is not listening, where the system can tell (`SO_ACCEPTCONN`).
+    pub(crate) fn adopt_listener(&mut self, listener: net::TcpListener) -> io::Result<SocketId> {
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        if !SockRef::from(&listener).is_listener()? {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: the socket is not listening"));
+        }
+        listener.set_nonblocking(true)?;
+        Ok(self.sockets.insert(Entry { sock: Sock::Listener(listener), registered: None }))
+    }
+
+    /// Takes over a connected std stream: non-blocking from now on. A stream that is not
+    /// connected fails with `NotConnected` (its `peer_addr`).
+    pub(crate) fn adopt_stream(&mut self, stream: net::TcpStream) -> io::Result<SocketId> {
+        stream.peer_addr()?;
+        stream.set_nonblocking(true)?;
+        Ok(self.sockets.insert(Entry { sock: Sock::Stream(stream), registered: None }))
+    }
+
+    /// Hands a listener back: out of the poller, blocking again.
+    pub(crate) fn release_listener(&mut self, sock: SocketId) -> io::Result<net::TcpListener> {
+        match self.release(sock, true)? {
+            Sock::Listener(l) => Ok(l),
+            _ => Err(no_such_socket()),
+        }
+    }
+
+    /// Hands a stream back: out of the poller, blocking again.
+    pub(crate) fn release_stream(&mut self, sock: SocketId) -> io::Result<net::TcpStream> {
+        match self.release(sock, false)? {
+            Sock::Stream(s) => Ok(s),
+            _ => Err(no_such_socket()),
+        }
+    }
+
+    /// Takes a listener (or a stream) out of the driver without closing it: blocking again,
+    /// and out of the poller. A failure leaves it as it was.
+    fn release(&mut self, sock: SocketId, listener: bool) -> io::Result<Sock> {
+        let set_nonblocking = |entry: &Entry, on: bool| match &entry.sock {
+            Sock::Listener(l) => l.set_nonblocking(on),
+            Sock::Stream(s) => s.set_nonblocking(on),
+            Sock::Fd(..) => Err(no_such_socket()),
+        };
+        let entry = match self.sockets.get(sock) {
+            Some(e) if matches!(e.sock, Sock::Listener(_)) == listener && !matches!(e.sock, Sock::Fd(..)) => {
+                e
+            }
+            _ => return Err(no_such_socket()),
+        };
+        set_nonblocking(entry, false)?;
+        if entry.in_poller() {
+            if let Err(e) = self.poll.delete(entry.fd()) {
+                let _ = set_nonblocking(entry, true);
+                return Err(e);
+            }
+        }
+        Ok(self.sockets.remove(sock).sock)
     }
 
     /// Deregisters and closes a socket.

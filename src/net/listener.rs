@@ -23,7 +23,7 @@ const MAX_ACCEPTS_PER_WAKEUP: usize = 128;
 const BACKOFF_START_MS: u64 = 10;
 const BACKOFF_MAX_MS: u64 = 1000;
 
-type ConnectionCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream)>;
+pub(super) type ConnectionCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream)>;
 
 pub(crate) struct ListenerState<S> {
     pub(crate) sock: SocketId,
@@ -146,7 +146,11 @@ impl ListenOptions {
 }
 
 impl<S> Loop<S> {
-    fn open_listener(&mut self, sock: SocketId, on_connection: ConnectionCallback<S>) -> TcpListener {
+    pub(super) fn open_listener(
+        &mut self,
+        sock: SocketId,
+        on_connection: ConnectionCallback<S>,
+    ) -> TcpListener {
         let state = ListenerState {
             sock,
             on_connection: Some(on_connection),

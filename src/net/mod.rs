@@ -12,6 +12,7 @@ use crate::event_loop::Loop;
 use crate::handle::{Extra, Handle, HandleKind};
 
 pub(crate) mod addr;
+mod adopt;
 mod connect;
 pub(crate) mod listener;
 mod read;

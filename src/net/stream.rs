@@ -127,7 +127,7 @@ impl<S> StreamState<S> {
         self.cold_ref().and_then(|c| c.write_error.as_ref())
     }
 
-    fn shutdown_requested(&self) -> bool {
+    pub(super) fn shutdown_requested(&self) -> bool {
         self.cold_ref().is_some_and(|c| matches!(c.shutdown, Shutdown::Requested(_)))
     }
 

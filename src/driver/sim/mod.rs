@@ -63,6 +63,13 @@ fn err(kind: io::ErrorKind) -> io::Error {
     io::Error::from(kind)
 }
 
+fn no_os_sockets() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "evloop::sim: a simulated loop has no operating-system sockets to adopt or hand back",
+    )
+}
+
 pub(crate) struct SimDriver {
     pub(crate) world: Rc<RefCell<World>>,
     notifier: Arc<Notifier>,
@@ -75,6 +82,11 @@ impl SimDriver {
 
     pub(crate) fn now_ms(&self) -> u64 {
         self.world.borrow().now
+    }
+
+    /// Virtual time, which moves in whole milliseconds.
+    pub(crate) fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.now_ms())
     }
 
     pub(crate) fn notifier(&self) -> &Arc<Notifier> {
@@ -369,6 +381,26 @@ impl SimDriver {
             s.interest = wanted;
         }
         Ok(())
+    }
+
+    /// A simulated loop has only in-memory sockets: it cannot take over a real one.
+    pub(crate) fn adopt_listener(&mut self, _listener: std::net::TcpListener) -> io::Result<SocketId> {
+        Err(no_os_sockets())
+    }
+
+    /// See [`adopt_listener`](SimDriver::adopt_listener).
+    pub(crate) fn adopt_stream(&mut self, _stream: std::net::TcpStream) -> io::Result<SocketId> {
+        Err(no_os_sockets())
+    }
+
+    /// An in-memory socket has no operating-system socket to hand back.
+    pub(crate) fn release_listener(&mut self, _sock: SocketId) -> io::Result<std::net::TcpListener> {
+        Err(no_os_sockets())
+    }
+
+    /// See [`release_listener`](SimDriver::release_listener).
+    pub(crate) fn release_stream(&mut self, _sock: SocketId) -> io::Result<std::net::TcpStream> {
+        Err(no_os_sockets())
     }
 
     /// Closes like a real socket: FIN after what was written, or RST if input was left unread.
