@@ -73,6 +73,8 @@ pub enum HandleKind {
     TcpStream,
     /// An open [`fs::File`](crate::fs::File).
     File,
+    /// A [`Signal`](crate::Signal) watcher.
+    Signal,
 }
 
 /// A callback stored in a handle's slot. Typed handles wrap the user's closure once, at
