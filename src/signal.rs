@@ -216,6 +216,8 @@ impl Signal {
     pub const SIGPIPE: i32 = sig::SIGPIPE;
     /// Alarm clock.
     pub const SIGALRM: i32 = sig::SIGALRM;
+    /// Urgent data on a socket (ignored by default).
+    pub const SIGURG: i32 = sig::SIGURG;
 
     /// Opens a signal watcher, not started. `callback` gets the loop, the watcher and the
     /// signal's number.

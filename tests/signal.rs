@@ -2,7 +2,7 @@
 //! `raise_signal`.
 //!
 //! Signals are process-wide and the tests of this binary run in parallel threads, so each
-//! test that sends a real signal uses its own (USR1, USR2, HUP, WINCH), and the tests about
+//! test that sends a real signal uses its own (USR1, USR2, HUP, WINCH, URG), and the tests about
 //! the process's fate (SIGTERM's default action) run in child processes.
 
 use std::io::ErrorKind;
@@ -184,6 +184,77 @@ fn the_simulator_delivers_raised_signals_in_virtual_time() {
         w.unref(&mut sim).unwrap();
     }
     assert!(!sim.alive());
+}
+
+/// What a test body needs of a driver: the loop, a way to send SIGURG, and a way to run
+/// the loop until a condition on its state holds.
+trait Harness {
+    fn lp(&mut self) -> &mut Loop<Vec<u32>>;
+    fn raise(&mut self);
+    fn settle(&mut self, done: &dyn Fn(&[u32]) -> bool);
+}
+
+struct Real(Loop<Vec<u32>>);
+
+impl Harness for Real {
+    fn lp(&mut self) -> &mut Loop<Vec<u32>> {
+        &mut self.0
+    }
+    fn raise(&mut self) {
+        kill("URG");
+    }
+    fn settle(&mut self, done: &dyn Fn(&[u32]) -> bool) {
+        run_until("SIGURG", &mut self.0, |s| done(s));
+        self.0.run(RunMode::NoWait).unwrap(); // and one more iteration: nothing else comes
+    }
+}
+
+struct Simulated(Sim<Vec<u32>>);
+
+impl Harness for Simulated {
+    fn lp(&mut self) -> &mut Loop<Vec<u32>> {
+        &mut self.0
+    }
+    fn raise(&mut self) {
+        self.0.raise_signal(Signal::SIGURG).unwrap();
+    }
+    fn settle(&mut self, done: &dyn Fn(&[u32]) -> bool) {
+        self.0.run_until_idle().unwrap();
+        assert!(done(&self.0.state), "not delivered: {:?}", self.0.state);
+    }
+}
+
+/// Two watchers, a one-shot one, a stop, a close and a restart; returns the counts after
+/// each delivery.
+fn conformance_body(h: &mut impl Harness) -> Vec<Vec<u32>> {
+    let a = counting(h.lp(), Signal::SIGURG);
+    let b = counting(h.lp(), Signal::SIGURG);
+    let once = counting(h.lp(), Signal::SIGURG);
+    once.start_oneshot(h.lp(), Signal::SIGURG).unwrap();
+    let mut seen = Vec::new();
+    h.raise();
+    h.settle(&|s| s[0] == 1);
+    seen.push(h.lp().state.clone());
+    b.stop(h.lp()).unwrap();
+    h.raise();
+    h.settle(&|s| s[0] == 2);
+    seen.push(h.lp().state.clone());
+    a.close(h.lp()).unwrap();
+    b.start(h.lp(), Signal::SIGURG).unwrap();
+    h.raise();
+    h.settle(&|s| s[1] == 2);
+    seen.push(h.lp().state.clone());
+    b.close(h.lp()).unwrap();
+    once.close(h.lp()).unwrap();
+    assert!(!h.lp().run(RunMode::Default).unwrap(), "nothing left keeps the loop alive");
+    seen
+}
+
+#[test]
+fn both_drivers_behave_the_same() {
+    let expected = vec![vec![1, 1, 1], vec![2, 1, 1], vec![2, 2, 1]];
+    assert_eq!(conformance_body(&mut Real(Loop::with_state(Vec::new()).unwrap())), expected, "real");
+    assert_eq!(conformance_body(&mut Simulated(Sim::new(5, Vec::new()))), expected, "sim");
 }
 
 const CHILD: &str = "EVLOOP_SIGNAL_CHILD";
