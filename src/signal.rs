@@ -169,8 +169,9 @@ fn check_signum(signum: i32) -> io::Result<usize> {
 /// A started watcher keeps [`RunMode::Default`](crate::RunMode::Default) running, as in
 /// libuv; [`unref`](Signal::unref) it if it should not. When the last started watcher of a
 /// signal in the process stops or closes, the signal's default action comes back (a SIGTERM
-/// then terminates the process), also if it was ignored or handled before the first watcher
-/// started, as libuv does.
+/// then terminates the process), also if the signal was ignored before the first watcher
+/// started, as libuv does. The handler is installed through `signal-hook-registry`, which
+/// keeps calling a handler the program had installed before (with `sigaction`) as well.
 ///
 /// ```
 /// use evloop::{Loop, RunMode, Signal};
