@@ -72,6 +72,7 @@ pub struct Loop<S = ()> {
     pub(crate) timers: TimerQueue,
     pub(crate) watchers: [WatcherList; 3],
     pub(crate) wakers: Wakers,
+    pub(crate) signals: crate::signal::Signals,
     /// Handles closed and not yet freed, in close order (slot ids: the loop is implied).
     closing: VecDeque<SlotId>,
     pub(crate) driver: Driver,
@@ -121,6 +122,7 @@ impl<S> Loop<S> {
             timers: TimerQueue::default(),
             watchers: Default::default(),
             wakers: Wakers::default(),
+            signals: Default::default(),
             closing: VecDeque::new(),
             driver,
             net: NetState::new(),
@@ -230,6 +232,7 @@ impl<S> Loop<S> {
             self.update_time();
         }
         self.dispatch_ready();
+        self.collect_signals();
         self.run_wakers();
         self.run_completions();
         Ok(())
@@ -476,6 +479,7 @@ impl<S> Loop<S> {
             HandleKind::TcpListener => self.close_listener(h),
             HandleKind::TcpStream => self.close_stream(h),
             HandleKind::FdWatcher => self.close_fd_watcher(h),
+            HandleKind::Signal => self.close_signal(h),
             // The descriptor closes once the requests that hold it are done.
             HandleKind::File => {}
         }

@@ -75,6 +75,8 @@ pub enum HandleKind {
     File,
     /// An [`FdWatcher`](crate::FdWatcher).
     FdWatcher,
+    /// A [`Signal`](crate::Signal) watcher.
+    Signal,
 }
 
 /// A callback stored in a handle's slot. Typed handles wrap the user's closure once, at

@@ -1,10 +1,10 @@
 //! evloop: a callback event loop in the mould of libuv and Node.js.
 //!
 //! One single-threaded [`Loop`] owns handles — [`Timer`]s, [`Idle`], [`Prepare`] and
-//! [`Check`] watchers, cross-thread [`Waker`]s and [`Channel`]s, [`TcpListener`]s and
-//! [`TcpStream`]s, [`FdWatcher`]s of the program's own descriptors — waits for readiness,
-//! and calls the closures the program registered, in libuv's phase order; [`Loop::defer`]
-//! runs a one-shot callback on the next iteration.
+//! [`Check`] watchers, cross-thread [`Waker`]s and [`Channel`]s, Unix [`Signal`] watchers,
+//! [`TcpListener`]s and [`TcpStream`]s, [`FdWatcher`]s of the program's own descriptors —
+//! waits for readiness, and calls the closures the program registered, in libuv's phase
+//! order; [`Loop::defer`] runs a one-shot callback on the next iteration.
 //! Blocking work ([`Loop::queue_work`], [`fs`], [`dns`]) runs on a thread pool and comes
 //! back as a callback. Every callback receives the
 //! `&mut Loop<S>`, so it can start timers, close handles or open new ones, and reach the
@@ -62,7 +62,7 @@
 //! libuv's order: pending completions (write, connect and shutdown callbacks), [`Idle`]
 //! watchers, [`Prepare`] watchers, the poll for I/O (blocking no longer than the next timer
 //! allows, and not at all while an idle watcher is active) with the dispatch of what it found
-//! (TCP readiness, [`Waker`] and [`Channel`] callbacks, finished thread-pool work), the
+//! (TCP readiness, [`Signal`], [`Waker`] and [`Channel`] callbacks, finished thread-pool work), the
 //! check phase ([`Loop::defer`]red calls, then [`Check`] watchers), close callbacks, then the
 //! timers due at the freshly updated time. [`RunMode::Default`] also runs the timers already
 //! due before its first iteration.
@@ -159,6 +159,7 @@ pub mod fs;
 mod handle;
 mod net;
 mod pool;
+mod signal;
 pub mod sim;
 mod slow;
 mod timer;
@@ -180,6 +181,7 @@ pub use handle::{Handle, HandleKind};
 pub use net::listener::TcpListener;
 pub use net::stream::TcpStream;
 pub use pool::WorkRequest;
+pub use signal::Signal;
 pub use timer::Timer;
 pub use waker::Waker;
 pub use watchers::{Check, Idle, Prepare};

@@ -96,6 +96,20 @@ impl WakerShared {
         Ok(())
     }
 
+    /// Marks the handle woken from the loop thread itself: the loop is not blocked, so only
+    /// the notifier's flag is raised (no system call). Used by signal delivery.
+    pub(crate) fn wake_quietly(&self) {
+        if !self.closed.load(Ordering::Acquire) {
+            self.pending.store(true, Ordering::Release);
+            self.notifier.raise_quietly();
+        }
+    }
+
+    /// Forgets a wake not yet handled (a signal watcher that was stopped).
+    pub(crate) fn clear(&self) {
+        self.pending.store(false, Ordering::Release);
+    }
+
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
     }

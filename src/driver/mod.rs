@@ -215,6 +215,16 @@ impl Driver {
         }
     }
 
+    /// Polls the read end of a signal pipe (`crate::signal`), which lives in a `static` and
+    /// is never closed. The simulation delivers signals itself and has nothing to poll.
+    #[cfg(unix)]
+    pub(crate) fn watch_signals(&mut self, pipe: &'static std::os::unix::net::UnixStream) -> io::Result<()> {
+        match self {
+            Driver::Os(d) => d.watch_signals(pipe),
+            Driver::Sim(_) => Ok(()),
+        }
+    }
+
     /// Records a callback in the simulation's trace (nothing on the real driver).
     pub(crate) fn trace(&self, id: usize, kind: &'static str) {
         if let Driver::Sim(d) = self {

@@ -16,6 +16,7 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{self, Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,23 +73,25 @@ enum Poll {
 }
 
 impl Poll {
-    /// Registers `fd` under `key`. Called only by [`OsDriver::set_interest`] and
-    /// [`OsDriver::fd_set_interest`], with the fd of an entry of `OsDriver::sockets`.
+    /// Registers `fd` under `key`. Called by [`OsDriver::set_interest`] and
+    /// [`OsDriver::fd_set_interest`], with the fd of an entry of `OsDriver::sockets`, and by
+    /// [`OsDriver::watch_signals`], with a signal pipe that is never closed.
     fn add(&self, fd: BorrowedFd<'_>, key: usize, reg: Reg) -> io::Result<()> {
         match self {
             Poll::Polling { poller, .. } => {
                 let event = polling_event(key, reg);
                 // SAFETY: `polling` requires that a registered fd be deleted from the poller
                 // before it is closed, and the poller may outlive the driver (a `Waker` holds
-                // it through the notifier). Only `OsDriver::set_interest` and
-                // `OsDriver::fd_set_interest` call this, with the fd of an entry of
-                // `OsDriver::sockets`, which owns it: a socket, or an fd watcher's duplicate
-                // held as an `OwnedFd` (never the host's own descriptor). An entry leaves that
-                // slab on three paths only: `OsDriver::close` (which `OsDriver::fd_close` is)
-                // and `OsDriver::release` (which hands the fd back to the program), which
-                // delete a registered fd from the poller
-                // first, and the drop of the driver, whose `Drop` deletes every registered fd
-                // before the fields (the slab) drop.
+                // it through the notifier). Three callers. `OsDriver::watch_signals`, with the
+                // read end of a signal pipe, which lives in a `static` (`crate::signal`) and
+                // is never closed. `OsDriver::set_interest` and `OsDriver::fd_set_interest`,
+                // with the fd of an entry of `OsDriver::sockets`, which owns it: a socket, or
+                // an fd watcher's duplicate held as an `OwnedFd` (never the host's own
+                // descriptor). An entry leaves that slab on three paths only:
+                // `OsDriver::close` (which `OsDriver::fd_close` is) and `OsDriver::release`
+                // (which hands the fd back to the program), which delete a registered fd from
+                // the poller first, and the drop of the driver, whose `Drop` deletes every
+                // registered fd before the fields (the slab) drop.
                 #[allow(unsafe_code)]
                 unsafe {
                     poller.add_with_mode(fd.as_raw_fd(), event, PollMode::Level)
@@ -181,7 +184,13 @@ pub(crate) struct OsDriver {
     notifier: Arc<Notifier>,
     start: Instant,
     sockets: Slab<Entry>,
+    /// The read end of this loop's signal pipe, once a signal watcher started (`crate::signal`).
+    signal_pipe: Option<&'static UnixStream>,
 }
+
+/// The key of the signal pipe; no handle's key can be this (it would need slot 2^32 - 2 of
+/// generation 2^32 - 1), nor the epoll backend's eventfd key (`u64::MAX`).
+const SIGNAL_KEY: usize = usize::MAX - 1;
 
 /// Retries `op` while a signal interrupts its system call (EINTR).
 fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
@@ -224,6 +233,7 @@ impl OsDriver {
             notifier: Arc::new(Notifier::new(wake)),
             start: Instant::now(),
             sockets: Slab::new(),
+            signal_pipe: None,
         })
     }
 
@@ -243,8 +253,30 @@ impl OsDriver {
         if timeout_ms == Some(0) && self.sockets.is_empty() && !self.notifier.is_raised() {
             return Ok(false);
         }
+        let start = ready.len();
         self.poll.wait(timeout_ms, ready)?;
+        if let Some(pipe) = self.signal_pipe {
+            if let Some(i) = ready[start..].iter().position(|r| r.key == SIGNAL_KEY) {
+                // Only a wakeup: the signal table says which signals came (`crate::signal`).
+                ready.remove(start + i);
+                let mut buf = [0u8; 64];
+                while matches!((&*pipe).read(&mut buf), Ok(n) if n > 0) {}
+            }
+        }
         Ok(timeout_ms != Some(0))
+    }
+
+    /// Polls `pipe` (the read end of a signal pipe, never closed) for readability, once.
+    pub(crate) fn watch_signals(&mut self, pipe: &'static UnixStream) -> io::Result<()> {
+        if self.signal_pipe.is_none() {
+            self.poll.add(
+                pipe.as_fd(),
+                SIGNAL_KEY,
+                Reg::Socket(Interest { readable: true, writable: false }),
+            )?;
+            self.signal_pipe = Some(pipe);
+        }
+        Ok(())
     }
 
     pub(crate) fn notifier(&self) -> &Arc<Notifier> {
@@ -524,6 +556,9 @@ impl Drop for OsDriver {
     /// may outlive the driver (a `Waker` keeps it through the notifier), and `polling`
     /// requires it (see the SAFETY argument in `Poll::add`).
     fn drop(&mut self) {
+        if let Some(pipe) = self.signal_pipe {
+            let _ = self.poll.delete(pipe.as_fd());
+        }
         for (_, entry) in &self.sockets {
             if entry.in_poller() {
                 let _ = self.poll.delete(entry.fd());

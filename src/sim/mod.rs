@@ -400,6 +400,15 @@ impl<S> Sim<S> {
             .collect()
     }
 
+    /// Delivers `signum` to the loop's started [`Signal`](crate::Signal) watchers, in
+    /// virtual time: their callbacks run on the loop's next iteration (`run_until_idle`,
+    /// `step`, ...), once per watcher however many times it was raised before. No real
+    /// signal is sent and no handler is installed. With no watcher it does nothing. Refuses
+    /// (`InvalidInput`) what [`Signal::start`](crate::Signal::start) refuses.
+    pub fn raise_signal(&mut self, signum: i32) -> io::Result<()> {
+        self.lp.deliver_signal(signum)
+    }
+
     /// Connects a fake peer to a listener of the program. Refused if nothing listens there.
     pub fn connect(&mut self, addr: SocketAddr) -> io::Result<FakePeer> {
         let opened = self.world.borrow_mut().connect(End::Peer, addr);
