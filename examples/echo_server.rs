@@ -9,18 +9,26 @@
 //! With `--threads N`, N threads each run their own loop with their own listener on the
 //! same address (`SO_REUSEPORT`): the kernel spreads connections among them, one loop per
 //! core, nothing shared.
+//!
+//! On SIGINT or SIGTERM it shuts down gracefully: it stops accepting (new connections are
+//! refused), every open connection is served until its client closes it, and it exits 0
+//! once they are all gone; connections still open after 5 s are closed and it exits 1. A
+//! second SIGINT exits at once (status 130).
 
 #![allow(dead_code)] // `serve` is also used by the tests and benchmarks
 
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
 use evloop::{Loop, RunMode, TcpListener, TcpStream};
 
 #[path = "support/per_core.rs"]
 mod per_core;
+#[path = "support/shutdown.rs"]
+mod shutdown;
 
-fn main() -> io::Result<()> {
+fn main() -> io::Result<ExitCode> {
     env_logger::init();
     let (threads, rest) = per_core::take_threads(std::env::args().skip(1))?;
     let addr: SocketAddr = match rest.as_slice() {
@@ -34,18 +42,20 @@ fn main() -> io::Result<()> {
         }
     };
     if threads > 1 {
-        let (bound, workers) = per_core::serve_per_core(threads, addr, || on_connection)?;
+        let (bound, workers) = per_core::serve_per_core(threads, addr, shutdown::GRACE, || on_connection)?;
         println!("listening on {bound}");
         io::stdout().flush()?;
-        workers.into_iter().for_each(|w| drop(w.join()));
-        return Ok(());
+        let outcomes: Vec<_> = workers.into_iter().map(|w| w.join().ok().flatten()).collect();
+        let forced = outcomes.contains(&Some(shutdown::Outcome::Forced));
+        return Ok(shutdown::exit_status(forced.then_some(shutdown::Outcome::Forced)));
     }
     let mut lp = Loop::new()?;
     let server = serve(&mut lp, addr)?;
+    let outcome = shutdown::on_signals(&mut lp, shutdown::GRACE)?;
     println!("listening on {}", server.local_addr(&lp)?);
     io::stdout().flush()?;
     lp.run(RunMode::Default)?;
-    Ok(())
+    Ok(shutdown::exit_status(outcome.get()))
 }
 
 /// Starts an echo server on `addr`.

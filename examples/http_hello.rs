@@ -30,6 +30,8 @@ use evloop::{Loop, RunMode, TcpListener, TcpStream, Timer};
 
 #[path = "support/per_core.rs"]
 mod per_core;
+#[path = "support/shutdown.rs"]
+mod shutdown;
 
 /// The server's settings.
 #[derive(Clone, Copy, Debug)]
@@ -416,11 +418,12 @@ fn main() -> io::Result<()> {
     };
     let mut stdout = io::stdout();
     if threads > 1 {
-        let (bound, workers) = per_core::serve_per_core(threads, addr, move || on_connection(config))?;
+        let (bound, workers) =
+            per_core::serve_per_core(threads, addr, shutdown::GRACE, move || on_connection(config))?;
         writeln!(stdout, "listening on {bound}")?;
         stdout.flush()?;
-        workers.into_iter().for_each(|w| drop(w.join()));
-        return Ok(());
+        let forced = workers.into_iter().any(|w| w.join().ok().flatten() == Some(shutdown::Outcome::Forced));
+        std::process::exit(i32::from(forced));
     }
     let mut lp = Loop::new()?;
     let listener = serve(&mut lp, addr, config)?;

@@ -216,3 +216,106 @@ fn a_bad_thread_count_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--threads 0"), "{out:?}");
 }
+
+/// One echo round trip, bounded in time.
+fn round_trip(s: &mut TcpStream, msg: &[u8]) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(msg).unwrap();
+    let mut got = vec![0u8; msg.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(got, msg);
+}
+
+/// Sends `signal` (`TERM`, `INT`) to the example with `kill`.
+fn kill(server: &common::Example, signal: &str) {
+    let status = Command::new("kill").args([&format!("-{signal}"), &server.child.id().to_string()]).status();
+    assert!(status.unwrap().success(), "kill -{signal}");
+}
+
+/// Waits (at most `limit`) for the example to exit; its exit status.
+fn exit_status(server: &mut common::Example, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits (bounded) until connecting to `addr` is refused: the listener is closed.
+fn wait_until_refused(addr: std::net::SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpStream::connect(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
+            _ => assert!(Instant::now() < deadline, "{addr} still accepts connections"),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Graceful shutdown, end to end with a real `kill -TERM` while a client is mid-transfer:
+/// new connections are refused, the transfer completes, nothing is cut, and the server exits
+/// 0 once its last client is gone.
+#[test]
+fn sigterm_mid_transfer_completes_it_refuses_new_connections_and_exits_0() {
+    for threads in ["1", "2"] {
+        let mut cmd = Command::new(example_path("echo_server"));
+        cmd.args(["127.0.0.1:0", "--threads", threads]);
+        let mut server = start_example(cmd);
+        let data = common::pattern(1 << 20);
+        let mut client = TcpStream::connect(server.addr).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut reader = client.try_clone().unwrap();
+        let reading = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).map(|_| got)
+        });
+        client.write_all(&data[..256 << 10]).unwrap();
+        kill(&server, "TERM");
+        wait_until_refused(server.addr);
+        client.write_all(&data[256 << 10..]).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let echoed = reading.join().unwrap().expect("the echo stream ends cleanly");
+        assert!(
+            echoed == data,
+            "{threads} thread(s): {} of {} bytes echoed, or not intact",
+            echoed.len(),
+            data.len()
+        );
+        let status = exit_status(&mut server, Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{threads} thread(s): {status}");
+    }
+}
+
+/// A client that never closes is cut at the deadline (5 s), and the exit status says so.
+#[test]
+fn sigterm_with_a_client_that_never_closes_exits_1_after_the_deadline() {
+    let mut server = echo_server();
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    round_trip(&mut idle, b"ping");
+    let asked = Instant::now();
+    kill(&server, "TERM");
+    let status = exit_status(&mut server, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{status}");
+    assert!(asked.elapsed() >= Duration::from_millis(4900), "cut before the deadline: {:?}", asked.elapsed());
+    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut rest = Vec::new();
+    let ended = idle.read_to_end(&mut rest);
+    assert!(ended.is_ok() || ended.unwrap_err().kind() == std::io::ErrorKind::ConnectionReset);
+}
+
+/// A second SIGINT exits at once, with status 130, however many connections are open.
+#[test]
+fn a_second_sigint_exits_at_once() {
+    let mut server = echo_server();
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    round_trip(&mut idle, b"ping");
+    kill(&server, "INT");
+    wait_until_refused(server.addr);
+    kill(&server, "INT");
+    let status = exit_status(&mut server, Duration::from_secs(4));
+    assert_eq!(status.code(), Some(130), "{status}");
+}

@@ -1,22 +1,33 @@
 //! One loop per core, shared by the server examples' `--threads N`: N threads, each with its
 //! own `Loop` and its own listener on the same address (`SO_REUSEPORT`), so the kernel
-//! spreads connections among them and nothing is shared between the loops.
+//! spreads connections among them and nothing is shared between the loops. Each loop
+//! watches SIGINT and SIGTERM itself (a signal reaches every loop that watches it), so a
+//! graceful shutdown reaches every loop.
+
+#![allow(dead_code)] // each example and test that includes it uses a part
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use std::time::Duration;
+
 use evloop::{ListenOptions, Loop, RunMode, TcpStream};
 
+use super::shutdown::{on_signals, Outcome};
+
 /// Starts `threads` loops serving `addr`; each gets its own connection handler from
-/// `handler`. The first binds (port 0 picks a port), the others join it once its address is
-/// known. Returns the address once every loop listens, and the threads to join.
+/// `handler`, and shuts down gracefully on SIGINT or SIGTERM (`grace` as the deadline).
+/// The first binds (port 0 picks a port), the others join it once its address is known.
+/// Returns the address once every loop listens, and the threads to join, each with its
+/// shutdown's outcome.
 pub fn serve_per_core<H>(
     threads: usize,
     addr: SocketAddr,
+    grace: Duration,
     handler: impl Fn() -> H + Send + Sync + 'static,
-) -> io::Result<(SocketAddr, Vec<JoinHandle<()>>)>
+) -> io::Result<(SocketAddr, Vec<JoinHandle<Option<Outcome>>>)>
 where
     H: FnMut(&mut Loop<()>, TcpStream) + 'static,
 {
@@ -27,13 +38,27 @@ where
         std::thread::Builder::new().name(format!("loop-{i}")).spawn(move || {
             let mut lp = match Loop::new() {
                 Ok(lp) => lp,
-                Err(e) => return drop(ready_tx.send(Err(e))),
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return None;
+                }
             };
             let listening = ListenOptions::new().reuse_port(true).bind(&mut lp, at, handler());
-            let _ = ready_tx.send(listening.and_then(|l| l.local_addr(&lp)));
+            let outcome = match listening.and_then(|l| Ok((l.local_addr(&lp)?, on_signals(&mut lp, grace)?)))
+            {
+                Ok((bound, outcome)) => {
+                    let _ = ready_tx.send(Ok(bound));
+                    outcome
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return None;
+                }
+            };
             if let Err(e) = lp.run(RunMode::Default) {
                 log::error!("loop {i}: {e}");
             }
+            outcome.get()
         })
     };
     let wait = || ready.recv().map_err(io::Error::other).and_then(|r| r);

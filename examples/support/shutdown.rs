@@ -8,11 +8,14 @@
 //! alive) close those themselves once [`begin`] has run; for the echo server every open
 //! connection is in flight until its client closes it.
 
+#![allow(dead_code)] // each example and test that includes it uses a part
+
 use std::cell::Cell;
+use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
-use evloop::{Check, Handle, HandleKind, Loop, Timer};
+use evloop::{Check, Handle, HandleKind, Loop, Signal, Timer};
 
 /// How a shutdown ended.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -81,5 +84,44 @@ pub fn begin<S: 'static>(
         if let Err(e) = started {
             log::error!("graceful shutdown: {e}");
         }
+    }
+}
+
+/// How long a graceful shutdown lets connections finish before it closes them.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Watches SIGINT and SIGTERM on `lp`: the first of them starts a graceful shutdown
+/// ([`begin`], with `grace` as the deadline); a second SIGINT exits the process at once
+/// (status 130). The watchers do not keep the loop alive: once the shutdown has ended, `run`
+/// returns. The returned cell holds the outcome, once there is one.
+pub fn on_signals<S: 'static>(lp: &mut Loop<S>, grace: Duration) -> io::Result<Rc<Cell<Option<Outcome>>>> {
+    let outcome = Rc::new(Cell::new(None));
+    let begun = Rc::new(Cell::new(false));
+    let result = outcome.clone();
+    let watcher = move |lp: &mut Loop<S>, _: Signal, signum: i32| {
+        if begun.replace(true) {
+            if signum == Signal::SIGINT {
+                eprintln!("second SIGINT: exiting now");
+                std::process::exit(130);
+            }
+            return;
+        }
+        log::info!("signal {signum}: shutting down gracefully (at most {grace:?})");
+        let outcome = outcome.clone();
+        begin(lp, grace, move |_, how| outcome.set(Some(how)));
+    };
+    for signum in [Signal::SIGINT, Signal::SIGTERM] {
+        let signal = Signal::new(lp, watcher.clone());
+        signal.start(lp, signum)?;
+        signal.unref(lp)?;
+    }
+    Ok(result)
+}
+
+/// The process's exit status for a shutdown's outcome (none: the loop ended by itself).
+pub fn exit_status(outcome: Option<Outcome>) -> std::process::ExitCode {
+    match outcome {
+        Some(Outcome::Forced) => std::process::ExitCode::FAILURE,
+        _ => std::process::ExitCode::SUCCESS,
     }
 }
