@@ -42,7 +42,8 @@ fn main() -> io::Result<ExitCode> {
         }
     };
     if threads > 1 {
-        let (bound, workers) = per_core::serve_per_core(threads, addr, shutdown::GRACE, || on_connection)?;
+        let (bound, workers) =
+            per_core::serve_per_core(threads, addr, shutdown::GRACE, |_| {}, || on_connection)?;
         println!("listening on {bound}");
         io::stdout().flush()?;
         let outcomes: Vec<_> = workers.into_iter().map(|w| w.join().ok().flatten()).collect();
@@ -51,7 +52,7 @@ fn main() -> io::Result<ExitCode> {
     }
     let mut lp = Loop::new()?;
     let server = serve(&mut lp, addr)?;
-    let outcome = shutdown::on_signals(&mut lp, shutdown::GRACE)?;
+    let outcome = shutdown::on_signals(&mut lp, shutdown::GRACE, |_| {})?;
     println!("listening on {}", server.local_addr(&lp)?);
     io::stdout().flush()?;
     lp.run(RunMode::Default)?;

@@ -5,6 +5,11 @@
 //! that a caller can bind port 0 and learn the port. With `--threads N`, N loops, one per
 //! thread, each with its own listener on the same address (`SO_REUSEPORT`).
 //!
+//! On SIGINT or SIGTERM it shuts down gracefully: it stops accepting, answers the requests
+//! in flight (with `Connection: close`) and ends their connections after the response, ends
+//! idle keep-alive connections at once, and exits 0; what is still open after 5 s is closed
+//! and it exits 1. A second SIGINT exits at once (status 130).
+//!
 //! What it speaks: keep-alive (the HTTP/1.1 default; `Connection: close` is honoured, HTTP/1.0
 //! closes unless it asks for keep-alive), pipelined requests answered in order, request bodies
 //! with `Content-Length` skipped unread. `GET` and `HEAD` of `/` get 200, any other path 404,
@@ -20,7 +25,8 @@
 
 #![allow(dead_code)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -84,10 +90,31 @@ pub fn on_connection<S: 'static>(config: Config) -> impl FnMut(&mut Loop<S>, Tcp
             .and_then(|()| stream.set_nodelay(lp, true))
             .and_then(|()| stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp))))
             .and_then(|()| stream.read_start(lp, reader(Conn::new(ids, config))));
-        if let Err(e) = started {
-            log::debug!("{stream:?}: cannot start: {e}");
-            ids.close(lp);
+        match started {
+            Ok(()) => ids.set_idle(true),
+            Err(e) => {
+                log::debug!("{stream:?}: cannot start: {e}");
+                ids.close(lp);
+            }
         }
+    }
+}
+
+thread_local! {
+    /// This thread's loop is shutting down: every response is a connection's last.
+    static DRAINING: Cell<bool> = const { Cell::new(false) };
+    /// Connections waiting for their next request (one loop per thread, so per loop).
+    static IDLE: RefCell<HashMap<TcpStream, Ids>> = RefCell::new(HashMap::new());
+}
+
+/// Starts draining this thread's connections for a graceful shutdown: requests in flight
+/// are answered with `Connection: close` and their connection ends after the response;
+/// connections waiting between requests end at once (FIN after anything still queued).
+pub fn begin_draining<S>(lp: &mut Loop<S>) {
+    DRAINING.with(|d| d.set(true));
+    let idle: Vec<Ids> = IDLE.with(|set| set.borrow_mut().drain().map(|(_, ids)| ids).collect());
+    for ids in idle {
+        ids.finish(lp);
     }
 }
 
@@ -102,8 +129,40 @@ struct Ids {
 }
 
 impl Ids {
+    /// Sends FIN after the queued responses, then closes once the peer has closed its side
+    /// too, or after one more idle timeout (see `Conn::finish`).
+    fn finish<S>(self, lp: &mut Loop<S>) {
+        let ids = self;
+        let _ = ids.header.stop(lp);
+        let shutdown = ids.stream.shutdown(lp, move |lp, result| {
+            // Reading stops by itself at the peer's FIN or at an error.
+            if result.is_err() || !ids.stream.is_reading(lp) {
+                ids.close(lp);
+            } else {
+                let _ = ids.idle.again(lp);
+            }
+        });
+        if shutdown.is_err() {
+            ids.close(lp);
+        }
+    }
+
+    /// Marks the connection as waiting for its next request (or not). A graceful shutdown
+    /// ends the waiting ones at once ([`begin_draining`]).
+    fn set_idle(self, idle: bool) {
+        IDLE.with(|set| {
+            let mut set = set.borrow_mut();
+            if idle {
+                set.insert(self.stream, self);
+            } else {
+                set.remove(&self.stream);
+            }
+        });
+    }
+
     /// Closes the stream (cancelling what is still queued) and the timers.
     fn close<S>(self, lp: &mut Loop<S>) {
+        self.set_idle(false);
         let _ = self.stream.close(lp);
         let _ = self.idle.close(lp);
         let _ = self.header.close(lp);
@@ -149,9 +208,15 @@ fn reader<S: 'static>(mut c: Conn) -> impl FnMut(&mut Loop<S>, TcpStream, io::Re
         Ok([]) => c.peer_finished(lp),
         Ok(_) if c.closing => {}
         Ok(bytes) => {
+            c.ids.set_idle(false);
             let _ = c.ids.idle.again(lp);
             c.buf.extend_from_slice(bytes);
-            if !c.serve(lp) {
+            let keep_reading = c.serve(lp);
+            // Between requests: nothing buffered, nothing to skip, not ending.
+            if !c.closing && c.buf.is_empty() && c.skip == 0 {
+                c.ids.set_idle(true);
+            }
+            if !keep_reading {
                 // The peer does not read its responses: stop reading its requests until the
                 // write queue drains (the drain callback resumes), else the queue would grow
                 // without bound. A head cut short meanwhile is our delay, not the client's:
@@ -207,7 +272,9 @@ impl Conn {
                     };
                     // A client that expects `100 Continue` may hold its body back: as it
                     // gets none, the body's framing is unknown and the connection must end.
-                    self.closing = !req.keep_alive || (req.expect_continue && req.body > 0);
+                    // A shutdown under way: this response is the connection's last.
+                    self.closing =
+                        !req.keep_alive || (req.expect_continue && req.body > 0) || DRAINING.with(Cell::get);
                     let reply = match (self.closing, req.http10) {
                         (true, _) => Reply::Close,
                         (false, true) => Reply::KeepAlive,
@@ -259,19 +326,7 @@ impl Conn {
     /// destroy the response in flight if the peer's unread requests are still in our receive
     /// buffer (the "lingering close" of RFC 9112, section 9.6).
     fn finish<S>(&mut self, lp: &mut Loop<S>) {
-        let ids = self.ids;
-        let _ = ids.header.stop(lp);
-        let shutdown = ids.stream.shutdown(lp, move |lp, result| {
-            // Reading stops by itself at the peer's FIN or at an error.
-            if result.is_err() || !ids.stream.is_reading(lp) {
-                ids.close(lp);
-            } else {
-                let _ = ids.idle.again(lp);
-            }
-        });
-        if shutdown.is_err() {
-            self.close(lp);
-        }
+        self.ids.finish(lp);
     }
 
     /// Closes the stream (cancelling what is still queued) and its timers. Returns `true`:
@@ -419,7 +474,9 @@ fn main() -> io::Result<()> {
     let mut stdout = io::stdout();
     if threads > 1 {
         let (bound, workers) =
-            per_core::serve_per_core(threads, addr, shutdown::GRACE, move || on_connection(config))?;
+            per_core::serve_per_core(threads, addr, shutdown::GRACE, begin_draining, move || {
+                on_connection(config)
+            })?;
         writeln!(stdout, "listening on {bound}")?;
         stdout.flush()?;
         let forced = workers.into_iter().any(|w| w.join().ok().flatten() == Some(shutdown::Outcome::Forced));
@@ -427,8 +484,12 @@ fn main() -> io::Result<()> {
     }
     let mut lp = Loop::new()?;
     let listener = serve(&mut lp, addr, config)?;
+    let outcome = shutdown::on_signals(&mut lp, shutdown::GRACE, begin_draining)?;
     writeln!(stdout, "listening on {}", listener.local_addr(&lp)?)?;
     stdout.flush()?;
     lp.run(RunMode::Default)?;
+    if outcome.get() == Some(shutdown::Outcome::Forced) {
+        std::process::exit(1);
+    }
     Ok(())
 }

@@ -28,6 +28,8 @@ const HELLO: &[u8] =
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The test made it exit (a graceful shutdown): its exit is no crash.
+    exited_by_design: bool,
 }
 
 impl Server {
@@ -50,7 +52,7 @@ impl Server {
             .spawn()
             .expect("cannot start the http_hello example");
         let stdout = child.stdout.take().unwrap();
-        let mut server = Server { child, addr: "0.0.0.0:0".parse().unwrap() };
+        let mut server = Server { child, addr: "0.0.0.0:0".parse().unwrap(), exited_by_design: false };
         // Read the first line on a thread, so that a silent server fails the test in time.
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
@@ -77,7 +79,7 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(status) = exited {
-            if !thread::panicking() {
+            if !thread::panicking() && !self.exited_by_design {
                 panic!("the server exited during the test: {status}");
             }
         }
@@ -629,4 +631,56 @@ fn with_two_threads_two_listeners_share_the_port() {
         assert!(out.status.success(), "{out:?}");
         assert_eq!(out.stdout, b"Hello, World!");
     }
+}
+
+/// Graceful shutdown with a real `kill -TERM`: an idle keep-alive connection is ended at
+/// once; a request whose head is half sent still gets its answer, with `Connection: close`,
+/// and its connection then ends; new connections are refused; the server exits 0 (not 1,
+/// which would mean the 5 s deadline had to cut a connection).
+#[test]
+fn sigterm_answers_the_request_in_flight_ends_idle_connections_and_exits_0() {
+    let mut server = Server::start();
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    idle.set_read_timeout(Some(LIMIT)).unwrap();
+    idle.write_all(request).unwrap();
+    let mut first = vec![0; HELLO.len()];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(first, HELLO, "served before the signal");
+    let mut busy = TcpStream::connect(server.addr).unwrap();
+    busy.set_read_timeout(Some(LIMIT)).unwrap();
+    busy.write_all(&request[..10]).unwrap();
+    thread::sleep(Duration::from_millis(100)); // let the half head arrive (not needed for correctness)
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    // The idle connection ends at once: the end of the stream, with nothing more.
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    drop(idle); // as a client does at the end of the stream (the server lingers until then)
+                // New connections are refused (bounded wait for the listener to close).
+    let deadline = Instant::now() + LIMIT;
+    while TcpStream::connect(server.addr).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting");
+        thread::sleep(Duration::from_millis(10));
+    }
+    // The request in flight is answered, as the connection's last.
+    busy.write_all(&request[10..]).unwrap();
+    let mut answer = Vec::new();
+    busy.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("Connection: close\r\n"), "{answer}");
+    assert!(answer.ends_with("Hello, World!"), "{answer}");
+    drop(busy);
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0), "{status}");
+    server.exited_by_design = true;
 }

@@ -18,7 +18,8 @@ use evloop::{ListenOptions, Loop, RunMode, TcpStream};
 use super::shutdown::{on_signals, Outcome};
 
 /// Starts `threads` loops serving `addr`; each gets its own connection handler from
-/// `handler`, and shuts down gracefully on SIGINT or SIGTERM (`grace` as the deadline).
+/// `handler`, and shuts down gracefully on SIGINT or SIGTERM (`drain` first, then `grace`
+/// as the deadline; see `shutdown::on_signals`).
 /// The first binds (port 0 picks a port), the others join it once its address is known.
 /// Returns the address once every loop listens, and the threads to join, each with its
 /// shutdown's outcome.
@@ -26,6 +27,7 @@ pub fn serve_per_core<H>(
     threads: usize,
     addr: SocketAddr,
     grace: Duration,
+    drain: fn(&mut Loop<()>),
     handler: impl Fn() -> H + Send + Sync + 'static,
 ) -> io::Result<(SocketAddr, Vec<JoinHandle<Option<Outcome>>>)>
 where
@@ -44,17 +46,17 @@ where
                 }
             };
             let listening = ListenOptions::new().reuse_port(true).bind(&mut lp, at, handler());
-            let outcome = match listening.and_then(|l| Ok((l.local_addr(&lp)?, on_signals(&mut lp, grace)?)))
-            {
-                Ok((bound, outcome)) => {
-                    let _ = ready_tx.send(Ok(bound));
-                    outcome
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return None;
-                }
-            };
+            let outcome =
+                match listening.and_then(|l| Ok((l.local_addr(&lp)?, on_signals(&mut lp, grace, drain)?))) {
+                    Ok((bound, outcome)) => {
+                        let _ = ready_tx.send(Ok(bound));
+                        outcome
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return None;
+                    }
+                };
             if let Err(e) = lp.run(RunMode::Default) {
                 log::error!("loop {i}: {e}");
             }

@@ -91,10 +91,15 @@ pub fn begin<S: 'static>(
 pub const GRACE: Duration = Duration::from_secs(5);
 
 /// Watches SIGINT and SIGTERM on `lp`: the first of them starts a graceful shutdown
-/// ([`begin`], with `grace` as the deadline); a second SIGINT exits the process at once
-/// (status 130). The watchers do not keep the loop alive: once the shutdown has ended, `run`
-/// returns. The returned cell holds the outcome, once there is one.
-pub fn on_signals<S: 'static>(lp: &mut Loop<S>, grace: Duration) -> io::Result<Rc<Cell<Option<Outcome>>>> {
+/// ([`begin`], with `grace` as the deadline), after calling `drain`, the server's own first
+/// step (HTTP ends its idle keep-alive connections there); a second SIGINT exits the process
+/// at once (status 130). The watchers do not keep the loop alive: once the shutdown has
+/// ended, `run` returns. The returned cell holds the outcome, once there is one.
+pub fn on_signals<S: 'static>(
+    lp: &mut Loop<S>,
+    grace: Duration,
+    drain: fn(&mut Loop<S>),
+) -> io::Result<Rc<Cell<Option<Outcome>>>> {
     let outcome = Rc::new(Cell::new(None));
     let begun = Rc::new(Cell::new(false));
     let result = outcome.clone();
@@ -108,6 +113,7 @@ pub fn on_signals<S: 'static>(lp: &mut Loop<S>, grace: Duration) -> io::Result<R
         }
         log::info!("signal {signum}: shutting down gracefully (at most {grace:?})");
         let outcome = outcome.clone();
+        drain(lp);
         begin(lp, grace, move |_, how| outcome.set(Some(how)));
     };
     for signum in [Signal::SIGINT, Signal::SIGTERM] {
