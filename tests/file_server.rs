@@ -139,3 +139,73 @@ fn a_one_gib_file_streams_with_bounded_memory() {
     let peak = peak_rss_kib(s.child.id());
     assert!(peak < 64 * 1024, "the server's peak RSS was {peak} KiB for a 1 GiB file");
 }
+
+/// Graceful shutdown with a real `kill -TERM` while a large file is mid-transfer: the
+/// transfer completes, byte for byte; a connection waiting for its next request ends at
+/// once; new connections are refused; the server exits 0.
+#[test]
+fn sigterm_mid_transfer_completes_it_and_exits_0() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let root = Root::new("sigterm");
+    let big = common::pattern(8 << 20);
+    std::fs::write(root.0.join("big.bin"), &big).unwrap();
+    let mut server = server(&root.0);
+    let limit = Some(Duration::from_secs(10));
+    // A connection idle between requests.
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    idle.set_read_timeout(limit).unwrap();
+    idle.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = Vec::new();
+    while !first.ends_with(b"hello, file server\n") {
+        let mut chunk = [0u8; 1024];
+        let n = idle.read(&mut chunk).unwrap();
+        assert!(n > 0 && first.len() < 4096, "{}", String::from_utf8_lossy(&first));
+        first.extend_from_slice(&chunk[..n]);
+    }
+    // A transfer in flight: read a little, then signal, then the rest.
+    let mut transfer = TcpStream::connect(server.addr).unwrap();
+    transfer.set_read_timeout(limit).unwrap();
+    transfer.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = vec![0u8; 64 << 10];
+    transfer.read_exact(&mut got).unwrap();
+    // A request whose head is half sent when the signal comes.
+    let mut late = TcpStream::connect(server.addr).unwrap();
+    late.set_read_timeout(limit).unwrap();
+    late.write_all(b"GET /hello.txt HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // let it arrive (not needed for correctness)
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "the idle connection just ends");
+    drop(idle);
+    late.write_all(b"Host: x\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    late.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("Connection: close") && answer.ends_with("hello, file server\n"), "{answer}");
+    drop(late);
+    transfer.read_to_end(&mut got).unwrap();
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&got[..head_end]).into_owned();
+    assert!(head.contains("200 OK") && head.contains(&format!("Content-Length: {}", big.len())), "{head}");
+    assert!(
+        got[head_end..] == big[..],
+        "the file arrived whole: {} of {} bytes",
+        got.len() - head_end,
+        big.len()
+    );
+    assert!(TcpStream::connect(server.addr).is_err(), "new connections are refused");
+    drop(transfer);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(exit.code(), Some(0), "{exit}");
+}
