@@ -105,7 +105,8 @@ fn open<S, T: Send + 'static>(
                 match rx.try_recv() {
                     Ok(message) => {
                         on_message(lp, channel, Some(message));
-                        if channel.is_closing(lp) {
+                        // Closed by the callback: stop (closing marks the shared state).
+                        if shared.is_closed() {
                             return;
                         }
                     }

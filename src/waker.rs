@@ -113,6 +113,12 @@ impl WakerShared {
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
     }
+
+    /// Whether the handle was closed (a cheaper test than a handle lookup, for a channel's
+    /// per-message check).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
 }
 
 /// The loop's open wakers. Dropping it (with the loop) closes them all, so a wake from
