@@ -105,8 +105,9 @@ fn open<S, T: Send + 'static>(
                 match rx.try_recv() {
                     Ok(message) => {
                         on_message(lp, channel, Some(message));
-                        // Closed by the callback: stop (closing marks the shared state).
-                        if shared.is_closed() {
+                        // Closed by the callback: stop (one field of the loop's, no lookup
+                        // and no read of the state the senders write).
+                        if lp.dispatching_closed {
                             return;
                         }
                     }

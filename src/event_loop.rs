@@ -85,6 +85,9 @@ pub struct Loop<S = ()> {
     stop_flag: bool,
     /// The handle whose callback is running, if any.
     dispatching: Option<Handle>,
+    /// The handle whose callback is running was closed by it (a cheap test for callbacks
+    /// that loop over many events, such as a channel's).
+    pub(crate) dispatching_closed: bool,
     running: bool,
     pub(crate) metrics: Metrics,
     /// Callbacks that run longer are logged (`slow.rs`); `None`: no clock is read.
@@ -133,6 +136,7 @@ impl<S> Loop<S> {
             seq: 0,
             stop_flag: false,
             dispatching: None,
+            dispatching_closed: false,
             running: false,
             metrics: Metrics::default(),
             slow_callback_threshold: None,
@@ -412,6 +416,7 @@ impl<S> Loop<S> {
         self.metrics.callbacks += 1;
         self.driver.trace(h.index(), "callback");
         self.dispatching = Some(h);
+        self.dispatching_closed = false;
         let result = match self.slow_callback_threshold {
             None => call(self),
             Some(threshold) => self.call_timed(h, threshold, call),
@@ -488,6 +493,9 @@ impl<S> Loop<S> {
             b.callback = on_close;
         });
         self.closing.push_back(h.slot_id());
+        if self.dispatching == Some(h) {
+            self.dispatching_closed = true;
+        }
         log::debug!("close {kind:?} {h:?}");
         Ok(())
     }

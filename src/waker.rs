@@ -90,7 +90,10 @@ impl WakerShared {
             // The error of any call through a closed handle's id (the loop may be gone too).
             return Err(crate::error::closed_error());
         }
-        if !self.pending.swap(true, Ordering::AcqRel) {
+        // Test before test-and-set: while the handle is already woken (a burst), a wake only
+        // reads the shared line instead of writing it, so senders on several threads and the
+        // loop do not bounce it between their caches.
+        if !self.pending.load(Ordering::Acquire) && !self.pending.swap(true, Ordering::AcqRel) {
             self.notifier.notify()?;
         }
         Ok(())
@@ -112,12 +115,6 @@ impl WakerShared {
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-    }
-
-    /// Whether the handle was closed (a cheaper test than a handle lookup, for a channel's
-    /// per-message check).
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
     }
 }
 
