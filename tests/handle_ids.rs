@@ -1,6 +1,6 @@
 //! Stale ids of every kind without sockets (timers, watchers, wakers, files), and ref/unref
 //! of files, on both drivers: the same body runs on a real `Loop` and on a `Sim` (the
-//! socket kinds are in `tests/conformance.rs`).
+//! socket kinds are in `tests/conformance/`).
 
 use std::io::{self, ErrorKind};
 use std::ops::{Deref, DerefMut};

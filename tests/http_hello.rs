@@ -403,7 +403,7 @@ fn idle_connections_are_closed() {
 
 /// A client that trickles its request head, one byte every 100 ms, keeps restarting the idle
 /// timeout; the header deadline cuts it off with 408 (the exact times are tested on the
-/// simulator, in `tests/sim_scenarios.rs`).
+/// simulator, in `tests/sim_scenarios/`).
 #[test]
 fn a_head_that_trickles_in_gets_408_at_the_header_deadline() {
     let server = Server::with_timeouts_ms(5000, 600);
