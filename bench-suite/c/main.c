@@ -66,7 +66,8 @@ int main(int argc, char **argv) {
       {"loop_count", loop_count_main}, {"timers", timers_main},
       {"echo_server", echo_server_main}, {"pump_server", pump_server_main},
       {"write_batch", write_batch_main}, {"waker", waker_main},
-      {"queue_work", queue_work_main},   {"fs_stat", fs_stat_main},
+      {"channel", channel_main},         {"queue_work", queue_work_main},
+      {"fs_stat", fs_stat_main},
   };
   size_t i;
   if (argc < 2) die("usage: uvbench WORKLOAD ARGS...");

@@ -42,6 +42,7 @@ int echo_server_main(int argc, char **argv);
 int pump_server_main(int argc, char **argv);
 int write_batch_main(int argc, char **argv);
 int waker_main(int argc, char **argv);
+int channel_main(int argc, char **argv);
 int queue_work_main(int argc, char **argv);
 int fs_stat_main(int argc, char **argv);
 

@@ -342,6 +342,9 @@ and callback per queued rest), up to 64 KiB queued, and go on once the queue is 
 `write_all` per chunk.
 - waker: libuv uv_async_t + a semaphore per thread; evloop Waker + park/unpark; tokio Notify + park/unpark. \
 Unpinned, so noisier than the rest.
+- channel: producer threads send u64s to the loop thread: evloop `Channel::new` (unbounded), tokio \
+`mpsc::unbounded_channel` awaited by the runtime's thread, libuv a mutex-protected queue + `uv_async_send` \
+per message (the callback swaps the queue out and drains it). Unpinned; 4 producers are 5 threads on 2 cores.
 - queue_work / fs_stat: a pool of 4 threads on every runtime (tokio: `max_blocking_threads(4)`).
 ";
 

@@ -294,6 +294,7 @@ const SUMMARY_ROWS: &[(&str, &str, &str)] = &[
     ("pound", "1000 clients", "server_cpu_us_per_op"),
     ("tcp_write_batch", "1000000 x 13 B", "total_ms"),
     ("waker", "1 thread", "round_trips_per_s"),
+    ("channel", "1 thread", "msgs_per_s"),
     ("queue_work", "1000 in flight", "jobs_per_s"),
     ("fs_stat", "32 in flight", "stats_per_s"),
     ("memory", "10000 idle conns", "rss_per_conn_bytes"),

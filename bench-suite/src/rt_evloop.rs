@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use evloop::{fs, Idle, ListenOptions, Loop, RunMode, TcpListener, TcpStream, Timer, Waker};
+use evloop::{fs, Channel, Idle, ListenOptions, Loop, RunMode, TcpListener, TcpStream, Timer, Waker};
 
 use crate::util::{self, parse};
 
@@ -22,6 +22,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "pump_server" => pump_server(),
         "write_batch" => write_batch(parse(rest, 0, "PORT")?, parse(rest, 1, "N")?),
         "waker" => waker(parse(rest, 0, "THREADS")?, parse(rest, 1, "ROUNDS")?),
+        "channel" => channel(parse(rest, 0, "THREADS")?, parse(rest, 1, "PER_THREAD")?),
         "queue_work" => queue_work(parse(rest, 0, "N")?, parse(rest, 1, "IN_FLIGHT")?),
         "fs_stat" => fs_stat(parse(rest, 0, "N")?, parse(rest, 1, "IN_FLIGHT")?, parse(rest, 2, "PATH")?),
         other => return Err(format!("unknown workload {other:?}")),
@@ -286,6 +287,51 @@ fn waker(threads: usize, rounds: u64) -> io::Result<()> {
     }
     assert_eq!(lp.state.0, total);
     util::result("round_trips_per_s", rate);
+    Ok(())
+}
+
+/// `threads` std threads each send `per_thread` u64s through one unbounded `Channel`; its
+/// callback counts them, and the loop ends once every sender is gone (`None`). The rate is
+/// over the time from before the first send to the last delivery.
+fn channel(threads: usize, per_thread: u64) -> io::Result<()> {
+    struct Count {
+        got: u64,
+        total: u64,
+        start: Instant,
+        last: Option<Instant>,
+    }
+    let total = threads as u64 * per_thread;
+    let mut lp = Loop::with_state(Count { got: 0, total, start: Instant::now(), last: None })?;
+    let (tx, _channel) = Channel::new(&mut lp, |lp, _, msg: Option<u64>| {
+        if msg.is_some() {
+            lp.state.got += 1;
+            if lp.state.got == lp.state.total {
+                lp.state.last = Some(Instant::now());
+            }
+        }
+    });
+    lp.state.start = Instant::now();
+    let joins: Vec<_> = (0..threads)
+        .map(|_| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..per_thread {
+                    tx.send(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    lp.run(RunMode::Default)?;
+    for j in joins {
+        j.join().map_err(|_| io::Error::other("a producer thread panicked"))?;
+    }
+    let Count { got, start, last, .. } = lp.state;
+    if got != total {
+        return Err(io::Error::other(format!("{got} of {total} messages delivered")));
+    }
+    let end = last.unwrap_or_else(Instant::now);
+    util::result("msgs_per_s", total as f64 / end.duration_since(start).as_secs_f64());
     Ok(())
 }
 

@@ -36,6 +36,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "pump_server" => rt.block_on(pump_server()),
         "write_batch" => rt.block_on(write_batch(parse(rest, 0, "PORT")?, parse(rest, 1, "N")?)),
         "waker" => rt.block_on(waker(parse(rest, 0, "THREADS")?, parse(rest, 1, "ROUNDS")?)),
+        "channel" => rt.block_on(channel(parse(rest, 0, "THREADS")?, parse(rest, 1, "PER_THREAD")?)),
         "queue_work" => rt.block_on(queue_work(parse(rest, 0, "N")?, parse(rest, 1, "IN_FLIGHT")?)),
         "fs_stat" => rt.block_on(fs_stat(
             parse(rest, 0, "N")?,
@@ -329,6 +330,43 @@ async fn waker(threads: usize, rounds: u64) -> io::Result<()> {
         j.join().map_err(|_| io::Error::other("a peer thread panicked"))?;
     }
     util::result("round_trips_per_s", rate);
+    Ok(())
+}
+
+/// `threads` std threads each send `per_thread` u64s through one `unbounded_channel`; the
+/// runtime's thread awaits `recv()` and counts until `None` (every sender gone). The rate is
+/// over the time from before the first send to the last delivery.
+async fn channel(threads: usize, per_thread: u64) -> io::Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let total = threads as u64 * per_thread;
+    let start = Instant::now();
+    let joins: Vec<_> = (0..threads)
+        .map(|_| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..per_thread {
+                    tx.send(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut got = 0u64;
+    let mut last = None;
+    while rx.recv().await.is_some() {
+        got += 1;
+        if got == total {
+            last = Some(Instant::now());
+        }
+    }
+    for j in joins {
+        j.join().map_err(|_| io::Error::other("a producer thread panicked"))?;
+    }
+    if got != total {
+        return Err(io::Error::other(format!("{got} of {total} messages delivered")));
+    }
+    let end = last.unwrap_or_else(Instant::now);
+    util::result("msgs_per_s", total as f64 / end.duration_since(start).as_secs_f64());
     Ok(())
 }
 

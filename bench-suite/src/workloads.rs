@@ -26,7 +26,7 @@ impl Runtime {
 }
 
 /// Every workload, in the order they run, with a one-line description.
-pub const WORKLOADS: [(&str, &str); 11] = [
+pub const WORKLOADS: [(&str, &str); 12] = [
     (
         "loop_count",
         "idle loop iterations per second with one idle TCP listener open, and with no socket \
@@ -39,12 +39,18 @@ pub const WORKLOADS: [(&str, &str); 11] = [
     ("pound", "100 and 1,000 concurrent clients: connect, write, read the echo, close"),
     ("tcp_write_batch", "1,000,000 writes of 13 bytes on one connection, then shutdown"),
     ("waker", "loop <-> 1, 2, 4 std threads wakeup ping-pong"),
+    (
+        "channel",
+        "1 and 4 std threads send 5,000,000 u64s in all to the loop thread through an unbounded \
+         channel (libuv: mutex-protected queue + uv_async_send): messages/s",
+    ),
     ("queue_work", "no-op jobs through the thread pool (4 workers) at 1, 32, 1,000 in flight"),
     ("fs_stat", "stat() of one file through the thread pool at 1, 4, 16, 32 in flight"),
     ("memory", "resident memory per idle connection, 10,000 connections"),
 ];
 
 /// `LoopCount::listener`: a bound TCP listener nobody connects to is open during the count.
+/// `Channel`: `threads` producers each send `per_thread` messages.
 #[derive(Clone, Debug)]
 pub enum Kind {
     LoopCount { n: u64, listener: bool },
@@ -54,6 +60,7 @@ pub enum Kind {
     Pound { concurrency: usize, millis: u64 },
     WriteBatch { n: u64 },
     Waker { threads: usize, rounds: u64 },
+    Channel { threads: usize, per_thread: u64 },
     QueueWork { n: u64, in_flight: u64 },
     FsStat { n: u64, in_flight: u64 },
     Memory { conns: usize },
@@ -120,6 +127,7 @@ impl Case {
             ],
             Kind::WriteBatch { .. } => vec![m("total_ms", "time", Unit::Ms, false)],
             Kind::Waker { .. } => vec![m("round_trips_per_s", "round trips/s", Unit::PerSec, true)],
+            Kind::Channel { .. } => vec![m("msgs_per_s", "messages/s", Unit::PerSec, true)],
             Kind::QueueWork { .. } => vec![m("jobs_per_s", "jobs/s", Unit::PerSec, true)],
             Kind::FsStat { .. } => vec![m("stats_per_s", "stats/s", Unit::PerSec, true)],
             Kind::Memory { .. } => vec![m("rss_per_conn_bytes", "RSS per connection", Unit::Bytes, false)],
@@ -136,6 +144,7 @@ pub fn metrics_of(workload: &'static str) -> Vec<Metric> {
         "pound" => Kind::Pound { concurrency: 0, millis: 0 },
         "tcp_write_batch" => Kind::WriteBatch { n: 0 },
         "waker" => Kind::Waker { threads: 0, rounds: 0 },
+        "channel" => Kind::Channel { threads: 0, per_thread: 0 },
         "queue_work" => Kind::QueueWork { n: 0, in_flight: 0 },
         "fs_stat" => Kind::FsStat { n: 0, in_flight: 0 },
         "memory" => Kind::Memory { conns: 0 },
@@ -214,6 +223,11 @@ pub fn cases(cfg: &Config) -> Vec<Case> {
     for threads in [1, 2, 4] {
         let label = format!("{threads} thread{}", if threads == 1 { "" } else { "s" });
         add("waker", label, Kind::Waker { threads, rounds: rounds / threads as u64 });
+    }
+    let messages = s(5_000_000, 10_000);
+    for threads in [1, 4] {
+        let label = format!("{threads} thread{}", if threads == 1 { "" } else { "s" });
+        add("channel", label, Kind::Channel { threads, per_thread: messages / threads as u64 });
     }
     for in_flight in [1, 32, 1000] {
         add(
@@ -299,6 +313,7 @@ pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
         Kind::LoopCount { n, listener } => in_process(strings(&[&"loop_count", &n, &u8::from(listener)])),
         Kind::Timers { n } => in_process(strings(&[&"timers", &n])),
         Kind::Waker { threads, rounds } => in_process(strings(&[&"waker", &threads, &rounds])),
+        Kind::Channel { threads, per_thread } => in_process(strings(&[&"channel", &threads, &per_thread])),
         Kind::QueueWork { n, in_flight } => in_process(strings(&[&"queue_work", &n, &in_flight])),
         Kind::FsStat { n, in_flight } => in_process(strings(&[&"fs_stat", &n, &in_flight, &stat_path])),
         Kind::Echo { conns, size, millis } => {
