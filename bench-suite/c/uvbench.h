@@ -38,6 +38,7 @@ void listen_local(uv_loop_t *loop, uv_tcp_t *server, uv_connection_cb cb);
 
 int loop_count_main(int argc, char **argv);
 int timers_main(int argc, char **argv);
+int defer_main(int argc, char **argv);
 int echo_server_main(int argc, char **argv);
 int pump_server_main(int argc, char **argv);
 int write_batch_main(int argc, char **argv);

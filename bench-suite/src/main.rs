@@ -334,6 +334,11 @@ so every runtime polls each iteration; the `no socket` case measures evloop skip
 (libuv always polls: its loop watches a signal pipe), not like for like.
 - timers on tokio: one task per timer sleeping until its deadline; a timer counts as started once its \
 task has been polled.
+- defer: n one-shot callbacks on the next iteration, 1,000 outstanding, each scheduling the next. evloop \
+`Loop::defer`; tokio `tokio::spawn` of a trivial task per call (the nearest equivalent); libuv a \
+setImmediate-style queue (as Node) run by one `uv_check_t`, with a `uv_idle_t` active while it is non-empty. \
+The `0 ms timer` case: evloop a `Timer`, libuv a `malloc`ed `uv_timer_t` (both closed in their callback), \
+tokio `sleep(Duration::ZERO)` in a spawned task, which waits for the timer wheel's next 1 ms tick.
 - tcp_write_batch: evloop and libuv issue all writes at once, each trying the socket first and queueing \
 only what it did not take (libuv: uv_try_write, then uv_write of the rest with a callback that frees it; \
 evloop: write, no callback); tokio awaits `write_all` per message.

@@ -3,7 +3,9 @@
 use std::fmt::Write as _;
 
 use crate::procs::Results;
-use crate::workloads::{Case, Metric, Runtime, Unit, LOOP_COUNT_LISTENER, LOOP_COUNT_NO_SOCKET, RUNTIMES};
+use crate::workloads::{
+    Case, Metric, Runtime, Unit, DEFER_DEFER, LOOP_COUNT_LISTENER, LOOP_COUNT_NO_SOCKET, RUNTIMES,
+};
 
 /// What one case gave on each runtime over the repetitions.
 pub struct Outcome {
@@ -285,6 +287,7 @@ const SUMMARY_ROWS: &[(&str, &str, &str)] = &[
     ("timers", "1000000 timers", "starts_per_s"),
     ("timers", "1000000 timers", "total_ms"),
     ("timers", "1000000 timers", "peak_rss_kib"),
+    ("defer", DEFER_DEFER, "calls_per_s"),
     ("ping_pongs", "1 conn, 5 B", "server_cpu_us_per_op"),
     ("echo", "100 conn x 1 KiB", "round_trips_per_s"),
     ("echo", "100 conn x 1 KiB", "p99_us"),

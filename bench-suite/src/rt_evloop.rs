@@ -18,6 +18,9 @@ pub fn main(args: &[String]) -> Result<(), String> {
             loop_count(parse(rest, 0, "N")?, rest.len() > 1 && parse::<u8>(rest, 1, "LISTENER")? != 0)
         }
         "timers" => timers(parse(rest, 0, "N")?),
+        "defer" => {
+            defer(parse(rest, 0, "N")?, parse(rest, 1, "OUTSTANDING")?, parse::<u8>(rest, 2, "TIMER")? != 0)
+        }
         "echo_server" => echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }),
         "pump_server" => pump_server(),
         "write_batch" => write_batch(parse(rest, 0, "PORT")?, parse(rest, 1, "N")?),
@@ -79,6 +82,56 @@ fn timers(n: u64) -> io::Result<()> {
     util::result("starts_per_s", n as f64 / init.as_secs_f64());
     util::result("total_ms", total.as_secs_f64() * 1e3);
     util::result("peak_rss_kib", util::status_kib("VmHWM:").unwrap_or(0) as f64);
+    Ok(())
+}
+
+/// The `defer` workload's count: calls scheduled (`made`) and run (`ran`) of `total`.
+struct Deferred {
+    made: u64,
+    ran: u64,
+    total: u64,
+}
+
+/// Schedules the next deferred call, if any are left.
+fn defer_next(lp: &mut Loop<Deferred>) {
+    if lp.state.made < lp.state.total {
+        lp.state.made += 1;
+        lp.defer(|lp| {
+            lp.state.ran += 1;
+            defer_next(lp);
+        });
+    }
+}
+
+/// Schedules the next call as a 0 ms timer (opened, started, closed in its callback), if any
+/// are left: what a program without `defer` writes.
+fn timer_next(lp: &mut Loop<Deferred>) {
+    if lp.state.made < lp.state.total {
+        lp.state.made += 1;
+        let t = Timer::new(lp, |lp, t| {
+            t.close(lp).unwrap();
+            lp.state.ran += 1;
+            timer_next(lp);
+        });
+        t.start(lp, Duration::ZERO, Duration::ZERO).unwrap();
+    }
+}
+
+/// N one-shot calls on the next iteration, `outstanding` at a time, each scheduling the next
+/// (as `benches/defer.rs`): `Loop::defer`, or with `timer` a 0 ms `Timer` per call.
+fn defer(n: u64, outstanding: u64, timer: bool) -> io::Result<()> {
+    let mut lp = Loop::with_state(Deferred { made: 0, ran: 0, total: n })?;
+    let next = if timer { timer_next } else { defer_next };
+    let start = Instant::now();
+    for _ in 0..outstanding.min(n) {
+        next(&mut lp);
+    }
+    lp.run(RunMode::Default)?;
+    let rate = util::per_sec(n, start);
+    if lp.state.ran != n {
+        return Err(io::Error::other(format!("{} of {n} calls ran", lp.state.ran)));
+    }
+    util::result("calls_per_s", rate);
     Ok(())
 }
 

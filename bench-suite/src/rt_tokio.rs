@@ -30,6 +30,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
             rest.len() > 1 && parse::<u8>(rest, 1, "LISTENER")? != 0,
         )),
         "timers" => rt.block_on(timers(parse(rest, 0, "N")?)),
+        "defer" => rt.block_on(defer(
+            parse(rest, 0, "N")?,
+            parse(rest, 1, "OUTSTANDING")?,
+            parse::<u8>(rest, 2, "TIMER")? != 0,
+        )),
         "echo_server" => {
             rt.block_on(echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }))
         }
@@ -116,6 +121,59 @@ async fn timers(n: u64) -> io::Result<()> {
     util::result("starts_per_s", n as f64 / (started - start).as_secs_f64());
     util::result("total_ms", total.as_secs_f64() * 1e3);
     util::result("peak_rss_kib", util::status_kib("VmHWM:").unwrap_or(0) as f64);
+    Ok(())
+}
+
+/// The `defer` workload's count: calls scheduled (`made`) and run (`ran`) of `total`.
+struct Deferred {
+    made: AtomicU64,
+    ran: AtomicU64,
+    total: u64,
+    timer: bool,
+    all_ran: Notify,
+}
+
+/// Schedules the next call, if any are left: a spawned task that does nothing else (the
+/// nearest equivalent of a next-iteration callback), or with `timer` one that first awaits
+/// `sleep(Duration::ZERO)`.
+fn defer_next(d: &Arc<Deferred>) {
+    if d.made.load(Ordering::Relaxed) < d.total {
+        d.made.fetch_add(1, Ordering::Relaxed);
+        let d = d.clone();
+        tokio::spawn(async move {
+            if d.timer {
+                tokio::time::sleep(Duration::ZERO).await;
+            }
+            if d.ran.fetch_add(1, Ordering::Relaxed) + 1 == d.total {
+                d.all_ran.notify_one();
+            }
+            defer_next(&d);
+        });
+    }
+}
+
+/// N one-shot calls, `outstanding` at a time, each scheduling the next.
+async fn defer(n: u64, outstanding: u64, timer: bool) -> io::Result<()> {
+    let d = Arc::new(Deferred {
+        made: AtomicU64::new(0),
+        ran: AtomicU64::new(0),
+        total: n,
+        timer,
+        all_ran: Notify::new(),
+    });
+    let start = Instant::now();
+    for _ in 0..outstanding.min(n) {
+        defer_next(&d);
+    }
+    if n > 0 {
+        d.all_ran.notified().await;
+    }
+    let rate = util::per_sec(n, start);
+    let ran = d.ran.load(Ordering::Relaxed);
+    if ran != n {
+        return Err(io::Error::other(format!("{ran} of {n} calls ran")));
+    }
+    util::result("calls_per_s", rate);
     Ok(())
 }
 

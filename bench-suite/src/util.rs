@@ -15,6 +15,8 @@ pub const PUMP_CHUNK: usize = 8 * 1024;
 pub const BATCH_MESSAGE: &[u8; 13] = b"Hello, World\n";
 /// Worker threads of every runtime's pool (libuv's default).
 pub const POOL_THREADS: usize = 4;
+/// How many `defer` calls are outstanding at a time (every runtime gets it as an argument).
+pub const DEFER_OUTSTANDING: u64 = 1000;
 /// After the last of N connections is accepted, the memory servers wait this long before
 /// reading their resident memory, so that every connection has settled.
 pub const SETTLE: Duration = Duration::from_millis(100);

@@ -26,13 +26,19 @@ impl Runtime {
 }
 
 /// Every workload, in the order they run, with a one-line description.
-pub const WORKLOADS: [(&str, &str); 12] = [
+pub const WORKLOADS: [(&str, &str); 13] = [
     (
         "loop_count",
         "idle loop iterations per second with one idle TCP listener open, and with no socket \
          (evloop then skips the poll) (tokio: a task that yield_now()s, the nearest equivalent)",
     ),
     ("timers", "1,000,000 timers over 1..1000 ms (1,000 per ms), run out: start rate, total time, peak RSS"),
+    (
+        "defer",
+        "5,000,000 one-shot callbacks on the next iteration, 1,000 outstanding, each scheduling the \
+         next: a deferred call (tokio: a spawned task; libuv: a setImmediate-style queue run by a \
+         uv_check_t) and a 0 ms timer: calls/s",
+    ),
     ("ping_pongs", "one TCP connection, 5-byte PING\\n round trips"),
     ("echo", "1/10/100 connections in lock-step request/response at 64 B, 1 KiB, 64 KiB"),
     ("pump", "the server streams 8 KiB writes to 1 and 100 connections: throughput"),
@@ -51,10 +57,12 @@ pub const WORKLOADS: [(&str, &str); 12] = [
 
 /// `LoopCount::listener`: a bound TCP listener nobody connects to is open during the count.
 /// `Channel`: `threads` producers each send `per_thread` messages.
+/// `Defer::timer`: each call is a 0 ms timer instead of a deferred call.
 #[derive(Clone, Debug)]
 pub enum Kind {
     LoopCount { n: u64, listener: bool },
     Timers { n: u64 },
+    Defer { n: u64, timer: bool },
     Echo { conns: usize, size: usize, millis: u64 },
     Pump { conns: usize, millis: u64 },
     Pound { concurrency: usize, millis: u64 },
@@ -125,6 +133,7 @@ impl Case {
                 m("conns_per_s", "connections/s", Unit::PerSec, true),
                 m("server_cpu_us_per_op", "server CPU/connection", Unit::Us, false),
             ],
+            Kind::Defer { .. } => vec![m("calls_per_s", "calls/s", Unit::PerSec, true)],
             Kind::WriteBatch { .. } => vec![m("total_ms", "time", Unit::Ms, false)],
             Kind::Waker { .. } => vec![m("round_trips_per_s", "round trips/s", Unit::PerSec, true)],
             Kind::Channel { .. } => vec![m("msgs_per_s", "messages/s", Unit::PerSec, true)],
@@ -140,6 +149,7 @@ pub fn metrics_of(workload: &'static str) -> Vec<Metric> {
     let kind = match workload {
         "loop_count" => Kind::LoopCount { n: 0, listener: false },
         "timers" => Kind::Timers { n: 0 },
+        "defer" => Kind::Defer { n: 0, timer: false },
         "pump" => Kind::Pump { conns: 0, millis: 0 },
         "pound" => Kind::Pound { concurrency: 0, millis: 0 },
         "tcp_write_batch" => Kind::WriteBatch { n: 0 },
@@ -201,6 +211,9 @@ pub fn cases(cfg: &Config) -> Vec<Case> {
     );
     let timers = s(1_000_000, 10_000);
     add("timers", format!("{timers} timers"), Kind::Timers { n: timers });
+    let calls = s(5_000_000, 10_000);
+    add("defer", DEFER_DEFER.into(), Kind::Defer { n: calls, timer: false });
+    add("defer", DEFER_TIMER.into(), Kind::Defer { n: calls, timer: true });
     add("ping_pongs", "1 conn, 5 B".into(), Kind::Echo { conns: 1, size: 5, millis: tcp_ms });
     for &conns in &cfg.echo_conns {
         for &size in &cfg.echo_sizes {
@@ -251,6 +264,10 @@ pub fn cases(cfg: &Config) -> Vec<Case> {
 /// The `loop_count` cases' labels (the summary table picks and annotates them by label).
 pub const LOOP_COUNT_LISTENER: &str = "idle, 1 idle listener";
 pub const LOOP_COUNT_NO_SOCKET: &str = "idle, no socket (evloop skips the poll)";
+
+/// The `defer` cases' labels.
+pub const DEFER_DEFER: &str = "defer";
+pub const DEFER_TIMER: &str = "0 ms timer";
 
 /// Why a runtime cannot run at all.
 pub const LIBUV_SKIPPED: &str = "skipped: libuv not found (apt-get install libuv1-dev)";
@@ -312,6 +329,9 @@ pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
     match case.kind {
         Kind::LoopCount { n, listener } => in_process(strings(&[&"loop_count", &n, &u8::from(listener)])),
         Kind::Timers { n } => in_process(strings(&[&"timers", &n])),
+        Kind::Defer { n, timer } => {
+            in_process(strings(&[&"defer", &n, &util::DEFER_OUTSTANDING, &u8::from(timer)]))
+        }
         Kind::Waker { threads, rounds } => in_process(strings(&[&"waker", &threads, &rounds])),
         Kind::Channel { threads, per_thread } => in_process(strings(&[&"channel", &threads, &per_thread])),
         Kind::QueueWork { n, in_flight } => in_process(strings(&[&"queue_work", &n, &in_flight])),
