@@ -373,6 +373,11 @@ impl<S> Loop<S> {
     /// before the wakers run): one atomic swap when the loop has a slot.
     pub(crate) fn collect_signals(&mut self) {
         if let Some(slot) = self.signals.slot {
+            // Read before clearing: no write to the shared word on an iteration without a
+            // signal (nearly all of them).
+            if SLOTS[slot].pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
             let mask = SLOTS[slot].pending.swap(0, Ordering::AcqRel);
             if mask != 0 {
                 self.signals.deliver(mask);

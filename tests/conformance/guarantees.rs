@@ -519,3 +519,15 @@ pub(super) fn double_close_is_an_error_and_the_close_callback_runs_once<N: Net<S
     assert_eq!(lp.state.log, vec!["closed"]);
     net.finish();
 }
+
+/// A channel, on both drivers: messages sent from another thread arrive in order, one
+/// callback each, then the end once; an ended channel keeps nothing alive.
+pub(super) fn channel_delivers_in_order_then_the_end<N: Net<St>>() {
+    let mut net = N::new(St::default());
+    let (tx, ch) = Channel::new(net.lp(), |lp, _, msg: Option<u32>| lp.state.log.push(format!("{msg:?}")));
+    std::thread::spawn(move || (0..3).for_each(|i| tx.send(i).unwrap())).join().unwrap();
+    net.settle_until("the end of the channel", |lp| lp.state.log.last().is_some_and(|l| l == "None"));
+    assert_eq!(net.lp().state.log, ["Some(0)", "Some(1)", "Some(2)", "None"]);
+    assert!(!ch.is_active(net.lp()) && !ch.is_closing(net.lp()), "ended: open, inactive");
+    net.finish();
+}

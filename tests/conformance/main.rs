@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use evloop::sim::{FakeListener, FakePeer, PoolMode, Sim, SimConfig};
 use evloop::{
-    is_cancelled, Check, Handle, Idle, Loop, Prepare, RunMode, TcpListener, TcpStream, Timer, Waker,
+    is_cancelled, Channel, Check, Handle, Idle, Loop, Prepare, RunMode, TcpListener, TcpStream, Timer, Waker,
 };
 
 mod guarantees;
@@ -325,4 +325,5 @@ conformance! {
     run_modes_nowait_and_once;
     unreferenced_handles_let_run_return;
     double_close_is_an_error_and_the_close_callback_runs_once;
+    channel_delivers_in_order_then_the_end;
 }
