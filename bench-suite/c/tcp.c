@@ -12,7 +12,8 @@ typedef struct {
 
 static uv_loop_t *loop;
 static uv_tcp_t server;
-static char read_buf[64 * 1024];
+/* One per thread: the echo_server_threads workload runs a loop per thread. */
+static _Thread_local char read_buf[64 * 1024];
 
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   (void)handle;
@@ -30,7 +31,7 @@ static void close_conn(uv_stream_t *stream) {
 static conn_t *accept_conn(uv_stream_t *listener) {
   conn_t *conn = calloc(1, sizeof *conn);
   if (conn == NULL) die("out of memory");
-  CHECK(uv_tcp_init(loop, &conn->tcp));
+  CHECK(uv_tcp_init(listener->loop, &conn->tcp));
   if (uv_accept(listener, (uv_stream_t *)&conn->tcp) < 0) {
     uv_close((uv_handle_t *)&conn->tcp, free_cb);
     return NULL;
@@ -140,6 +141,60 @@ int echo_server_main(int argc, char **argv) {
   uv_run(loop, UV_RUN_NOWAIT);
   rss_before_kib = status_kib("VmRSS:");
   uv_run(loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+/* ---- echo on several threads, one loop and one SO_REUSEPORT listener each ---- */
+
+static void echo_thread_connection_cb(uv_stream_t *listener, int status) {
+  conn_t *conn;
+  if (status < 0) return;
+  conn = accept_conn(listener);
+  if (conn != NULL && uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, echo_read_cb) < 0)
+    close_conn((uv_stream_t *)&conn->tcp);
+}
+
+typedef struct {
+  uv_loop_t loop;
+  uv_tcp_t server;
+} echo_thread_t;
+
+/* libuv 1.44 has no UV_TCP_REUSEPORT: create the socket first (uv_tcp_init_ex), set the
+ * option on its descriptor, then bind. */
+static int listen_reuseport(echo_thread_t *t, int port) {
+  struct sockaddr_in addr;
+  struct sockaddr_storage bound;
+  int len = sizeof bound, on = 1;
+  uv_os_fd_t fd;
+  CHECK(uv_loop_init(&t->loop));
+  CHECK(uv_ip4_addr("127.0.0.1", port, &addr));
+  CHECK(uv_tcp_init_ex(&t->loop, &t->server, AF_INET));
+  CHECK(uv_fileno((uv_handle_t *)&t->server, &fd));
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0) die("SO_REUSEPORT refused");
+  CHECK(uv_tcp_bind(&t->server, (const struct sockaddr *)&addr, 0));
+  CHECK(uv_listen((uv_stream_t *)&t->server, BACKLOG, echo_thread_connection_cb));
+  CHECK(uv_tcp_getsockname(&t->server, (struct sockaddr *)&bound, &len));
+  return ntohs(((struct sockaddr_in *)&bound)->sin_port);
+}
+
+static void echo_thread_run(void *arg) { uv_run(&((echo_thread_t *)arg)->loop, UV_RUN_DEFAULT); }
+
+/* echo_server_threads THREADS: the echo server on THREADS threads. */
+int echo_server_threads_main(int argc, char **argv) {
+  uint64_t threads = arg_u64(argc, argv, 0, "THREADS"), i;
+  echo_thread_t *ts;
+  int port = 0;
+  if (threads == 0) die("THREADS must be at least 1");
+  ts = calloc(threads, sizeof *ts);
+  if (ts == NULL) die("out of memory");
+  for (i = 0; i < threads; i++) port = listen_reuseport(&ts[i], port);
+  for (i = 1; i < threads; i++) {
+    uv_thread_t tid;
+    CHECK(uv_thread_create(&tid, echo_thread_run, &ts[i]));
+  }
+  printf("listening %d\n", port);
+  fflush(stdout);
+  echo_thread_run(&ts[0]);
   return 0;
 }
 

@@ -40,6 +40,7 @@ int loop_count_main(int argc, char **argv);
 int timers_main(int argc, char **argv);
 int defer_main(int argc, char **argv);
 int echo_server_main(int argc, char **argv);
+int echo_server_threads_main(int argc, char **argv);
 int pump_server_main(int argc, char **argv);
 int write_batch_main(int argc, char **argv);
 int waker_main(int argc, char **argv);

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 
 use crate::procs::Results;
 use crate::workloads::{
-    Case, Metric, Runtime, Unit, DEFER_DEFER, LOOP_COUNT_LISTENER, LOOP_COUNT_NO_SOCKET, RUNTIMES,
+    Case, Metric, Runtime, Unit, DEFER_DEFER, ECHO_THREADS_1, ECHO_THREADS_2, LOOP_COUNT_LISTENER,
+    LOOP_COUNT_NO_SOCKET, RUNTIMES,
 };
 
 /// What one case gave on each runtime over the repetitions.
@@ -293,6 +294,9 @@ const SUMMARY_ROWS: &[(&str, &str, &str)] = &[
     ("echo", "100 conn x 1 KiB", "p99_us"),
     ("echo", "100 conn x 64 KiB", "round_trips_per_s"),
     ("echo", "100 conn x 64 KiB", "p99_us"),
+    ("echo_threads", ECHO_THREADS_1, "round_trips_per_s"),
+    ("echo_threads", ECHO_THREADS_2, "round_trips_per_s"),
+    ("echo_threads", ECHO_THREADS_2, "server_cpu_us_per_op"),
     ("pump", "100 conn x 8 KiB writes", "mib_per_s"),
     ("pound", "1000 clients", "server_cpu_us_per_op"),
     ("tcp_write_batch", "1000000 x 13 B", "total_ms"),
@@ -377,6 +381,10 @@ pub fn summary(rows: &[Row], tokio: &str, libuv: &str, source: &str) -> String {
             if has_listener { " (the row above)" } else { "; this run predates that case" }
         );
     }
+    if let Some(line) = scaling(rows) {
+        s.push('\n');
+        s.push_str(&line);
+    }
     let left_out: Vec<String> = SUMMARY_NOISE
         .iter()
         .filter(|&&(w, c, _)| rows.iter().any(|r| r.workload == w && r.case == c))
@@ -392,6 +400,29 @@ pub fn summary(rows: &[Row], tokio: &str, libuv: &str, source: &str) -> String {
         );
     }
     s
+}
+
+/// One line on the `echo_threads` rows: requests/s on 2 threads over 1, per runtime.
+fn scaling(rows: &[Row]) -> Option<String> {
+    let rate = |case: &str| {
+        rows.iter()
+            .find(|r| r.workload == "echo_threads" && r.case == case && r.metric.key == "round_trips_per_s")
+    };
+    let (one, two) = (rate(ECHO_THREADS_1)?, rate(ECHO_THREADS_2)?);
+    let per_runtime: Vec<String> = RUNTIMES
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rt)| match (&one.cells[i], &two.cells[i]) {
+            (Ok(a), Ok(b)) if *a > 0.0 => Some(format!("{} {:.2}x", rt.name(), b / a)),
+            _ => None,
+        })
+        .collect();
+    Some(format!(
+        "One loop per core (`echo_threads`), requests/s on 2 threads ÷ on 1: {}. This machine has 2 CPUs, which the \
+         2 server threads share with the one-threaded load generator (nothing is pinned in these rows), so a \
+         second thread cannot double anything here; the rows show what it costs.\n",
+        per_runtime.join(", ")
+    ))
 }
 
 /// Parses a cell of `table` back into a value in the metric's units (an error cell as is).

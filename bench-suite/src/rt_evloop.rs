@@ -22,6 +22,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             defer(parse(rest, 0, "N")?, parse(rest, 1, "OUTSTANDING")?, parse::<u8>(rest, 2, "TIMER")? != 0)
         }
         "echo_server" => echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }),
+        "echo_server_threads" => echo_server_threads(parse(rest, 0, "THREADS")?),
         "pump_server" => pump_server(),
         "write_batch" => write_batch(parse(rest, 0, "PORT")?, parse(rest, 1, "N")?),
         "waker" => waker(parse(rest, 0, "THREADS")?, parse(rest, 1, "ROUNDS")?),
@@ -156,12 +157,7 @@ fn listen<S: 'static>(
 fn echo_server(report_after: Option<u64>) -> io::Result<()> {
     let mut lp = Loop::with_state(EchoServer { accepted: 0, report_after, rss_before_kib: 0 })?;
     listen(&mut lp, |lp, stream| {
-        let _ = stream.set_nodelay(lp, true);
-        let _ = stream.set_high_water_mark(lp, util::HIGH_WATER_MARK);
-        let resumed = stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp)));
-        if resumed.and_then(|()| stream.read_start(lp, echo)).is_err() {
-            let _ = stream.close(lp);
-        }
+        serve_echo(lp, stream);
         lp.state.accepted += 1;
         if Some(lp.state.accepted) == lp.state.report_after {
             let report = Timer::new(lp, |lp, timer| {
@@ -179,6 +175,47 @@ fn echo_server(report_after: Option<u64>) -> io::Result<()> {
     })?;
     lp.run(RunMode::NoWait)?;
     lp.state.rss_before_kib = util::status_kib("VmRSS:").unwrap_or(0);
+    lp.run(RunMode::Default)?;
+    Ok(())
+}
+
+/// Sets up one accepted echo connection.
+fn serve_echo<S: 'static>(lp: &mut Loop<S>, stream: TcpStream) {
+    let _ = stream.set_nodelay(lp, true);
+    let _ = stream.set_high_water_mark(lp, util::HIGH_WATER_MARK);
+    let resumed = stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp)));
+    if resumed.and_then(|()| stream.read_start(lp, echo)).is_err() {
+        let _ = stream.close(lp);
+    }
+}
+
+/// The echo server on `threads` threads, each with its own loop and its own `SO_REUSEPORT`
+/// listener on one port (what `examples/echo_server --threads N` does): the kernel spreads
+/// the connections over the listeners.
+fn echo_server_threads(threads: usize) -> io::Result<()> {
+    let options = ListenOptions::new().backlog(util::BACKLOG).reuse_port(true);
+    let mut lp = Loop::new()?;
+    let first = options.bind(&mut lp, util::local_any(), serve_echo)?;
+    let port = first.local_addr(&lp)?.port();
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    for _ in 1..threads {
+        let (options, bound_tx) = (options.clone(), bound_tx.clone());
+        thread::spawn(move || -> io::Result<()> {
+            let mut lp = Loop::new()?;
+            let bound = options.bind(&mut lp, util::local_port(port), serve_echo);
+            let failed = bound.as_ref().err().map(|e| e.to_string());
+            let _ = bound_tx.send(failed);
+            bound?;
+            lp.run(RunMode::Default)?;
+            Ok(())
+        });
+    }
+    for _ in 1..threads {
+        if let Some(e) = bound_rx.recv().map_err(io::Error::other)? {
+            return Err(io::Error::other(format!("another thread's listener: {e}")));
+        }
+    }
+    util::listening(port);
     lp.run(RunMode::Default)?;
     Ok(())
 }

@@ -38,6 +38,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "echo_server" => {
             rt.block_on(echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }))
         }
+        "echo_server_threads" => echo_server_threads(parse(rest, 0, "THREADS")?),
         "pump_server" => rt.block_on(pump_server()),
         "write_batch" => rt.block_on(write_batch(parse(rest, 0, "PORT")?, parse(rest, 1, "N")?)),
         "waker" => rt.block_on(waker(parse(rest, 0, "THREADS")?, parse(rest, 1, "ROUNDS")?)),
@@ -178,12 +179,57 @@ async fn defer(n: u64, outstanding: u64, timer: bool) -> io::Result<()> {
 }
 
 fn listen() -> io::Result<tokio::net::TcpListener> {
-    let socket = TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(util::local_any())?;
-    let listener = socket.listen(util::BACKLOG)?;
+    let listener = bind(util::local_any(), false)?;
     util::listening(listener.local_addr()?.port());
     Ok(listener)
+}
+
+/// A listener on `addr`, with `SO_REUSEPORT` if `reuse_port`; must be called inside a runtime.
+fn bind(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<tokio::net::TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(reuse_port)?;
+    socket.bind(addr)?;
+    socket.listen(util::BACKLOG)
+}
+
+/// The echo server on `threads` threads, each with its own current-thread runtime and its
+/// own `SO_REUSEPORT` listener on one port, as evloop's and libuv's.
+fn echo_server_threads(threads: usize) -> io::Result<()> {
+    let serve = |listener: tokio::net::TcpListener| async move {
+        loop {
+            if let Some(stream) = accept(&listener).await {
+                tokio::spawn(echo_conn(stream));
+            }
+        }
+    };
+    let rt = runtime()?;
+    let first = rt.block_on(async { bind(util::local_any(), true) })?;
+    let port = first.local_addr()?.port();
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    for _ in 1..threads {
+        let bound_tx = bound_tx.clone();
+        thread::spawn(move || {
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => return drop(bound_tx.send(Some(e.to_string()))),
+            };
+            match rt.block_on(async { bind(util::local_port(port), true) }) {
+                Ok(listener) => {
+                    let _ = bound_tx.send(None);
+                    let _ = rt.block_on(serve(listener));
+                }
+                Err(e) => drop(bound_tx.send(Some(e.to_string()))),
+            }
+        });
+    }
+    for _ in 1..threads {
+        if let Some(e) = bound_rx.recv().map_err(io::Error::other)? {
+            return Err(io::Error::other(format!("another thread's listener: {e}")));
+        }
+    }
+    util::listening(port);
+    rt.block_on(serve(first))
 }
 
 /// Accepts one connection and sets TCP_NODELAY. An accept error (out of descriptors, a client

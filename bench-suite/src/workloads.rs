@@ -26,7 +26,7 @@ impl Runtime {
 }
 
 /// Every workload, in the order they run, with a one-line description.
-pub const WORKLOADS: [(&str, &str); 13] = [
+pub const WORKLOADS: [(&str, &str); 14] = [
     (
         "loop_count",
         "idle loop iterations per second with one idle TCP listener open, and with no socket \
@@ -41,6 +41,11 @@ pub const WORKLOADS: [(&str, &str); 13] = [
     ),
     ("ping_pongs", "one TCP connection, 5-byte PING\\n round trips"),
     ("echo", "1/10/100 connections in lock-step request/response at 64 B, 1 KiB, 64 KiB"),
+    (
+        "echo_threads",
+        "one loop per core: the echo server on 1 and 2 threads, each with its own SO_REUSEPORT listener on \
+         one port; 100 connections x 64 B in lock-step; nothing pinned (2 threads and the client share 2 CPUs)",
+    ),
     ("pump", "the server streams 8 KiB writes to 1 and 100 connections: throughput"),
     ("pound", "100 and 1,000 concurrent clients: connect, write, read the echo, close"),
     ("tcp_write_batch", "1,000,000 writes of 13 bytes on one connection, then shutdown"),
@@ -64,6 +69,7 @@ pub enum Kind {
     Timers { n: u64 },
     Defer { n: u64, timer: bool },
     Echo { conns: usize, size: usize, millis: u64 },
+    EchoThreads { threads: usize, conns: usize, size: usize, millis: u64 },
     Pump { conns: usize, millis: u64 },
     Pound { concurrency: usize, millis: u64 },
     WriteBatch { n: u64 },
@@ -119,7 +125,7 @@ impl Case {
                 m("round_trips_per_s", "round trips/s", Unit::PerSec, true),
                 m("server_cpu_us_per_op", "server CPU/round trip", Unit::Us, false),
             ],
-            Kind::Echo { .. } => vec![
+            Kind::Echo { .. } | Kind::EchoThreads { .. } => vec![
                 m("round_trips_per_s", "requests/s", Unit::PerSec, true),
                 m("p50_us", "p50 latency", Unit::Us, false),
                 m("p99_us", "p99 latency", Unit::Us, false),
@@ -158,6 +164,7 @@ pub fn metrics_of(workload: &'static str) -> Vec<Metric> {
         "queue_work" => Kind::QueueWork { n: 0, in_flight: 0 },
         "fs_stat" => Kind::FsStat { n: 0, in_flight: 0 },
         "memory" => Kind::Memory { conns: 0 },
+        "echo_threads" => Kind::EchoThreads { threads: 0, conns: 0, size: 0, millis: 0 },
         _ => Kind::Echo { conns: 0, size: 0, millis: 0 },
     };
     Case { workload, label: String::new(), kind }.metrics()
@@ -224,6 +231,13 @@ pub fn cases(cfg: &Config) -> Vec<Case> {
             );
         }
     }
+    for (threads, label) in [(1, ECHO_THREADS_1), (2, ECHO_THREADS_2)] {
+        add(
+            "echo_threads",
+            label.into(),
+            Kind::EchoThreads { threads, conns: 100, size: 64, millis: echo_ms },
+        );
+    }
     for conns in [1, 100] {
         add("pump", format!("{conns} conn x 8 KiB writes"), Kind::Pump { conns, millis: tcp_ms });
     }
@@ -265,6 +279,10 @@ pub fn cases(cfg: &Config) -> Vec<Case> {
 pub const LOOP_COUNT_LISTENER: &str = "idle, 1 idle listener";
 pub const LOOP_COUNT_NO_SOCKET: &str = "idle, no socket (evloop skips the poll)";
 
+/// The `echo_threads` cases' labels (server threads, then the client's load).
+pub const ECHO_THREADS_1: &str = "1 thread, 100 conn x 64 B";
+pub const ECHO_THREADS_2: &str = "2 threads, 100 conn x 64 B";
+
 /// The `defer` cases' labels.
 pub const DEFER_DEFER: &str = "defer";
 pub const DEFER_TIMER: &str = "0 ms timer";
@@ -305,15 +323,16 @@ pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
         let spec = runtime_spec(cfg, rt, args)?;
         Proc::spawn(&name("runtime"), &spec, None)?.results(&[], timeout)
     };
-    // A server under test on one core, the load generator on the other.
-    let served = |server_args: Vec<String>, client_args: Vec<String>| -> Result<Results, String> {
+    // A server under test on one core, the load generator on the other (or both unpinned).
+    let served_on = |pinned: bool, server_args: Vec<String>, client_args: Vec<String>| {
         let spec = runtime_spec(cfg, rt, server_args)?;
-        let mut server = Proc::spawn(&name("server"), &spec, server_core)?;
+        let mut server = Proc::spawn(&name("server"), &spec, server_core.filter(|_| pinned))?;
         let port = server.port(short)?;
         let mut args = client_args;
         args.insert(1, port.to_string());
         let cpu_before = server.cpu_ns();
-        let mut client = Proc::spawn(&name("client"), &client_spec(cfg, args), client_core)?;
+        let client_spec = client_spec(cfg, args);
+        let mut client = Proc::spawn(&name("client"), &client_spec, client_core.filter(|_| pinned))?;
         let mut results = client.results(&[], timeout)?;
         server.check_running()?;
         // The server's CPU time per operation: what throughput hides when the load generator
@@ -323,8 +342,9 @@ pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
                 results.insert("server_cpu_us_per_op".into(), (b - a) as f64 / 1e3 / ops);
             }
         }
-        Ok(results)
+        Ok::<Results, String>(results)
     };
+    let served = |server_args, client_args| served_on(true, server_args, client_args);
     let stat_path = cfg.self_exe.clone();
     match case.kind {
         Kind::LoopCount { n, listener } => in_process(strings(&[&"loop_count", &n, &u8::from(listener)])),
@@ -339,6 +359,11 @@ pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
         Kind::Echo { conns, size, millis } => {
             served(strings(&[&"echo_server"]), strings(&[&"echo", &conns, &size, &millis]))
         }
+        Kind::EchoThreads { threads, conns, size, millis } => served_on(
+            false,
+            strings(&[&"echo_server_threads", &threads]),
+            strings(&[&"echo", &conns, &size, &millis]),
+        ),
         Kind::Pump { conns, millis } => {
             served(strings(&[&"pump_server"]), strings(&[&"pump", &conns, &millis]))
         }
