@@ -13,7 +13,10 @@
 //! - [`Simulated`]: a `Sim` with `FakePeer`s; `settle_until` is `run_until_idle` then `step`.
 //!
 //! The harnesses are in `real.rs` and `simulated.rs`, the bodies in `tcp_data.rs`,
-//! `tcp_lifecycle.rs` and `guarantees.rs`. The macro at the end of this file generates
+//! `tcp_lifecycle.rs` and `guarantees.rs`. Handles that need no network have harnesses of
+//! their own beside their bodies: fd watchers (`fd_watcher.rs`: epoll, `polling` and the
+//! simulator with a `FakeFd`) and signal watchers (`signal.rs`: `kill(1)` and
+//! `Sim::raise_signal`). The macro at the end of this file generates
 //! `name::real` and `name::sim` for every body. The first run of
 //! this suite found nine places where the simulation differed from Linux (how a reset is
 //! reported, EPIPE in CLOSE_WAIT, resets for data sent to closed sockets and for unaccepted
@@ -33,8 +36,10 @@ use evloop::{
     is_cancelled, Channel, Check, Handle, Idle, Loop, Prepare, RunMode, TcpListener, TcpStream, Timer, Waker,
 };
 
+mod fd_watcher;
 mod guarantees;
 mod real;
+mod signal;
 mod simulated;
 mod tcp_data;
 mod tcp_lifecycle;
