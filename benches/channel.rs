@@ -2,7 +2,9 @@
 //!
 //! - `Channel`, 1 producer thread and 4 producer threads;
 //! - the same work hand-made from std's `mpsc` plus a `Waker` (what a program without
-//!   `Channel` would write): producers send, then wake; the waker's callback drains.
+//!   `Channel` would write): producers send, then wake; the waker's callback drains;
+//! - calloop's `channel` (also std's `mpsc` plus a wakeup, its `ping`), on a calloop
+//!   `EventLoop` dispatched until every sender is gone.
 //!
 //! Each case sends `n` small messages and counts the time from the first send to the last
 //! delivery.
@@ -73,11 +75,44 @@ fn mpsc_and_waker(n: u64, producers: u64) -> f64 {
     common::rate(lp.state.got, elapsed)
 }
 
+fn calloop_channel(n: u64, producers: u64) -> f64 {
+    struct St {
+        got: u64,
+        closed: bool,
+    }
+    let mut event_loop = calloop::EventLoop::<St>::try_new().unwrap();
+    let (tx, rx) = calloop::channel::channel::<u64>();
+    event_loop
+        .handle()
+        .insert_source(rx, |event, _, st| match event {
+            calloop::channel::Event::Msg(_) => st.got += 1,
+            calloop::channel::Event::Closed => st.closed = true,
+        })
+        .unwrap();
+    let mut st = St { got: 0, closed: false };
+    let start = Instant::now();
+    let threads: Vec<_> = (0..producers)
+        .map(|_| {
+            let tx = tx.clone();
+            thread::spawn(move || (0..n / producers).for_each(|i| tx.send(i).unwrap()))
+        })
+        .collect();
+    drop(tx);
+    while !st.closed {
+        event_loop.dispatch(None, &mut st).unwrap();
+    }
+    let elapsed = start.elapsed();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(st.got, n / producers * producers);
+    common::rate(st.got, elapsed)
+}
+
 fn main() {
     let n = common::scale(5_000_000, 10_000);
     for producers in [1, 4] {
         let case = format!("{producers} thread{}", if producers == 1 { "" } else { "s" });
         common::report("channel", &format!("Channel, {case}"), channel(n, producers), "msg/s");
         common::report("channel", &format!("mpsc+Waker, {case}"), mpsc_and_waker(n, producers), "msg/s");
+        common::report("channel", &format!("calloop, {case}"), calloop_channel(n, producers), "msg/s");
     }
 }
