@@ -179,6 +179,7 @@ pub use event_loop::{Loop, Metrics, RunMode};
 pub use fd::{FdEvents, FdWatcher};
 pub use handle::{Handle, HandleKind};
 pub use net::tcp::{TcpListener, TcpStream};
+pub use net::unix::{UnixListener, UnixStream};
 pub use pool::WorkRequest;
 pub use signal::Signal;
 pub use timer::Timer;

@@ -168,6 +168,8 @@ forward! {
     ref fn local_addr(sock: SocketId) -> io::Result<SockAddr>;
     /// The connected peer's address.
     ref fn peer_addr(sock: SocketId) -> io::Result<SockAddr>;
+    /// The peer's credentials (Unix domain streams).
+    ref fn peer_cred(sock: SocketId) -> io::Result<UCred>;
     /// TCP_NODELAY.
     ref fn set_nodelay(sock: SocketId, on: bool) -> io::Result<()>;
     /// TCP_NODELAY.

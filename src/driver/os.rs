@@ -24,7 +24,7 @@ use polling::{Event, PollMode};
 use slab::Slab;
 use socket2::{Protocol, SockAddr, Socket, Type};
 
-use super::{Backend, FdInterest, Interest, ListenOptions, Notifier, Readiness, SocketId, WakeTarget};
+use super::{Backend, FdInterest, Interest, ListenOptions, Notifier, Readiness, SocketId, UCred, WakeTarget};
 
 /// A socket of either family (TCP or Unix domain): `socket2::Socket` reads and writes
 /// with one system call each, as std's types do, and serves both families with one code path.
@@ -552,6 +552,21 @@ impl OsDriver {
         match idle {
             None => s.set_keepalive(false),
             Some(idle) => s.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle)),
+        }
+    }
+
+    /// The credentials of the process at the other end of a Unix stream (`SO_PEERCRED`).
+    pub(crate) fn peer_cred(&self, sock: SocketId) -> io::Result<UCred> {
+        let s = self.stream(sock)?;
+        #[cfg(target_os = "linux")]
+        {
+            let cred = rustix::net::sockopt::socket_peercred(s)?;
+            Ok(UCred { pid: cred.pid.as_raw_nonzero().get(), uid: cred.uid.as_raw(), gid: cred.gid.as_raw() })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = s;
+            Err(io::Error::new(io::ErrorKind::Unsupported, "evloop: peer credentials need Linux"))
         }
     }
 }

@@ -99,8 +99,11 @@ impl<S> Loop<S> {
             st.cold().fallback = addrs;
             self.mark_interest(h);
             match outcome {
-                Ok(false) => {}
-                Ok(true) => self.connected(h),
+                // Done at once (a Unix socket always is, where a listener takes it): still
+                // finished by the loop, once the socket reports writable, as an unfinished
+                // connect is, so that the connect is in flight until then whatever the
+                // socket type (closing before then cancels it, on both drivers).
+                Ok(_) => {}
                 Err(e) => self.connect_failed(h, e),
             }
             return Ok(());

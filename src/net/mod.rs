@@ -22,6 +22,7 @@ mod read;
 pub(crate) mod stream;
 mod stream_methods;
 pub(crate) mod tcp;
+pub(crate) mod unix;
 mod write;
 pub(crate) mod write_queue;
 

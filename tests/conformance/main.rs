@@ -13,7 +13,8 @@
 //! - [`Simulated`]: a `Sim` with `FakePeer`s; `settle_until` is `run_until_idle` then `step`.
 //!
 //! The harnesses are in `real.rs` and `simulated.rs`, the bodies in `tcp_data.rs`,
-//! `tcp_lifecycle.rs` and `guarantees.rs`. The macro at the end of this file generates
+//! `tcp_lifecycle.rs` and `guarantees.rs`; Unix domain streams have their bodies and a
+//! harness of their own in `unix.rs`. The macro at the end of this file generates
 //! `name::real` and `name::sim` for every body. The first run of
 //! this suite found nine places where the simulation differed from Linux (how a reset is
 //! reported, EPIPE in CLOSE_WAIT, resets for data sent to closed sockets and for unaccepted
@@ -38,6 +39,7 @@ mod real;
 mod simulated;
 mod tcp_data;
 mod tcp_lifecycle;
+mod unix;
 
 use guarantees::*;
 use real::*;

@@ -18,7 +18,7 @@ pub(crate) mod world;
 use socket2::{SockAddr, Socket};
 use world::{ConnectFault, ConnectState, End, Listening, Sock, SockKind, World};
 
-use super::{Interest, ListenOptions, Notifier, Readiness, SocketId};
+use super::{Interest, ListenOptions, Notifier, Readiness, SocketId, UCred};
 
 /// A small seeded generator (splitmix64): every random choice of a simulation comes from it.
 #[derive(Clone, Debug)]
@@ -488,6 +488,15 @@ impl SimDriver {
             }
             _ => Err(err(io::ErrorKind::NotConnected)),
         }
+    }
+
+    /// A simulated connection has no process at the other end to describe.
+    pub(crate) fn peer_cred(&self, sock: SocketId) -> io::Result<UCred> {
+        stream_of(&self.world.borrow(), sock)?;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "evloop::sim: a simulated connection has no peer process, hence no credentials",
+        ))
     }
 
     pub(crate) fn set_nodelay(&self, sock: SocketId, on: bool) -> io::Result<()> {
