@@ -364,3 +364,56 @@ fn std_addr(addr: &SockAddr) -> io::Result<SocketAddr> {
     // Unnamed: std builds it from an empty path.
     SocketAddr::from_pathname("")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TcpStream;
+
+    /// Only the crate can retype an id (the public API has no way to), so the check that an
+    /// id of one stream type is refused by another's methods is pinned here.
+    #[test]
+    fn a_stream_id_of_one_type_is_refused_by_the_others_methods() {
+        let mut lp = Loop::new().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let tcp = TcpStream::from_std(&mut lp, listener.accept().unwrap().0).unwrap();
+        let as_unix = UnixStream::from_handle(tcp.handle());
+        let err = as_unix.write(&mut lp, b"x").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(err.to_string(), "evloop: handle is of another kind: it is a TcpStream, not a UnixStream");
+        assert_eq!(
+            as_unix.read_start(&mut lp, |_, _, _| {}).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(as_unix.peer_cred(&lp).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(as_unix.close(&mut lp).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert!(!as_unix.is_reading(&lp));
+
+        let (ours, _theirs) = net::UnixStream::pair().unwrap();
+        let unix = UnixStream::from_std(&mut lp, ours).unwrap();
+        let as_tcp = TcpStream::from_handle(unix.handle());
+        let err = as_tcp.shutdown(&mut lp, |_, _| {}).unwrap_err();
+        assert_eq!(err.to_string(), "evloop: handle is of another kind: it is a UnixStream, not a TcpStream");
+        assert_eq!(as_tcp.set_nodelay(&mut lp, true).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        // The right types still work.
+        assert!(tcp.write(&mut lp, b"ok").unwrap());
+        assert!(unix.write(&mut lp, b"ok").unwrap());
+    }
+
+    /// Memory: an idle Unix stream is the same per-handle state as an idle TCP stream.
+    #[test]
+    fn an_idle_unix_stream_costs_what_an_idle_tcp_stream_costs() {
+        use crate::handle::Extra;
+        let mut lp = Loop::new().unwrap();
+        let (ours, _theirs) = net::UnixStream::pair().unwrap();
+        let unix = UnixStream::from_std(&mut lp, ours).unwrap();
+        let body = lp.handles.get(unix.handle()).unwrap();
+        let Extra::Stream(st) = &body.extra else { panic!("a Unix stream has the stream state") };
+        assert!(st.cold.is_none(), "nothing rarely used allocated while idle");
+        eprintln!(
+            "idle stream state: {} bytes (+ the handle slot), for TCP and Unix alike",
+            std::mem::size_of::<crate::net::stream::StreamState<()>>()
+        );
+    }
+}
