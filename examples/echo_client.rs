@@ -50,10 +50,10 @@ fn main() -> io::Result<()> {
     for c in 0..connections {
         match &addr {
             ServerAddr::Tcp(a) => {
-                drop(TcpStream::connect(&mut lp, *a, move |lp, s, r| connected(lp, s, r, c))?)
+                TcpStream::connect(&mut lp, *a, move |lp, s, r| connected(lp, s, r, c))?;
             }
             ServerAddr::Unix(p) => {
-                drop(UnixStream::connect(&mut lp, p, move |lp, s, r| connected(lp, s, r, c))?)
+                UnixStream::connect(&mut lp, p, move |lp, s, r| connected(lp, s, r, c))?;
             }
         }
     }
