@@ -71,6 +71,10 @@ pub enum HandleKind {
     TcpListener,
     /// A [`TcpStream`](crate::TcpStream).
     TcpStream,
+    /// A [`UnixListener`](crate::UnixListener).
+    UnixListener,
+    /// A [`UnixStream`](crate::UnixStream).
+    UnixStream,
     /// An open [`fs::File`](crate::fs::File).
     File,
     /// An [`FdWatcher`](crate::FdWatcher).

@@ -173,13 +173,13 @@ pub struct ReadmeDoctests;
 
 pub use builder::Builder;
 pub use channel::{Channel, Sender};
-pub use driver::{Backend, FdInterest, ListenOptions};
+pub use driver::{Backend, FdInterest, ListenOptions, UCred};
 pub use error::{is_cancelled, Cancelled};
 pub use event_loop::{Loop, Metrics, RunMode};
 pub use fd::{FdEvents, FdWatcher};
 pub use handle::{Handle, HandleKind};
-pub use net::listener::TcpListener;
-pub use net::stream::TcpStream;
+pub use net::tcp::{TcpListener, TcpStream};
+pub use net::unix::{UnixListener, UnixStream};
 pub use pool::WorkRequest;
 pub use signal::Signal;
 pub use timer::Timer;

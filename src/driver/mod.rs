@@ -21,13 +21,14 @@
 //! re-exported at the crate root.
 
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use socket2::{SockAddr, Socket};
 
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
@@ -38,7 +39,7 @@ pub(crate) mod sim;
 pub(crate) mod threads;
 
 pub(crate) use options::check_pollable;
-pub use options::{Backend, FdInterest, ListenOptions};
+pub use options::{Backend, FdInterest, ListenOptions, UCred};
 
 /// The backend under a loop.
 pub(crate) enum Driver {
@@ -125,13 +126,13 @@ forward! {
     mut fn wait(timeout_ms: Option<u64>, ready: &mut Vec<Readiness>) -> io::Result<bool>;
     /// The notifier that wakes a blocked `wait` from any thread.
     ref fn notifier() -> &Arc<Notifier>;
-    /// A bound, listening, non-blocking TCP socket.
-    mut fn tcp_listen(addr: SocketAddr, opts: &ListenOptions) -> io::Result<SocketId>;
+    /// A bound, listening, non-blocking socket of `addr`'s family: TCP or Unix domain.
+    mut fn listen(addr: &SockAddr, opts: &ListenOptions) -> io::Result<SocketId>;
     /// Accepts one connection, non-blocking, not registered yet.
-    mut fn tcp_accept(listener: SocketId) -> io::Result<SocketId>;
+    mut fn accept(listener: SocketId) -> io::Result<SocketId>;
     /// Starts a non-blocking connect: the outer error is the socket's creation, the inner
     /// result the connect's (`true` if it completed at once).
-    mut fn tcp_connect(addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)>;
+    mut fn connect(addr: &SockAddr) -> io::Result<(SocketId, io::Result<bool>)>;
     /// The outcome of a connect, once the socket is writable.
     mut fn connect_result(sock: SocketId) -> io::Result<()>;
     /// Reads what is there, without blocking.
@@ -144,14 +145,14 @@ forward! {
     mut fn shutdown_write(sock: SocketId) -> io::Result<()>;
     /// Registers or changes the socket's interest, under `key`.
     mut fn set_interest(sock: SocketId, key: usize, interest: Interest) -> io::Result<()>;
-    /// Takes over a listening std socket (non-blocking from then on), not registered yet.
-    mut fn adopt_listener(listener: std::net::TcpListener) -> io::Result<SocketId>;
-    /// Takes over a connected std stream (non-blocking from then on), not registered yet.
-    mut fn adopt_stream(stream: std::net::TcpStream) -> io::Result<SocketId>;
+    /// Takes over a listening socket (non-blocking from then on), not registered yet.
+    mut fn adopt_listener(listener: Socket) -> io::Result<SocketId>;
+    /// Takes over a connected stream (non-blocking from then on), not registered yet.
+    mut fn adopt_stream(stream: Socket) -> io::Result<SocketId>;
     /// Hands a listener back, deregistered and blocking again, without closing it.
-    mut fn release_listener(sock: SocketId) -> io::Result<std::net::TcpListener>;
+    mut fn release_listener(sock: SocketId) -> io::Result<Socket>;
     /// Hands a stream back, deregistered and blocking again, without closing it.
-    mut fn release_stream(sock: SocketId) -> io::Result<std::net::TcpStream>;
+    mut fn release_stream(sock: SocketId) -> io::Result<Socket>;
     /// Deregisters and closes the socket.
     mut fn close(sock: SocketId) -> ();
     /// Takes a descriptor an fd watcher watches (a duplicate the driver now owns), not
@@ -164,9 +165,11 @@ forward! {
     /// Deregisters and closes the descriptor.
     mut fn fd_close(fd: SocketId) -> ();
     /// The socket's local address.
-    ref fn local_addr(sock: SocketId) -> io::Result<SocketAddr>;
+    ref fn local_addr(sock: SocketId) -> io::Result<SockAddr>;
     /// The connected peer's address.
-    ref fn peer_addr(sock: SocketId) -> io::Result<SocketAddr>;
+    ref fn peer_addr(sock: SocketId) -> io::Result<SockAddr>;
+    /// The peer's credentials (Unix domain streams).
+    ref fn peer_cred(sock: SocketId) -> io::Result<UCred>;
     /// TCP_NODELAY.
     ref fn set_nodelay(sock: SocketId, on: bool) -> io::Result<()>;
     /// TCP_NODELAY.

@@ -85,11 +85,20 @@ pub struct ListenOptions {
     pub reuse_port: bool,
     /// `IPV6_V6ONLY` for IPv6 addresses; `None` keeps the system's default.
     pub only_v6: Option<bool>,
+    /// Unix domain sockets bound to a path: remove a socket file already at the path before
+    /// binding (default `false`). See [`unlink_existing`](ListenOptions::unlink_existing).
+    pub unlink_existing: bool,
 }
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        ListenOptions { backlog: 511, reuse_address: true, reuse_port: false, only_v6: None }
+        ListenOptions {
+            backlog: 511,
+            reuse_address: true,
+            reuse_port: false,
+            only_v6: None,
+            unlink_existing: false,
+        }
     }
 }
 
@@ -122,6 +131,30 @@ impl ListenOptions {
         self.only_v6 = Some(on);
         self
     }
+
+    /// Unix domain sockets bound to a path: if a socket file is already there (left by a
+    /// server that did not remove it), remove it and bind (default `false`: the bind fails
+    /// with `AddrInUse`). Only a socket is removed, never another kind of file. As with
+    /// Node's servers, removing a path that a live server still listens on makes that
+    /// server unreachable by path: choose this only where the path is yours.
+    pub fn unlink_existing(mut self, on: bool) -> Self {
+        self.unlink_existing = on;
+        self
+    }
+}
+
+/// The credentials of the process at the other end of a Unix domain stream, as the kernel
+/// recorded them when the connection was made (`SO_PEERCRED`); see
+/// [`UnixStream::peer_cred`](crate::UnixStream::peer_cred).
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
+pub struct UCred {
+    /// The peer's process id.
+    pub pid: i32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
 }
 
 /// What an [`FdWatcher`](crate::FdWatcher) watches its descriptor for: any union of

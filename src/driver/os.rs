@@ -14,7 +14,7 @@
 //! once, level-triggered on both backends, as its callback may leave it undrained.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{self, Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -22,13 +22,15 @@ use std::time::{Duration, Instant};
 
 use polling::{Event, PollMode};
 use slab::Slab;
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Protocol, SockAddr, Socket, Type};
 
-use super::{Backend, FdInterest, Interest, ListenOptions, Notifier, Readiness, SocketId, WakeTarget};
+use super::{Backend, FdInterest, Interest, ListenOptions, Notifier, Readiness, SocketId, UCred, WakeTarget};
 
+/// A socket of either family (TCP or Unix domain): `socket2::Socket` reads and writes
+/// with one system call each, as std's types do, and serves both families with one code path.
 enum Sock {
-    Listener(net::TcpListener),
-    Stream(net::TcpStream),
+    Listener(Socket),
+    Stream(Socket),
     /// An fd watcher's duplicate of a descriptor the host owns; registered level-triggered,
     /// with the interest it has in the poller (`None`: not in the poller).
     Fd(OwnedFd, Option<FdInterest>),
@@ -289,33 +291,35 @@ impl OsDriver {
 
     // ---- sockets ----
 
-    pub(crate) fn tcp_listen(&mut self, addr: SocketAddr, opts: &ListenOptions) -> io::Result<SocketId> {
-        let socket = Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.nonblocking().cloexec(),
-            Some(Protocol::TCP),
-        )?;
-        socket.set_reuse_address(opts.reuse_address)?;
-        #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
-        if opts.reuse_port {
-            socket.set_reuse_port(true)?;
-        }
-        if addr.is_ipv6() {
-            if let Some(only_v6) = opts.only_v6 {
+    /// A bound, listening, non-blocking socket of `addr`'s family (TCP or Unix domain).
+    /// The TCP options apply to TCP only; `unlink_existing` to Unix paths only.
+    pub(crate) fn listen(&mut self, addr: &SockAddr, opts: &ListenOptions) -> io::Result<SocketId> {
+        let socket = new_socket(addr)?;
+        if addr.is_unix() {
+            if let (true, Some(path)) = (opts.unlink_existing, addr.as_pathname()) {
+                remove_stale_socket(path)?;
+            }
+        } else {
+            socket.set_reuse_address(opts.reuse_address)?;
+            #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+            if opts.reuse_port {
+                socket.set_reuse_port(true)?;
+            }
+            if let (true, Some(only_v6)) = (addr.is_ipv6(), opts.only_v6) {
                 socket.set_only_v6(only_v6)?;
             }
         }
-        socket.bind(&addr.into())?;
+        socket.bind(addr)?;
         socket.listen(opts.backlog.min(i32::MAX as u32) as i32)?;
-        Ok(self.sockets.insert(Entry { sock: Sock::Listener(socket.into()), registered: None }))
+        Ok(self.sockets.insert(Entry { sock: Sock::Listener(socket), registered: None }))
     }
 
-    pub(crate) fn tcp_accept(&mut self, listener: SocketId) -> io::Result<SocketId> {
+    pub(crate) fn accept(&mut self, listener: SocketId) -> io::Result<SocketId> {
         let Some(Entry { sock: Sock::Listener(l), .. }) = self.sockets.get(listener) else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: not a listener"));
         };
         #[cfg(target_os = "linux")]
-        let stream: net::TcpStream = {
+        let stream: Socket = {
             // accept4 with NONBLOCK | CLOEXEC: one system call instead of accept + fcntl.
             let flags = rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC;
             rustix::net::accept_with(l, flags)?.into()
@@ -331,21 +335,22 @@ impl OsDriver {
 
     /// Starts a non-blocking connect. The outer error means no socket could be created;
     /// the inner result is the connect's: `Ok(true)` if it completed at once.
-    pub(crate) fn tcp_connect(&mut self, addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)> {
-        let socket = Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.nonblocking().cloexec(),
-            Some(Protocol::TCP),
-        )?;
-        let outcome = match socket.connect(&addr.into()) {
+    pub(crate) fn connect(&mut self, addr: &SockAddr) -> io::Result<(SocketId, io::Result<bool>)> {
+        let socket = new_socket(addr)?;
+        let outcome = match socket.connect(addr) {
             Ok(()) => Ok(true),
+            // A Unix socket says EAGAIN when the listener's backlog is full: final for this
+            // attempt, and not a kind that retry loops should retry.
+            Err(e) if addr.is_unix() && e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "evloop: the listener's backlog is full (EAGAIN)",
+            )),
             Err(e) if e.raw_os_error() == Some(EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {
                 Ok(false)
             }
             Err(e) => Err(e),
         };
-        let stream: net::TcpStream = socket.into();
-        Ok((self.sockets.insert(Entry { sock: Sock::Stream(stream), registered: None }), outcome))
+        Ok((self.sockets.insert(Entry { sock: Sock::Stream(socket), registered: None }), outcome))
     }
 
     /// The outcome of a connect once the socket reported writable (SO_ERROR, then the peer).
@@ -358,7 +363,7 @@ impl OsDriver {
         stream.peer_addr().map(|_| ())
     }
 
-    fn stream(&self, sock: SocketId) -> io::Result<&net::TcpStream> {
+    fn stream(&self, sock: SocketId) -> io::Result<&Socket> {
         match self.sockets.get(sock) {
             Some(Entry { sock: Sock::Stream(s), .. }) => Ok(s),
             _ => Err(not_a_stream()),
@@ -376,8 +381,8 @@ impl OsDriver {
     }
 
     pub(crate) fn write_vectored(&mut self, sock: SocketId, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let mut stream = self.stream(sock)?;
-        retry_interrupted(|| stream.write_vectored(bufs))
+        let stream = self.stream(sock)?;
+        retry_interrupted(|| stream.send_vectored(bufs))
     }
 
     pub(crate) fn shutdown_write(&mut self, sock: SocketId) -> io::Result<()> {
@@ -407,27 +412,28 @@ impl OsDriver {
         Ok(())
     }
 
-    /// Takes over a std listener: non-blocking from now on (std already set close-on-exec).
-    /// Refused if the socket is not listening, where the system can tell (`SO_ACCEPTCONN`).
-    pub(crate) fn adopt_listener(&mut self, listener: net::TcpListener) -> io::Result<SocketId> {
+    /// Takes over a listening socket: non-blocking from now on (std already set
+    /// close-on-exec). Refused if the socket is not listening, where the system can tell
+    /// (`SO_ACCEPTCONN`).
+    pub(crate) fn adopt_listener(&mut self, listener: Socket) -> io::Result<SocketId> {
         #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-        if !SockRef::from(&listener).is_listener()? {
+        if !listener.is_listener()? {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: the socket is not listening"));
         }
         listener.set_nonblocking(true)?;
         Ok(self.sockets.insert(Entry { sock: Sock::Listener(listener), registered: None }))
     }
 
-    /// Takes over a connected std stream: non-blocking from now on. A stream that is not
+    /// Takes over a connected stream: non-blocking from now on. A stream that is not
     /// connected fails with `NotConnected` (its `peer_addr`).
-    pub(crate) fn adopt_stream(&mut self, stream: net::TcpStream) -> io::Result<SocketId> {
+    pub(crate) fn adopt_stream(&mut self, stream: Socket) -> io::Result<SocketId> {
         stream.peer_addr()?;
         stream.set_nonblocking(true)?;
         Ok(self.sockets.insert(Entry { sock: Sock::Stream(stream), registered: None }))
     }
 
     /// Hands a listener back: out of the poller, blocking again.
-    pub(crate) fn release_listener(&mut self, sock: SocketId) -> io::Result<net::TcpListener> {
+    pub(crate) fn release_listener(&mut self, sock: SocketId) -> io::Result<Socket> {
         match self.release(sock, true)? {
             Sock::Listener(l) => Ok(l),
             _ => Err(no_such_socket()),
@@ -435,7 +441,7 @@ impl OsDriver {
     }
 
     /// Hands a stream back: out of the poller, blocking again.
-    pub(crate) fn release_stream(&mut self, sock: SocketId) -> io::Result<net::TcpStream> {
+    pub(crate) fn release_stream(&mut self, sock: SocketId) -> io::Result<Socket> {
         match self.release(sock, false)? {
             Sock::Stream(s) => Ok(s),
             _ => Err(no_such_socket()),
@@ -522,32 +528,62 @@ impl OsDriver {
         self.close(id);
     }
 
-    pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SockAddr> {
         match self.sockets.get(sock).map(|e| &e.sock) {
-            Some(Sock::Listener(l)) => l.local_addr(),
-            Some(Sock::Stream(s)) => s.local_addr(),
+            Some(Sock::Listener(s) | Sock::Stream(s)) => s.local_addr(),
             Some(Sock::Fd(..)) | None => Err(not_a_stream()),
         }
     }
 
-    pub(crate) fn peer_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
+    pub(crate) fn peer_addr(&self, sock: SocketId) -> io::Result<SockAddr> {
         self.stream(sock)?.peer_addr()
     }
 
     pub(crate) fn set_nodelay(&self, sock: SocketId, on: bool) -> io::Result<()> {
-        self.stream(sock)?.set_nodelay(on)
+        self.stream(sock)?.set_tcp_nodelay(on)
     }
 
     pub(crate) fn nodelay(&self, sock: SocketId) -> io::Result<bool> {
-        self.stream(sock)?.nodelay()
+        self.stream(sock)?.tcp_nodelay()
     }
 
     pub(crate) fn set_keepalive(&self, sock: SocketId, idle: Option<Duration>) -> io::Result<()> {
-        let s = SockRef::from(self.stream(sock)?);
+        let s = self.stream(sock)?;
         match idle {
             None => s.set_keepalive(false),
             Some(idle) => s.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle)),
         }
+    }
+
+    /// The credentials of the process at the other end of a Unix stream (`SO_PEERCRED`).
+    pub(crate) fn peer_cred(&self, sock: SocketId) -> io::Result<UCred> {
+        let s = self.stream(sock)?;
+        #[cfg(target_os = "linux")]
+        {
+            let cred = rustix::net::sockopt::socket_peercred(s)?;
+            Ok(UCred { pid: cred.pid.as_raw_nonzero().get(), uid: cred.uid.as_raw(), gid: cred.gid.as_raw() })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = s;
+            Err(io::Error::new(io::ErrorKind::Unsupported, "evloop: peer credentials need Linux"))
+        }
+    }
+}
+
+/// A non-blocking, close-on-exec stream socket of `addr`'s family.
+fn new_socket(addr: &SockAddr) -> io::Result<Socket> {
+    let protocol = (!addr.is_unix()).then_some(Protocol::TCP);
+    Socket::new(addr.domain(), Type::STREAM.nonblocking().cloexec(), protocol)
+}
+
+/// Removes what is at `path` if it is a socket (a stale one, left by a listener that did not
+/// clean up); anything else stays, and the bind then fails with `AddrInUse`.
+fn remove_stale_socket(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        _ => Ok(()),
     }
 }
 

@@ -1,4 +1,7 @@
-//! TCP: listeners and streams with libuv's and Node's semantics, on the driver seam.
+//! Streams and listeners with libuv's and Node's semantics, on the driver seam: one stream
+//! core (`stream.rs`, `read.rs`, `write.rs`, `write_queue.rs`, `connect.rs`) and one
+//! listener core (`listener.rs`), keyed by handle, serve TCP (`tcp.rs`) and Unix domain
+//! sockets (`unix.rs`); the public stream methods are written once (`stream_methods.rs`).
 //!
 //! Every socket operation goes through the [`Driver`](crate::driver::Driver), so the
 //! simulated driver can provide the same streams in memory.
@@ -17,6 +20,9 @@ mod connect;
 pub(crate) mod listener;
 mod read;
 pub(crate) mod stream;
+mod stream_methods;
+pub(crate) mod tcp;
+pub(crate) mod unix;
 mod write;
 pub(crate) mod write_queue;
 
@@ -33,7 +39,7 @@ pub(crate) enum Done<S> {
     ReadError(io::Error),
 }
 
-/// The loop's TCP bookkeeping.
+/// The loop's bookkeeping for streams and listeners.
 pub(crate) struct NetState {
     /// Streams with finished requests to report, in the order they finished.
     pub(crate) pending: VecDeque<Handle>,
@@ -112,8 +118,8 @@ impl<S> Loop<S> {
                 _ => continue,
             };
             match kind {
-                HandleKind::TcpListener => self.listener_ready(h),
-                HandleKind::TcpStream => self.stream_ready(h, r),
+                HandleKind::TcpListener | HandleKind::UnixListener => self.listener_ready(h),
+                HandleKind::TcpStream | HandleKind::UnixStream => self.stream_ready(h, r),
                 HandleKind::FdWatcher => self.fd_ready(h, r),
                 _ => {}
             }

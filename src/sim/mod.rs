@@ -59,6 +59,8 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+
+use socket2::SockAddr;
 use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
 use std::time::Duration;
@@ -411,6 +413,16 @@ impl<S> Sim<S> {
 
     /// Connects a fake peer to a listener of the program. Refused if nothing listens there.
     pub fn connect(&mut self, addr: SocketAddr) -> io::Result<FakePeer> {
+        self.connect_to(&addr.into())
+    }
+
+    /// Connects a fake peer to a [`UnixListener`](crate::UnixListener) of the program bound
+    /// to `path` (simulated: no file is involved). Refused if nothing listens there.
+    pub fn connect_unix(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<FakePeer> {
+        self.connect_to(&SockAddr::unix(path)?)
+    }
+
+    fn connect_to(&mut self, addr: &SockAddr) -> io::Result<FakePeer> {
         let opened = self.world.borrow_mut().connect(End::Peer, addr);
         let (conn, _) = opened.ok_or(io::ErrorKind::ConnectionRefused)?;
         Ok(FakePeer::new(self.world.clone(), conn, 0))
@@ -418,28 +430,38 @@ impl<S> Sim<S> {
 
     /// A fake server at `addr`: the program's connects there reach it.
     pub fn listen(&mut self, addr: SocketAddr) -> io::Result<FakeListener> {
+        self.listen_at(addr.into())
+    }
+
+    /// A fake Unix domain server at `path`: the program's
+    /// [`UnixStream::connect`](crate::UnixStream::connect)s there reach it.
+    pub fn listen_unix(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<FakeListener> {
+        self.listen_at(SockAddr::unix(path)?)
+    }
+
+    fn listen_at(&mut self, addr: SockAddr) -> io::Result<FakeListener> {
         let mut w = self.world.borrow_mut();
         if w.listening.contains_key(&addr) {
             return Err(io::ErrorKind::AddrInUse.into());
         }
-        let id = w.fake_listeners.insert(FakeListen { addr, accepted: Default::default() });
+        let id = w.fake_listeners.insert(FakeListen { addr: addr.clone(), accepted: Default::default() });
         w.listening.insert(addr, Listening::Fake(id));
         Ok(FakeListener::new(self.world.clone(), id))
     }
 
     /// Connects to `addr` are refused from now on.
     pub fn refuse_connects(&mut self, addr: SocketAddr) {
-        self.world.borrow_mut().connect_faults.insert(addr, ConnectFault::Refuse);
+        self.world.borrow_mut().connect_faults.insert(addr.into(), ConnectFault::Refuse);
     }
 
     /// Connects to `addr` are never answered from now on.
     pub fn blackhole_connects(&mut self, addr: SocketAddr) {
-        self.world.borrow_mut().connect_faults.insert(addr, ConnectFault::Blackhole);
+        self.world.borrow_mut().connect_faults.insert(addr.into(), ConnectFault::Blackhole);
     }
 
     /// Connects to `addr` behave normally again.
     pub fn heal_connects(&mut self, addr: SocketAddr) {
-        self.world.borrow_mut().connect_faults.remove(&addr);
+        self.world.borrow_mut().connect_faults.remove(&addr.into());
     }
 
     /// Every accept fails with EMFILE for the next `d` of virtual time.

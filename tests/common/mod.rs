@@ -90,20 +90,33 @@ pub fn example_path(name: &str) -> std::path::PathBuf {
 
 /// Starts `command` (an example, perhaps under a wrapper such as `prlimit`) and waits for
 /// its `listening on ADDR` line.
-pub fn start_example(mut command: std::process::Command) -> Example {
+pub fn start_example(command: std::process::Command) -> Example {
+    let (child, listening) = start_listening(command);
+    let addr = listening.parse().unwrap_or_else(|e| panic!("not an address: {listening:?}: {e}"));
+    Example { child, addr }
+}
+
+/// Starts `command` and returns it with what its first line says after `listening on `
+/// (`127.0.0.1:7000`, `unix:/path`), read on a thread so that a silent example fails the
+/// test within 10 s.
+pub fn start_listening(mut command: std::process::Command) -> (std::process::Child, String) {
     use std::io::BufRead;
     use std::process::Stdio;
     let mut child = command.stdout(Stdio::piped()).spawn().expect("cannot start the example");
     let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .parse()
-        .unwrap();
-    Example { child, addr }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(10));
+    let Some(listening) = line.as_deref().ok().and_then(|l| l.trim().strip_prefix("listening on ")) else {
+        let _ = child.kill();
+        panic!("the example did not say where it listens: {line:?}");
+    };
+    let listening = listening.to_owned();
+    (child, listening)
 }
 
 /// Whether an outside client is installed. If it is not, the test is skipped with a clear

@@ -13,9 +13,9 @@
 //! - [`Simulated`]: a `Sim` with `FakePeer`s; `settle_until` is `run_until_idle` then `step`.
 //!
 //! The harnesses are in `real.rs` and `simulated.rs`, the bodies in `tcp_data.rs`,
-//! `tcp_lifecycle.rs` and `guarantees.rs`. Handles that need no network have harnesses of
-//! their own beside their bodies: fd watchers (`fd_watcher.rs`: epoll, `polling` and the
-//! simulator with a `FakeFd`) and signal watchers (`signal.rs`: `kill(1)` and
+//! `tcp_lifecycle.rs` and `guarantees.rs`. Handles with harnesses of their own beside their
+//! bodies: Unix domain streams (`unix.rs`), fd watchers (`fd_watcher.rs`: epoll, `polling`
+//! and the simulator with a `FakeFd`) and signal watchers (`signal.rs`: `kill(1)` and
 //! `Sim::raise_signal`). The macro at the end of this file generates
 //! `name::real` and `name::sim` for every body. The first run of
 //! this suite found nine places where the simulation differed from Linux (how a reset is
@@ -43,6 +43,7 @@ mod signal;
 mod simulated;
 mod tcp_data;
 mod tcp_lifecycle;
+mod unix;
 
 use guarantees::*;
 use real::*;

@@ -7,9 +7,11 @@
 //! way, stamped with their arrival time. What a real socket does after RST (measured on
 //! Linux): the reader first gets the data already delivered, then `ConnectionReset`, then EOF.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+
+use socket2::SockAddr;
 
 use slab::Slab;
 
@@ -161,7 +163,7 @@ pub(crate) struct Conn {
     /// `pipes[i]` carries data from side `i` to side `1 - i`.
     pub(crate) pipes: [Pipe; 2],
     pub(crate) ends: [End; 2],
-    pub(crate) addrs: [SocketAddr; 2],
+    pub(crate) addrs: [SockAddr; 2],
     /// RST, as seen by side `i`: when it arrives.
     pub(crate) reset: [Option<u64>; 2],
     /// Side `i` already reported the reset to its reader.
@@ -232,8 +234,8 @@ pub(crate) enum ConnectState {
 }
 
 pub(crate) enum SockKind {
-    Listener { addr: SocketAddr, backlog: VecDeque<(usize, u64)> },
-    Stream { conn: Option<usize>, side: usize, connect: ConnectState, local: SocketAddr, peer: SocketAddr },
+    Listener { addr: SockAddr, backlog: VecDeque<(usize, u64)> },
+    Stream { conn: Option<usize>, side: usize, connect: ConnectState, local: SockAddr, peer: SockAddr },
 }
 
 pub(crate) struct Sock {
@@ -276,7 +278,7 @@ pub(crate) enum Listening {
 
 /// A fake listener's queue of connections the loop made to it.
 pub(crate) struct FakeListen {
-    pub(crate) addr: SocketAddr,
+    pub(crate) addr: SockAddr,
     pub(crate) accepted: VecDeque<usize>,
 }
 
@@ -312,9 +314,14 @@ pub(crate) struct World {
     pub(crate) chaos: f64,
     pub(crate) socks: Slab<Sock>,
     pub(crate) conns: Slab<Conn>,
-    pub(crate) listening: HashMap<SocketAddr, Listening>,
+    /// TCP addresses and Unix names (paths and abstract names) that something listens on.
+    pub(crate) listening: HashMap<SockAddr, Listening>,
+    /// Unix paths bound so far: the simulation has no filesystem, so this models the socket
+    /// files, which stay after their listener closes until a bind removes them
+    /// (`ListenOptions::unlink_existing`).
+    pub(crate) unix_paths: HashSet<SockAddr>,
     pub(crate) fake_listeners: Slab<FakeListen>,
-    pub(crate) connect_faults: HashMap<SocketAddr, ConnectFault>,
+    pub(crate) connect_faults: HashMap<SockAddr, ConnectFault>,
     /// Accepts fail with EMFILE until this time.
     pub(crate) emfile_until: u64,
     next_port: u16,
@@ -337,6 +344,7 @@ impl World {
             socks: Slab::new(),
             conns: Slab::new(),
             listening: HashMap::new(),
+            unix_paths: HashSet::new(),
             fake_listeners: Slab::new(),
             connect_faults: HashMap::new(),
             emfile_until: 0,
@@ -351,13 +359,19 @@ impl World {
         self.trace.push(TraceEvent { time: self.now, id, kind, bytes });
     }
 
-    /// A fresh local address on the loopback network.
-    pub(crate) fn ephemeral(&mut self, like: SocketAddr) -> SocketAddr {
-        self.next_port = self.next_port.checked_add(1).unwrap_or(40_000);
-        SocketAddr::new(like.ip(), self.next_port)
+    /// A fresh local address for a socket that talks to `like`: a new port on the loopback
+    /// network for TCP; for a Unix socket, the unnamed address a connecting socket has.
+    pub(crate) fn ephemeral(&mut self, like: &SockAddr) -> SockAddr {
+        match like.as_socket() {
+            Some(ip) => {
+                self.next_port = self.next_port.checked_add(1).unwrap_or(40_000);
+                SocketAddr::new(ip.ip(), self.next_port).into()
+            }
+            None => unnamed_unix_addr(),
+        }
     }
 
-    pub(crate) fn new_conn(&mut self, ends: [End; 2], addrs: [SocketAddr; 2]) -> usize {
+    pub(crate) fn new_conn(&mut self, ends: [End; 2], addrs: [SockAddr; 2]) -> usize {
         let window = self.window;
         self.conns.insert(Conn {
             pipes: [Pipe::new(window), Pipe::new(window)],
@@ -380,8 +394,8 @@ impl World {
     /// A listener of the loop queues it in its backlog, where it arrives one link latency
     /// from now; a fake listener takes it at once (for the program's connects: a fake peer
     /// reaches only the program's listeners).
-    pub(crate) fn connect(&mut self, from: End, addr: SocketAddr) -> Option<(usize, SocketAddr)> {
-        let target = self.listening.get(&addr).copied()?;
+    pub(crate) fn connect(&mut self, from: End, addr: &SockAddr) -> Option<(usize, SockAddr)> {
+        let target = self.listening.get(addr).copied()?;
         if from == End::Peer && matches!(target, Listening::Fake(_)) {
             return None;
         }
@@ -389,7 +403,7 @@ impl World {
         let at = self.now.saturating_add(self.latency);
         match target {
             Listening::Loop(listener) => {
-                let conn = self.new_conn([from, End::Backlog], [local, addr]);
+                let conn = self.new_conn([from, End::Backlog], [local.clone(), addr.clone()]);
                 if let Some(Sock { kind: SockKind::Listener { backlog, .. }, .. }) =
                     self.socks.get_mut(listener)
                 {
@@ -398,7 +412,7 @@ impl World {
                 Some((conn, local))
             }
             Listening::Fake(fake) => {
-                let conn = self.new_conn([from, End::Peer], [local, addr]);
+                let conn = self.new_conn([from, End::Peer], [local.clone(), addr.clone()]);
                 self.fake_listeners[fake].accepted.push_back(conn);
                 Some((conn, local))
             }
@@ -479,4 +493,10 @@ impl World {
     pub(crate) fn chaos_hit(&mut self) -> bool {
         self.chaos > 0.0 && self.rng.chance(self.chaos)
     }
+}
+
+/// The address of a Unix socket bound to no name (a connecting socket's own).
+pub(crate) fn unnamed_unix_addr() -> SockAddr {
+    // An empty path is the unnamed address; it always fits.
+    SockAddr::unix("").unwrap_or_else(|_| unreachable!())
 }
