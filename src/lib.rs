@@ -173,13 +173,14 @@ pub struct ReadmeDoctests;
 
 pub use builder::Builder;
 pub use channel::{Channel, Sender};
-pub use driver::{Backend, FdInterest, ListenOptions};
+pub use driver::{Backend, FdInterest, ListenOptions, UdpOptions};
 pub use error::{is_cancelled, Cancelled};
 pub use event_loop::{Loop, Metrics, RunMode};
 pub use fd::{FdEvents, FdWatcher};
 pub use handle::{Handle, HandleKind};
 pub use net::listener::TcpListener;
 pub use net::stream::TcpStream;
+pub use net::udp::{RecvFlags, UdpSocket};
 pub use pool::WorkRequest;
 pub use signal::Signal;
 pub use timer::Timer;

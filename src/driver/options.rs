@@ -1,5 +1,5 @@
 //! Plain option types that the driver needs and the public API re-exports: which backend a
-//! loop waits with, and how a listening socket is set up. They live here, at the bottom, so
+//! loop waits with, and how a listening or UDP socket is set up. They live here, at the bottom, so
 //! that `driver/` imports nothing from the layers above it.
 
 use std::io;
@@ -103,6 +103,47 @@ impl ListenOptions {
     pub fn backlog(mut self, backlog: u32) -> Self {
         self.backlog = backlog;
         self
+    }
+
+    /// Sets `SO_REUSEADDR`.
+    pub fn reuse_address(mut self, on: bool) -> Self {
+        self.reuse_address = on;
+        self
+    }
+
+    /// Sets `SO_REUSEPORT`.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Sets `IPV6_V6ONLY` (IPv6 addresses only).
+    pub fn only_v6(mut self, on: bool) -> Self {
+        self.only_v6 = Some(on);
+        self
+    }
+}
+
+/// Options for a UDP socket: `UdpOptions::new().reuse_port(true).bind(lp, addr)` binds a
+/// `UdpSocket` with them (`bind` lives in `net/udp/`, above the driver).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct UdpOptions {
+    /// `SO_REUSEADDR` (default off, as libuv's `UV_UDP_REUSEADDR` and Node's `reuseAddr`):
+    /// on Linux it lets several sockets bind the same address and port, the last one bound
+    /// receiving unicast datagrams.
+    pub reuse_address: bool,
+    /// `SO_REUSEPORT` (default off): several sockets, one loop per core say, share the
+    /// address and port; the kernel spreads the senders among them.
+    pub reuse_port: bool,
+    /// `IPV6_V6ONLY` for IPv6 addresses; `None` keeps the system's default.
+    pub only_v6: Option<bool>,
+}
+
+impl UdpOptions {
+    /// The defaults: `SO_REUSEADDR` and `SO_REUSEPORT` off, the system's `IPV6_V6ONLY`.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Sets `SO_REUSEADDR`.

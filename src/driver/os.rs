@@ -26,9 +26,11 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::{Backend, FdInterest, Interest, ListenOptions, Notifier, Readiness, SocketId, WakeTarget};
 
-enum Sock {
+pub(super) enum Sock {
     Listener(net::TcpListener),
     Stream(net::TcpStream),
+    /// A UDP socket (its datagram operations are in `driver/udp.rs`).
+    Udp(net::UdpSocket),
     /// An fd watcher's duplicate of a descriptor the host owns; registered level-triggered,
     /// with the interest it has in the poller (`None`: not in the poller).
     Fd(OwnedFd, Option<FdInterest>),
@@ -42,10 +44,10 @@ enum Reg {
     Fd(FdInterest),
 }
 
-struct Entry {
-    sock: Sock,
+pub(super) struct Entry {
+    pub(super) sock: Sock,
     /// The interest registered with the poller, `None` while not in the poller.
-    registered: Option<Interest>,
+    pub(super) registered: Option<Interest>,
 }
 
 impl Entry {
@@ -53,6 +55,7 @@ impl Entry {
         match &self.sock {
             Sock::Listener(l) => l.as_fd(),
             Sock::Stream(s) => s.as_fd(),
+            Sock::Udp(s) => s.as_fd(),
             Sock::Fd(fd, _) => fd.as_fd(),
         }
     }
@@ -183,7 +186,7 @@ pub(crate) struct OsDriver {
     poll: Poll,
     notifier: Arc<Notifier>,
     start: Instant,
-    sockets: Slab<Entry>,
+    pub(super) sockets: Slab<Entry>,
     /// The read end of this loop's signal pipe, once a signal watcher started (`crate::signal`).
     signal_pipe: Option<&'static UnixStream>,
 }
@@ -193,7 +196,7 @@ pub(crate) struct OsDriver {
 const SIGNAL_KEY: usize = usize::MAX - 1;
 
 /// Retries `op` while a signal interrupts its system call (EINTR).
-fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+pub(super) fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match op() {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -448,7 +451,7 @@ impl OsDriver {
         let set_nonblocking = |entry: &Entry, on: bool| match &entry.sock {
             Sock::Listener(l) => l.set_nonblocking(on),
             Sock::Stream(s) => s.set_nonblocking(on),
-            Sock::Fd(..) => Err(no_such_socket()),
+            Sock::Udp(_) | Sock::Fd(..) => Err(no_such_socket()),
         };
         let entry = match self.sockets.get(sock) {
             Some(e) if matches!(e.sock, Sock::Listener(_)) == listener && !matches!(e.sock, Sock::Fd(..)) => {
@@ -526,7 +529,7 @@ impl OsDriver {
         match self.sockets.get(sock).map(|e| &e.sock) {
             Some(Sock::Listener(l)) => l.local_addr(),
             Some(Sock::Stream(s)) => s.local_addr(),
-            Some(Sock::Fd(..)) | None => Err(not_a_stream()),
+            Some(Sock::Udp(_) | Sock::Fd(..)) | None => Err(not_a_stream()),
         }
     }
 

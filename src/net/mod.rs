@@ -1,4 +1,5 @@
-//! TCP: listeners and streams with libuv's and Node's semantics, on the driver seam.
+//! TCP listeners and streams, and UDP sockets (`udp/`), with libuv's and Node's semantics,
+//! on the driver seam.
 //!
 //! Every socket operation goes through the [`Driver`](crate::driver::Driver), so the
 //! simulated driver can provide the same streams in memory.
@@ -17,6 +18,7 @@ mod connect;
 pub(crate) mod listener;
 mod read;
 pub(crate) mod stream;
+pub(crate) mod udp;
 mod write;
 pub(crate) mod write_queue;
 
@@ -84,6 +86,10 @@ impl<S> Loop<S> {
                     l.interest_dirty = false;
                     Some((l.sock, l.interest()))
                 }
+                Some(Extra::Udp(_)) => {
+                    self.flush_udp_interest(h);
+                    None
+                }
                 _ => None,
             };
             if let Some((sock, interest)) = wanted {
@@ -115,6 +121,7 @@ impl<S> Loop<S> {
                 HandleKind::TcpListener => self.listener_ready(h),
                 HandleKind::TcpStream => self.stream_ready(h, r),
                 HandleKind::FdWatcher => self.fd_ready(h, r),
+                HandleKind::UdpSocket => self.udp_ready(h, r),
                 _ => {}
             }
         }

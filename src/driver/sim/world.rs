@@ -322,6 +322,8 @@ pub(crate) struct World {
     pub(crate) pool: super::pool::SimPool,
     /// Fake descriptors for fd watchers.
     pub(crate) fds: super::fd::FakeFds,
+    /// The UDP network.
+    pub(crate) udp: super::udp::SimUdp,
 }
 
 impl World {
@@ -344,6 +346,7 @@ impl World {
             trace: Vec::new(),
             pool: super::pool::SimPool::default(),
             fds: super::fd::FakeFds::default(),
+            udp: super::udp::SimUdp::default(),
         }
     }
 
@@ -466,6 +469,7 @@ impl World {
         }
         consider(Some(self.emfile_until));
         consider(self.pool.next_event(now));
+        consider(self.udp_next_event());
         next
     }
 
