@@ -145,7 +145,16 @@ impl OsDriver {
         match to {
             Some(addr) => s.connect(addr),
             #[cfg(target_os = "linux")]
-            None => Ok(rustix::net::connect_unspec(s)?),
+            None => {
+                let bound = s.local_addr()?;
+                rustix::net::connect_unspec(s)?;
+                // Linux unbinds a port the kernel chose (bound as port 0) when the socket
+                // disconnects: bind it again, so the socket keeps its address.
+                if s.local_addr()?.port() == 0 {
+                    socket2::SockRef::from(s).bind(&bound.into())?;
+                }
+                Ok(())
+            }
             #[cfg(not(target_os = "linux"))]
             None => Err(io::Error::new(io::ErrorKind::Unsupported, "evloop: disconnect is Linux-only")),
         }

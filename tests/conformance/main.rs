@@ -13,7 +13,7 @@
 //! - [`Simulated`]: a `Sim` with `FakePeer`s; `settle_until` is `run_until_idle` then `step`.
 //!
 //! The harnesses are in `real.rs` and `simulated.rs`, the bodies in `tcp_data.rs`,
-//! `tcp_lifecycle.rs` and `guarantees.rs`. The macro at the end of this file generates
+//! `tcp_lifecycle.rs`, `guarantees.rs` and `udp.rs` (which adds its own UDP peers). The macro at the end of this file generates
 //! `name::real` and `name::sim` for every body. The first run of
 //! this suite found nine places where the simulation differed from Linux (how a reset is
 //! reported, EPIPE in CLOSE_WAIT, resets for data sent to closed sockets and for unaccepted
@@ -38,12 +38,14 @@ mod real;
 mod simulated;
 mod tcp_data;
 mod tcp_lifecycle;
+mod udp;
 
 use guarantees::*;
 use real::*;
 use simulated::*;
 use tcp_data::*;
 use tcp_lifecycle::*;
+use udp::*;
 
 /// The longest any wait of the real harness may take, and the most virtual time a simulated
 /// `settle_until` may let pass.
@@ -115,6 +117,8 @@ struct St {
     log: Vec<String>,
     /// Streams the program's listeners accepted.
     streams: Vec<TcpStream>,
+    /// UDP receive callbacks, in order.
+    dgrams: Vec<Dgram>,
 }
 
 fn has_error(lp: &mut Loop<St>) -> bool {
@@ -326,4 +330,13 @@ conformance! {
     unreferenced_handles_let_run_return;
     double_close_is_an_error_and_the_close_callback_runs_once;
     channel_delivers_in_order_then_the_end;
+    udp_datagrams_between_two_sockets_and_a_peer;
+    udp_zero_byte_datagram_is_no_end;
+    udp_truncation_flag;
+    udp_connected_send_and_filter;
+    udp_recv_stop_stops_delivery;
+    udp_send_callbacks_in_order_never_inside_the_call;
+    udp_closed_socket_is_misuse;
+    udp_liveness_follows_receiving;
+    udp_address_in_use;
 }

@@ -155,8 +155,9 @@ impl UdpSocket {
     }
 
     /// Dissolves the association [`connect`](UdpSocket::connect) made (`connect` to
-    /// `AF_UNSPEC`, Linux): datagrams from anyone arrive again. An error if the socket is
-    /// not connected.
+    /// `AF_UNSPEC`, Linux): datagrams from anyone arrive again. The socket keeps its local
+    /// address (Linux would give back a port it chose itself; evloop binds it again). An
+    /// error if the socket is not connected.
     pub fn disconnect<S>(&self, lp: &mut Loop<S>) -> io::Result<()> {
         let st = lp.udp_usable(self.handle)?;
         if !st.connected {
