@@ -84,7 +84,8 @@ fn one_byte_past_the_largest_is_emsgsize_from_the_call() {
     let to = std_peer().local_addr().unwrap();
     let err = s.send_to(&mut lp, &pattern(65_508), to).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(EMSGSIZE), "{err}");
-    let err = s.send_to_with(&mut lp, &pattern(65_508), to, |lp, r| lp.state.push(format!("{r:?}"))).unwrap_err();
+    let err =
+        s.send_to_with(&mut lp, &pattern(65_508), to, |lp, r| lp.state.push(format!("{r:?}"))).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(EMSGSIZE));
     assert_eq!(s.send_queue_count(&lp).unwrap(), 0, "nothing queued");
     lp.run(RunMode::Default).unwrap();
@@ -146,7 +147,10 @@ fn binding_twice_needs_reuse_on_both() {
     let a = UdpSocket::bind(&mut lp, any_port()).unwrap();
     let addr = a.local_addr(&lp).unwrap();
     assert_eq!(UdpSocket::bind(&mut lp, addr).unwrap_err().kind(), ErrorKind::AddrInUse);
-    assert_eq!(UdpOptions::new().reuse_port(true).bind(&mut lp, addr).unwrap_err().kind(), ErrorKind::AddrInUse);
+    assert_eq!(
+        UdpOptions::new().reuse_port(true).bind(&mut lp, addr).unwrap_err().kind(),
+        ErrorKind::AddrInUse
+    );
     for opts in [UdpOptions::new().reuse_address(true), UdpOptions::new().reuse_port(true)] {
         let first = opts.bind(&mut lp, any_port()).unwrap();
         let addr = first.local_addr(&lp).unwrap();
@@ -205,7 +209,8 @@ fn udp_echo_answers_nc() {
         return;
     }
     let server = udp_echo();
-    let script = format!("printf 'hello over udp' | timeout 10 nc -u -w1 {} {}", server.addr.ip(), server.addr.port());
+    let script =
+        format!("printf 'hello over udp' | timeout 10 nc -u -w1 {} {}", server.addr.ip(), server.addr.port());
     let out = Command::new("sh").args(["-c", &script]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello over udp", "{out:?}");
 }

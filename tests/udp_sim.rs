@@ -169,7 +169,8 @@ fn a_connected_socket_hears_of_a_closed_port_one_round_trip_later() {
     assert_eq!(sim.state[1], Ok(b"here".to_vec()));
     // An unconnected socket hears nothing of it, as on Linux.
     let quiet = UdpSocket::bind(&mut sim, "10.0.0.1:0").unwrap();
-    quiet.recv_start(&mut sim, |lp, _, d| lp.state.push(d.map(|(b, _, _)| b.to_vec()).map_err(|e| e.kind())))
+    quiet
+        .recv_start(&mut sim, |lp, _, d| lp.state.push(d.map(|(b, _, _)| b.to_vec()).map_err(|e| e.kind())))
         .unwrap();
     quiet.send_to(&mut sim, b"anyone?", addr("10.0.0.9:98")).unwrap();
     sim.advance(Duration::from_millis(20)).unwrap();

@@ -70,6 +70,30 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// The builder methods of the options every bound socket shares (`SO_REUSEADDR`,
+/// `SO_REUSEPORT`, `IPV6_V6ONLY`), for [`ListenOptions`] and [`UdpOptions`] alike.
+macro_rules! address_setters {
+    () => {
+        /// Sets `SO_REUSEADDR`.
+        pub fn reuse_address(mut self, on: bool) -> Self {
+            self.reuse_address = on;
+            self
+        }
+
+        /// Sets `SO_REUSEPORT`.
+        pub fn reuse_port(mut self, on: bool) -> Self {
+            self.reuse_port = on;
+            self
+        }
+
+        /// Sets `IPV6_V6ONLY` (IPv6 addresses only).
+        pub fn only_v6(mut self, on: bool) -> Self {
+            self.only_v6 = Some(on);
+            self
+        }
+    };
+}
+
 /// Options for a listening socket: `ListenOptions::new().backlog(128).bind(lp, addr, cb)`
 /// binds a `TcpListener` with them (`bind` lives in `net/listener.rs`, above the driver).
 #[derive(Clone, Debug)]
@@ -105,23 +129,7 @@ impl ListenOptions {
         self
     }
 
-    /// Sets `SO_REUSEADDR`.
-    pub fn reuse_address(mut self, on: bool) -> Self {
-        self.reuse_address = on;
-        self
-    }
-
-    /// Sets `SO_REUSEPORT`.
-    pub fn reuse_port(mut self, on: bool) -> Self {
-        self.reuse_port = on;
-        self
-    }
-
-    /// Sets `IPV6_V6ONLY` (IPv6 addresses only).
-    pub fn only_v6(mut self, on: bool) -> Self {
-        self.only_v6 = Some(on);
-        self
-    }
+    address_setters!();
 }
 
 /// Options for a UDP socket: `UdpOptions::new().reuse_port(true).bind(lp, addr)` binds a
@@ -146,23 +154,7 @@ impl UdpOptions {
         Self::default()
     }
 
-    /// Sets `SO_REUSEADDR`.
-    pub fn reuse_address(mut self, on: bool) -> Self {
-        self.reuse_address = on;
-        self
-    }
-
-    /// Sets `SO_REUSEPORT`.
-    pub fn reuse_port(mut self, on: bool) -> Self {
-        self.reuse_port = on;
-        self
-    }
-
-    /// Sets `IPV6_V6ONLY` (IPv6 addresses only).
-    pub fn only_v6(mut self, on: bool) -> Self {
-        self.only_v6 = Some(on);
-        self
-    }
+    address_setters!();
 }
 
 /// What an [`FdWatcher`](crate::FdWatcher) watches its descriptor for: any union of

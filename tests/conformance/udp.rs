@@ -253,11 +253,17 @@ pub(super) fn udp_closed_socket_is_misuse<N: UdpNet<St>>() {
     let to = net.udp_peer().addr();
     s.close(net.lp()).unwrap();
     let closing = s.send_to(net.lp(), b"x", to).unwrap_err();
-    assert_eq!((closing.kind(), closing.to_string().as_str()), (ErrorKind::InvalidInput, "evloop: handle is closing"));
+    assert_eq!(
+        (closing.kind(), closing.to_string().as_str()),
+        (ErrorKind::InvalidInput, "evloop: handle is closing")
+    );
     net.run_to_end().unwrap();
     let lp = net.lp();
     let closed = s.send_to(lp, b"x", to).unwrap_err();
-    assert_eq!((closed.kind(), closed.to_string().as_str()), (ErrorKind::InvalidInput, "evloop: handle is closed"));
+    assert_eq!(
+        (closed.kind(), closed.to_string().as_str()),
+        (ErrorKind::InvalidInput, "evloop: handle is closed")
+    );
     assert_eq!(s.try_send_to(lp, b"x", to).unwrap_err().kind(), ErrorKind::InvalidInput);
     assert_eq!(s.recv_start(lp, |_, _, _| {}).unwrap_err().kind(), ErrorKind::InvalidInput);
     assert_eq!(s.local_addr(lp).unwrap_err().kind(), ErrorKind::InvalidInput);
