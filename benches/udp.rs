@@ -20,6 +20,8 @@ const DEPTH: usize = 8;
 struct State {
     deadline: Instant,
     echoes: u64,
+    /// Sends that found the socket full and were queued (sendmmsg would batch those).
+    queued: u64,
     /// Echoes per client since the last refill check.
     heard: Vec<u64>,
 }
@@ -37,7 +39,7 @@ fn start_server() -> SocketAddr {
 
 fn run(server: SocketAddr, clients: usize, size: usize, duration: Duration) {
     let deadline = Instant::now() + duration;
-    let mut lp = Loop::with_state(State { deadline, echoes: 0, heard: vec![0; clients] }).unwrap();
+    let mut lp = Loop::with_state(State { deadline, echoes: 0, queued: 0, heard: vec![0; clients] }).unwrap();
     let message = vec![b'x'; size];
     let mut sockets = Vec::new();
     for i in 0..clients {
@@ -53,6 +55,7 @@ fn run(server: SocketAddr, clients: usize, size: usize, duration: Duration) {
                 let _ = s.recv_stop(lp);
             } else {
                 let _ = s.send_to(lp, &echo, server);
+                lp.state.queued += s.send_queue_count(lp).unwrap_or(0).min(1) as u64;
             }
         })
         .unwrap();
@@ -81,6 +84,7 @@ fn run(server: SocketAddr, clients: usize, size: usize, duration: Duration) {
     let elapsed = start.elapsed();
     let name = format!("udp {clients}x{size}B");
     common::report(&name, "datagrams/s", common::rate(lp.state.echoes, elapsed), "/s");
+    common::report(&name, "client sends queued", lp.state.queued as f64, "");
 }
 
 fn main() {

@@ -270,6 +270,14 @@ pub(super) fn udp_closed_socket_is_misuse<N: UdpNet<St>>() {
     assert_eq!(s.set_broadcast(lp, true).unwrap_err().kind(), ErrorKind::InvalidInput);
     assert_eq!(s.send_queue_size(lp).unwrap_err().kind(), ErrorKind::InvalidInput);
     assert!(!s.is_receiving(lp) && !s.is_active(lp));
+    // A new socket in the freed slot: the stale id still gets "closed" and never reaches it.
+    let fresh = bind(&mut net);
+    let lp = net.lp();
+    fresh.recv_start(lp, |_, _, _| {}).unwrap();
+    assert_eq!(s.recv_stop(lp).unwrap_err().to_string(), "evloop: handle is closed");
+    assert_eq!(s.close(lp).unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert!(fresh.is_receiving(lp), "the new socket is untouched");
+    assert_eq!(Handle::from(fresh).kind(lp).unwrap(), evloop::HandleKind::UdpSocket);
     net.finish();
 }
 
