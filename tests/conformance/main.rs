@@ -339,4 +339,5 @@ conformance! {
     udp_closed_socket_is_misuse;
     udp_liveness_follows_receiving;
     udp_address_in_use;
+    udp_reuse_port_shares_a_port;
 }

@@ -322,3 +322,26 @@ pub(super) fn udp_address_in_use<N: UdpNet<St>>() {
     assert!(!again.multicast_loop_v4(lp).unwrap());
     net.finish();
 }
+
+pub(super) fn udp_reuse_port_shares_a_port<N: UdpNet<St>>() {
+    let mut net = N::new(St::default());
+    let any = net.any_addr();
+    let opts = evloop::UdpOptions::new().reuse_port(true);
+    let a = opts.bind(net.lp(), any).unwrap();
+    let addr = a.local_addr(net.lp()).unwrap();
+    let b = opts.bind(net.lp(), addr).unwrap();
+    assert_eq!(b.local_addr(net.lp()).unwrap(), addr);
+    assert_eq!(UdpSocket::bind(net.lp(), addr).unwrap_err().kind(), ErrorKind::AddrInUse, "all must ask");
+    for s in [a, b] {
+        s.recv_start(net.lp(), |lp, _, d| lp.state.dgrams.push(Dgram::of(d))).unwrap();
+    }
+    // Every sender's datagram reaches one of the two (which one is the kernel's hash).
+    let peers: Vec<_> = (0..8).map(|_| net.udp_peer()).collect();
+    for p in &peers {
+        p.send_to(addr, b"hi");
+    }
+    net.settle_until("eight datagrams", |lp| lp.state.dgrams.len() >= 8);
+    net.quiet();
+    assert_eq!(net.lp().state.dgrams.len(), 8);
+    net.finish();
+}

@@ -59,6 +59,14 @@ enum Endpoint {
     Peer(usize),
 }
 
+/// Who is bound at an address: one socket, or several that all asked for reuse
+/// (`SO_REUSEADDR` or `SO_REUSEPORT`), among which arrivals are spread by the sender's port,
+/// as the kernel spreads them by a hash of the sender.
+struct Binding {
+    endpoints: Vec<Endpoint>,
+    reuse: bool,
+}
+
 struct UdpSock {
     local: SocketAddr,
     peer: Option<SocketAddr>,
@@ -97,7 +105,7 @@ pub(crate) struct PeerSock {
 pub(crate) struct SimUdp {
     socks: Slab<UdpSock>,
     peers: Slab<PeerSock>,
-    bound: HashMap<SocketAddr, Endpoint>,
+    bound: HashMap<SocketAddr, Binding>,
     pub(crate) faults: UdpFaults,
     /// The next sends of the program's sockets that find no room (`WouldBlock`).
     pub(crate) blocked_sends: usize,
@@ -113,25 +121,29 @@ fn not_udp() -> io::Error {
 }
 
 impl World {
-    /// Binds `addr` (port 0: a fresh port) for `who`; `AddrInUse` if it is taken.
+    /// Binds `addr` (port 0: a fresh port) for `who`; `AddrInUse` if it is taken, unless
+    /// every socket there and this one ask for reuse.
     fn udp_bind_addr(
         &mut self,
         addr: SocketAddr,
+        reuse: bool,
         who: impl FnOnce(&mut SimUdp) -> Endpoint,
     ) -> io::Result<(SocketAddr, Endpoint)> {
         let addr = if addr.port() == 0 { self.ephemeral(addr) } else { addr };
-        if self.udp.bound.contains_key(&addr) {
+        if self.udp.bound.get(&addr).is_some_and(|b| !(b.reuse && reuse)) {
             return Err(io::ErrorKind::AddrInUse.into());
         }
         let endpoint = who(&mut self.udp);
-        self.udp.bound.insert(addr, endpoint);
+        let binding = self.udp.bound.entry(addr).or_insert(Binding { endpoints: Vec::new(), reuse });
+        binding.endpoints.push(endpoint);
         Ok((addr, endpoint))
     }
 
     /// A fake peer bound at `addr`; returns its index and address.
     pub(crate) fn udp_peer(&mut self, addr: SocketAddr) -> io::Result<(usize, SocketAddr)> {
-        let (addr, endpoint) = self
-            .udp_bind_addr(addr, |u| Endpoint::Peer(u.peers.insert(PeerSock { addr, inbox: Vec::new() })))?;
+        let (addr, endpoint) = self.udp_bind_addr(addr, false, |u| {
+            Endpoint::Peer(u.peers.insert(PeerSock { addr, inbox: Vec::new() }))
+        })?;
         let Endpoint::Peer(id) = endpoint else { unreachable!() };
         self.udp.peers[id].addr = addr;
         Ok((id, addr))
@@ -148,11 +160,12 @@ impl World {
         take_arrived(&mut p.inbox, now).into_iter().map(|d| (d.data, d.from)).collect()
     }
 
-    /// Who is bound at `to`: the exact address, else a socket bound to the unspecified
-    /// address on that port.
-    fn udp_lookup(&self, to: SocketAddr) -> Option<Endpoint> {
+    /// Who receives what `from` sends to `to`: what is bound at the exact address, else at
+    /// the unspecified address on that port.
+    fn udp_lookup(&self, from: SocketAddr, to: SocketAddr) -> Option<Endpoint> {
         let any: IpAddr = if to.is_ipv4() { [0u8; 4].into() } else { [0u16; 8].into() };
-        self.udp.bound.get(&to).or_else(|| self.udp.bound.get(&SocketAddr::new(any, to.port()))).copied()
+        let b = self.udp.bound.get(&to).or_else(|| self.udp.bound.get(&SocketAddr::new(any, to.port())))?;
+        b.endpoints.get(usize::from(from.port()) % b.endpoints.len()).copied()
     }
 
     /// Puts a datagram on the network from `from` to `to`, with the faults drawn from the
@@ -161,12 +174,16 @@ impl World {
         let targets: Vec<Endpoint> = if to.ip().is_multicast() {
             self.udp_group_members(to)
         } else {
-            self.udp_lookup(to).into_iter().collect()
+            self.udp_lookup(from, to).into_iter().collect()
         };
         if targets.is_empty() {
             return false;
         }
-        let from = if from.ip().is_unspecified() { SocketAddr::new(to.ip(), from.port()) } else { from };
+        let from = if from.ip().is_unspecified() && !to.ip().is_multicast() {
+            SocketAddr::new(to.ip(), from.port())
+        } else {
+            from
+        };
         let f = self.udp.faults;
         if f.loss > 0.0 && self.rng.chance(f.loss) {
             self.record(usize::MAX, "udp: lost", data.len());
@@ -237,9 +254,10 @@ impl SimDriver {
         self.world.borrow_mut().udp.socks.get_mut(sock).map(f).ok_or_else(not_udp)
     }
 
-    pub(crate) fn udp_bind(&mut self, addr: SocketAddr, _opts: &UdpOptions) -> io::Result<SocketId> {
+    pub(crate) fn udp_bind(&mut self, addr: SocketAddr, opts: &UdpOptions) -> io::Result<SocketId> {
         let mut w = self.world.borrow_mut();
-        let (local, endpoint) = w.udp_bind_addr(addr, |u| {
+        let reuse = opts.reuse_address || opts.reuse_port;
+        let (local, endpoint) = w.udp_bind_addr(addr, reuse, |u| {
             Endpoint::Loop(u.socks.insert(UdpSock {
                 local: addr,
                 peer: None,
@@ -340,7 +358,12 @@ impl SimDriver {
     pub(crate) fn udp_close(&mut self, sock: SocketId) {
         let mut w = self.world.borrow_mut();
         if let Some(s) = w.udp.socks.try_remove(sock) {
-            w.udp.bound.remove(&s.local);
+            if let Some(b) = w.udp.bound.get_mut(&s.local) {
+                b.endpoints.retain(|&e| e != Endpoint::Loop(sock));
+                if b.endpoints.is_empty() {
+                    w.udp.bound.remove(&s.local);
+                }
+            }
             w.record(sock, "udp close", 0);
         }
     }
