@@ -340,4 +340,5 @@ conformance! {
     udp_liveness_follows_receiving;
     udp_address_in_use;
     udp_reuse_port_shares_a_port;
+    udp_panic_in_a_recv_callback;
 }

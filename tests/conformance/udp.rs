@@ -345,3 +345,24 @@ pub(super) fn udp_reuse_port_shares_a_port<N: UdpNet<St>>() {
     assert_eq!(net.lp().state.dgrams.len(), 8);
     net.finish();
 }
+
+pub(super) fn udp_panic_in_a_recv_callback<N: UdpNet<St>>() {
+    let mut net = N::new(St::default());
+    let any = net.any_addr();
+    let bomb = UdpSocket::bind(net.lp(), any).unwrap();
+    bomb.recv_start(net.lp(), |_, _, _| panic!("recv boom")).unwrap();
+    let (calm, calm_addr) = bind_recording(&mut net);
+    let other = bystander(&mut net);
+    let peer = net.udp_peer();
+    peer.send_to(bomb.local_addr(net.lp()).unwrap(), b"x");
+    assert_eq!(settle_until_panic(&mut net, "the recv callback panics"), "recv boom");
+    let lp = net.lp();
+    assert!(bomb.is_closing(lp) && !bomb.is_receiving(lp), "the panicking socket is closed");
+    assert!(calm.is_receiving(lp), "the other socket still receives");
+    assert_bystander_untouched(&mut net, other);
+    // The loop is usable, and the shared receive buffer came back.
+    peer.send_to(calm_addr, &pattern(1000));
+    net.settle_until("the other socket's datagram", |lp| !lp.state.dgrams.is_empty());
+    assert_eq!(net.lp().state.dgrams, [Dgram::Data(pattern(1000), peer.addr(), false)]);
+    net.finish();
+}
