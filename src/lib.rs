@@ -77,7 +77,8 @@
 //!   slot. Both checks run in release builds too.
 //! - A handle keeps [`RunMode::Default`] running only while something can still happen to
 //!   it (libuv's rule): a started timer or watcher, an open waker or listener, a stream that
-//!   connects, reads or has writes in flight, a request on the pool. A stream whose connect
+//!   connects, reads or has writes in flight, a UDP socket that receives or has sends
+//!   queued, a request on the pool. A stream whose connect
 //!   failed, or that reached its end or an error, no longer does, closed or not.
 //! - Watchers of one phase run the most recently started first, as in libuv.
 //! - Timers due at the same time fire in start order; a timer never fires before the

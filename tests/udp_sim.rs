@@ -209,3 +209,33 @@ fn a_multicast_group_reaches_its_members_on_its_port() {
     sim.run_until_idle().unwrap();
     assert_eq!(sim.state.len(), 1, "left: nothing more");
 }
+
+#[test]
+fn an_echo_under_every_udp_fault_traces_the_same_twice() {
+    let config = SimConfig::new()
+        .seed(99)
+        .latency(Duration::from_millis(2))
+        .udp_loss(0.1)
+        .udp_duplication(0.1)
+        .udp_reordering(0.2, Duration::from_millis(10));
+    let trace = evloop::sim::check_determinism_with(config, |sim: &mut Sim<Vec<u32>>| {
+        let server = UdpSocket::bind(sim, "10.0.0.1:7").unwrap();
+        server.recv_start(sim, |lp, s, d| {
+            let (data, from, _) = d.unwrap();
+            s.send_to(lp, data, from).unwrap();
+        })
+        .unwrap();
+        let peer = sim.udp_peer(addr("10.0.0.2:0")).unwrap();
+        for i in 0..100u32 {
+            peer.send_to(addr("10.0.0.1:7"), &i.to_be_bytes());
+        }
+        sim.advance(Duration::from_millis(50)).unwrap();
+        sim.state = peer.received().iter().map(|(d, _)| u32::from_be_bytes(d[..4].try_into().unwrap())).collect();
+        server.close(sim).unwrap();
+        sim.run().unwrap();
+    })
+    .unwrap();
+    let lost = trace.iter().filter(|e| e.kind == "udp: lost").count();
+    let sent = trace.iter().filter(|e| e.kind == "udp send").count();
+    assert!(lost > 0 && sent > 0, "{lost} lost, {sent} echoed");
+}
