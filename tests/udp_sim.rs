@@ -220,17 +220,19 @@ fn an_echo_under_every_udp_fault_traces_the_same_twice() {
         .udp_reordering(0.2, Duration::from_millis(10));
     let trace = evloop::sim::check_determinism_with(config, |sim: &mut Sim<Vec<u32>>| {
         let server = UdpSocket::bind(sim, "10.0.0.1:7").unwrap();
-        server.recv_start(sim, |lp, s, d| {
-            let (data, from, _) = d.unwrap();
-            s.send_to(lp, data, from).unwrap();
-        })
-        .unwrap();
+        server
+            .recv_start(sim, |lp, s, d| {
+                let (data, from, _) = d.unwrap();
+                s.send_to(lp, data, from).unwrap();
+            })
+            .unwrap();
         let peer = sim.udp_peer(addr("10.0.0.2:0")).unwrap();
         for i in 0..100u32 {
             peer.send_to(addr("10.0.0.1:7"), &i.to_be_bytes());
         }
         sim.advance(Duration::from_millis(50)).unwrap();
-        sim.state = peer.received().iter().map(|(d, _)| u32::from_be_bytes(d[..4].try_into().unwrap())).collect();
+        sim.state =
+            peer.received().iter().map(|(d, _)| u32::from_be_bytes(d[..4].try_into().unwrap())).collect();
         server.close(sim).unwrap();
         sim.run().unwrap();
     })
