@@ -485,6 +485,7 @@ impl<S> Loop<S> {
             HandleKind::TcpStream | HandleKind::UnixStream => self.close_stream(h),
             HandleKind::FdWatcher => self.close_fd_watcher(h),
             HandleKind::Signal => self.close_signal(h),
+            HandleKind::UdpSocket => self.close_udp(h),
             // The descriptor closes once the requests that hold it are done.
             HandleKind::File => {}
         }

@@ -16,6 +16,7 @@ use crate::error::{closed_error, closing_error, wrong_kind_error, wrong_loop_err
 use crate::event_loop::Loop;
 use crate::net::listener::ListenerState;
 use crate::net::stream::StreamState;
+use crate::net::udp::UdpState;
 
 /// An untyped id of any handle of a [`Loop`]: a slot index with a generation and the id of
 /// the loop that opened it.
@@ -81,6 +82,8 @@ pub enum HandleKind {
     FdWatcher,
     /// A [`Signal`](crate::Signal) watcher.
     Signal,
+    /// A [`UdpSocket`](crate::UdpSocket).
+    UdpSocket,
 }
 
 /// A callback stored in a handle's slot. Typed handles wrap the user's closure once, at
@@ -95,6 +98,7 @@ pub(crate) enum Extra<S> {
     Stream(Box<StreamState<S>>),
     File(std::sync::Arc<crate::fs::OpenFile>),
     Fd(crate::fd::FdState),
+    Udp(Box<UdpState<S>>),
 }
 
 impl<S> Extra<S> {

@@ -17,10 +17,11 @@
 //!
 //! Nothing outside `driver/` matches on the variants, and user code never names them. This
 //! module imports nothing from the layers above it (only `crate::error`, a leaf); the plain
-//! option types it needs ([`Backend`], [`ListenOptions`]) live in `options.rs` and are
+//! option types it needs ([`Backend`], [`ListenOptions`], [`UdpOptions`]) live in `options.rs` and are
 //! re-exported at the crate root.
 
 use std::io::{self, IoSlice};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use std::cell::RefCell;
@@ -37,9 +38,11 @@ mod options;
 pub(crate) mod os;
 pub(crate) mod sim;
 pub(crate) mod threads;
+pub(crate) mod udp;
 
 pub(crate) use options::check_pollable;
-pub use options::{Backend, FdInterest, ListenOptions, UCred};
+pub use options::{Backend, FdInterest, ListenOptions, UCred, UdpOptions};
+pub(crate) use udp::{Membership, Received, UdpOption};
 
 /// The backend under a loop.
 pub(crate) enum Driver {
@@ -176,6 +179,28 @@ forward! {
     ref fn nodelay(sock: SocketId) -> io::Result<bool>;
     /// SO_KEEPALIVE with the idle time before the first probe, or off.
     ref fn set_keepalive(sock: SocketId, idle: Option<Duration>) -> io::Result<()>;
+    /// A bound, non-blocking UDP socket, not registered yet.
+    mut fn udp_bind(addr: SocketAddr, opts: &UdpOptions) -> io::Result<SocketId>;
+    /// Sends one datagram to `to`, or to the connected peer (`None`), without blocking.
+    mut fn udp_send(sock: SocketId, data: &[u8], to: Option<SocketAddr>) -> io::Result<usize>;
+    /// Receives one datagram, without blocking.
+    mut fn udp_recv(sock: SocketId, buf: &mut [u8]) -> io::Result<Received>;
+    /// Connects the socket to one peer, or (`None`) dissolves the association.
+    mut fn udp_connect(sock: SocketId, to: Option<SocketAddr>) -> io::Result<()>;
+    /// Registers or changes a UDP socket's interest, under `key`.
+    mut fn udp_set_interest(sock: SocketId, key: usize, interest: Interest) -> io::Result<()>;
+    /// Deregisters and closes a UDP socket.
+    mut fn udp_close(sock: SocketId) -> ();
+    /// A UDP socket's local address.
+    ref fn udp_local_addr(sock: SocketId) -> io::Result<SocketAddr>;
+    /// A connected UDP socket's peer.
+    ref fn udp_peer_addr(sock: SocketId) -> io::Result<SocketAddr>;
+    /// Sets a UDP socket option.
+    mut fn udp_set_option(sock: SocketId, opt: UdpOption, value: u32) -> io::Result<()>;
+    /// Reads a UDP socket option back.
+    ref fn udp_option(sock: SocketId, opt: UdpOption) -> io::Result<u32>;
+    /// Joins (`true`) or leaves a multicast group.
+    mut fn udp_membership(sock: SocketId, membership: Membership, join: bool) -> io::Result<()>;
 }
 
 impl Driver {

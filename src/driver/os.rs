@@ -26,11 +26,14 @@ use socket2::{Protocol, SockAddr, Socket, Type};
 
 use super::{Backend, FdInterest, Interest, ListenOptions, Notifier, Readiness, SocketId, UCred, WakeTarget};
 
-/// A socket of either family (TCP or Unix domain): `socket2::Socket` reads and writes
-/// with one system call each, as std's types do, and serves both families with one code path.
-enum Sock {
+/// A socket of either stream family (TCP or Unix domain): `socket2::Socket` reads and
+/// writes with one system call each, as std's types do, and serves both families with one
+/// code path.
+pub(super) enum Sock {
     Listener(Socket),
     Stream(Socket),
+    /// A UDP socket (its datagram operations are in `driver/udp.rs`).
+    Udp(std::net::UdpSocket),
     /// An fd watcher's duplicate of a descriptor the host owns; registered level-triggered,
     /// with the interest it has in the poller (`None`: not in the poller).
     Fd(OwnedFd, Option<FdInterest>),
@@ -44,10 +47,10 @@ enum Reg {
     Fd(FdInterest),
 }
 
-struct Entry {
-    sock: Sock,
+pub(super) struct Entry {
+    pub(super) sock: Sock,
     /// The interest registered with the poller, `None` while not in the poller.
-    registered: Option<Interest>,
+    pub(super) registered: Option<Interest>,
 }
 
 impl Entry {
@@ -55,6 +58,7 @@ impl Entry {
         match &self.sock {
             Sock::Listener(l) => l.as_fd(),
             Sock::Stream(s) => s.as_fd(),
+            Sock::Udp(s) => s.as_fd(),
             Sock::Fd(fd, _) => fd.as_fd(),
         }
     }
@@ -185,7 +189,7 @@ pub(crate) struct OsDriver {
     poll: Poll,
     notifier: Arc<Notifier>,
     start: Instant,
-    sockets: Slab<Entry>,
+    pub(super) sockets: Slab<Entry>,
     /// The read end of this loop's signal pipe, once a signal watcher started (`crate::signal`).
     signal_pipe: Option<&'static UnixStream>,
 }
@@ -195,7 +199,7 @@ pub(crate) struct OsDriver {
 const SIGNAL_KEY: usize = usize::MAX - 1;
 
 /// Retries `op` while a signal interrupts its system call (EINTR).
-fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+pub(super) fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match op() {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -454,7 +458,7 @@ impl OsDriver {
         let set_nonblocking = |entry: &Entry, on: bool| match &entry.sock {
             Sock::Listener(l) => l.set_nonblocking(on),
             Sock::Stream(s) => s.set_nonblocking(on),
-            Sock::Fd(..) => Err(no_such_socket()),
+            Sock::Udp(_) | Sock::Fd(..) => Err(no_such_socket()),
         };
         let entry = match self.sockets.get(sock) {
             Some(e) if matches!(e.sock, Sock::Listener(_)) == listener && !matches!(e.sock, Sock::Fd(..)) => {
@@ -531,7 +535,7 @@ impl OsDriver {
     pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SockAddr> {
         match self.sockets.get(sock).map(|e| &e.sock) {
             Some(Sock::Listener(s) | Sock::Stream(s)) => s.local_addr(),
-            Some(Sock::Fd(..)) | None => Err(not_a_stream()),
+            Some(Sock::Udp(_) | Sock::Fd(..)) | None => Err(not_a_stream()),
         }
     }
 

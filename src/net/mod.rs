@@ -2,6 +2,7 @@
 //! core (`stream.rs`, `read.rs`, `write.rs`, `write_queue.rs`, `connect.rs`) and one
 //! listener core (`listener.rs`), keyed by handle, serve TCP (`tcp.rs`) and Unix domain
 //! sockets (`unix.rs`); the public stream methods are written once (`stream_methods.rs`).
+//! UDP sockets (`udp/`) have a core of their own: datagrams share nothing with streams.
 //!
 //! Every socket operation goes through the [`Driver`](crate::driver::Driver), so the
 //! simulated driver can provide the same streams in memory.
@@ -23,6 +24,7 @@ pub(crate) mod stream;
 mod stream_methods;
 pub(crate) mod tcp;
 pub(crate) mod unix;
+pub(crate) mod udp;
 mod write;
 pub(crate) mod write_queue;
 
@@ -90,6 +92,10 @@ impl<S> Loop<S> {
                     l.interest_dirty = false;
                     Some((l.sock, l.interest()))
                 }
+                Some(Extra::Udp(_)) => {
+                    self.flush_udp_interest(h);
+                    None
+                }
                 _ => None,
             };
             if let Some((sock, interest)) = wanted {
@@ -121,6 +127,7 @@ impl<S> Loop<S> {
                 HandleKind::TcpListener | HandleKind::UnixListener => self.listener_ready(h),
                 HandleKind::TcpStream | HandleKind::UnixStream => self.stream_ready(h, r),
                 HandleKind::FdWatcher => self.fd_ready(h, r),
+                HandleKind::UdpSocket => self.udp_ready(h, r),
                 _ => {}
             }
         }

@@ -14,6 +14,8 @@
 //! - **The network** is in memory, addressed by `SocketAddr`: listeners, connections, FIN,
 //!   RST, half-close, a receive window per direction (so backpressure is real), per-link
 //!   latency, and reads cut into chunks (whole, fixed or seeded random down to 1 byte).
+//!   UDP too, with seeded loss, duplication and reordering ([`SimConfig::udp_loss`] and
+//!   friends) and fake UDP peers ([`Sim::udp_peer`]).
 //! - **Fake peers** ([`Sim::connect`], [`Sim::listen`]) are driven by the test: send, receive
 //!   what the program wrote, shut down, reset, pause reading. They never call user callbacks:
 //!   callbacks run only inside the loop.
@@ -68,11 +70,13 @@ use std::time::Duration;
 pub use crate::driver::sim::pool::PoolMode;
 pub use crate::driver::sim::world::{Chunking, TraceEvent};
 
+use crate::driver::sim::udp::UdpFaults;
 use crate::driver::sim::world::{ConnectFault, End, FakeListen, Listening, World};
 
 mod determinism;
 mod fake_fd;
 mod peers;
+mod udp_peer;
 
 use crate::driver::sim::StalledMarker;
 use crate::driver::Driver;
@@ -82,6 +86,7 @@ use crate::pool::Pool;
 pub use determinism::{check_determinism, check_determinism_with, Divergence};
 pub use fake_fd::FakeFd;
 pub use peers::{FakeListener, FakePeer};
+pub use udp_peer::FakeUdpPeer;
 
 /// Whole milliseconds of `d`, the resolution of virtual time, saturating at `u64::MAX`: a
 /// duration too long to count is as good as forever.
@@ -100,6 +105,7 @@ pub struct SimConfig {
     pool: PoolMode,
     chaos: f64,
     livelock_limit: usize,
+    udp: UdpFaults,
 }
 
 impl Default for SimConfig {
@@ -112,6 +118,7 @@ impl Default for SimConfig {
             pool: PoolMode::Inline,
             chaos: 0.0,
             livelock_limit: 100_000,
+            udp: UdpFaults::default(),
         }
     }
 }
@@ -165,6 +172,26 @@ impl SimConfig {
     /// Iterations without time passing before [`SimError::Livelock`] (default 100,000).
     pub fn livelock_limit(mut self, iterations: usize) -> Self {
         self.livelock_limit = iterations.max(1);
+        self
+    }
+
+    /// UDP: the probability that a datagram is lost, drawn from the seed per datagram.
+    pub fn udp_loss(mut self, probability: f64) -> Self {
+        self.udp.loss = probability.clamp(0.0, 1.0);
+        self
+    }
+
+    /// UDP: the probability that a datagram arrives twice.
+    pub fn udp_duplication(mut self, probability: f64) -> Self {
+        self.udp.duplication = probability.clamp(0.0, 1.0);
+        self
+    }
+
+    /// UDP: the probability that a datagram is held back by a seeded extra delay of 1 ms to
+    /// `max_delay` (at least 1 ms), so that datagrams sent after it overtake it.
+    pub fn udp_reordering(mut self, probability: f64, max_delay: Duration) -> Self {
+        self.udp.reordering = probability.clamp(0.0, 1.0);
+        self.udp.reorder_delay = ms(max_delay).max(1);
         self
     }
 
@@ -289,6 +316,7 @@ impl<S> Sim<S> {
         let seed = config.resolve_seed();
         let mut world = World::new(seed, config.window, ms(config.latency), config.chunking, config.chaos);
         world.pool.mode = config.pool;
+        world.udp.faults = config.udp;
         let world = Rc::new(RefCell::new(world));
         let driver = Driver::sim(world.clone());
         let lp = Loop::from_parts(state, driver, Pool::simulated(world.clone()));

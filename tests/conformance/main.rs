@@ -13,10 +13,10 @@
 //! - [`Simulated`]: a `Sim` with `FakePeer`s; `settle_until` is `run_until_idle` then `step`.
 //!
 //! The harnesses are in `real.rs` and `simulated.rs`, the bodies in `tcp_data.rs`,
-//! `tcp_lifecycle.rs` and `guarantees.rs`. Handles with harnesses of their own beside their
-//! bodies: Unix domain streams (`unix.rs`), fd watchers (`fd_watcher.rs`: epoll, `polling`
-//! and the simulator with a `FakeFd`) and signal watchers (`signal.rs`: `kill(1)` and
-//! `Sim::raise_signal`). The macro at the end of this file generates
+//! `tcp_lifecycle.rs`, `guarantees.rs` and `udp.rs` (which adds its own UDP peers). Handles
+//! with harnesses of their own beside their bodies: Unix domain streams (`unix.rs`), fd
+//! watchers (`fd_watcher.rs`: epoll, `polling` and the simulator with a `FakeFd`) and signal
+//! watchers (`signal.rs`: `kill(1)` and `Sim::raise_signal`). The macro at the end of this file generates
 //! `name::real` and `name::sim` for every body. The first run of
 //! this suite found nine places where the simulation differed from Linux (how a reset is
 //! reported, EPIPE in CLOSE_WAIT, resets for data sent to closed sockets and for unaccepted
@@ -43,6 +43,7 @@ mod signal;
 mod simulated;
 mod tcp_data;
 mod tcp_lifecycle;
+mod udp;
 mod unix;
 
 use guarantees::*;
@@ -50,6 +51,7 @@ use real::*;
 use simulated::*;
 use tcp_data::*;
 use tcp_lifecycle::*;
+use udp::*;
 
 /// The longest any wait of the real harness may take, and the most virtual time a simulated
 /// `settle_until` may let pass.
@@ -121,6 +123,8 @@ struct St {
     log: Vec<String>,
     /// Streams the program's listeners accepted.
     streams: Vec<TcpStream>,
+    /// UDP receive callbacks, in order.
+    dgrams: Vec<Dgram>,
 }
 
 fn has_error(lp: &mut Loop<St>) -> bool {
@@ -332,4 +336,15 @@ conformance! {
     unreferenced_handles_let_run_return;
     double_close_is_an_error_and_the_close_callback_runs_once;
     channel_delivers_in_order_then_the_end;
+    udp_datagrams_between_two_sockets_and_a_peer;
+    udp_zero_byte_datagram_is_no_end;
+    udp_truncation_flag;
+    udp_connected_send_and_filter;
+    udp_recv_stop_stops_delivery;
+    udp_send_callbacks_in_order_never_inside_the_call;
+    udp_closed_socket_is_misuse;
+    udp_liveness_follows_receiving;
+    udp_address_in_use;
+    udp_reuse_port_shares_a_port;
+    udp_panic_in_a_recv_callback;
 }

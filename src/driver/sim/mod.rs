@@ -1,4 +1,4 @@
-//! The simulated driver: virtual time and in-memory TCP, with faults.
+//! The simulated driver: virtual time and in-memory TCP and UDP, with faults.
 //!
 //! `wait` never sleeps. If something is ready it returns at once; otherwise, unless the
 //! timeout is zero, it moves the virtual clock to the earliest of the loop's timeout, the next
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub(crate) mod fd;
 pub(crate) mod pool;
+pub(crate) mod udp;
 pub(crate) mod world;
 
 use socket2::{SockAddr, Socket};
@@ -539,6 +540,7 @@ fn rearm(w: &mut World, sock: SocketId) {
 /// leaving every edge to the next real look.
 fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>, consume: bool) {
     fd::collect_fd_ready(w, ready);
+    udp::collect_udp_ready(w, ready, consume);
     let now = w.now;
     let World { socks, conns, .. } = w;
     for (_, sock) in socks.iter_mut() {

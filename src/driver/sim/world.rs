@@ -329,6 +329,8 @@ pub(crate) struct World {
     pub(crate) pool: super::pool::SimPool,
     /// Fake descriptors for fd watchers.
     pub(crate) fds: super::fd::FakeFds,
+    /// The UDP network.
+    pub(crate) udp: super::udp::SimUdp,
 }
 
 impl World {
@@ -352,6 +354,7 @@ impl World {
             trace: Vec::new(),
             pool: super::pool::SimPool::default(),
             fds: super::fd::FakeFds::default(),
+            udp: super::udp::SimUdp::default(),
         }
     }
 
@@ -363,12 +366,15 @@ impl World {
     /// network for TCP; for a Unix socket, the unnamed address a connecting socket has.
     pub(crate) fn ephemeral(&mut self, like: &SockAddr) -> SockAddr {
         match like.as_socket() {
-            Some(ip) => {
-                self.next_port = self.next_port.checked_add(1).unwrap_or(40_000);
-                SocketAddr::new(ip.ip(), self.next_port).into()
-            }
+            Some(ip) => self.ephemeral_ip(ip).into(),
             None => unnamed_unix_addr(),
         }
+    }
+
+    /// A fresh port on `like`'s IP address (TCP and UDP share the counter).
+    pub(crate) fn ephemeral_ip(&mut self, like: SocketAddr) -> SocketAddr {
+        self.next_port = self.next_port.checked_add(1).unwrap_or(40_000);
+        SocketAddr::new(like.ip(), self.next_port)
     }
 
     pub(crate) fn new_conn(&mut self, ends: [End; 2], addrs: [SockAddr; 2]) -> usize {
@@ -480,6 +486,7 @@ impl World {
         }
         consider(Some(self.emfile_until));
         consider(self.pool.next_event(now));
+        consider(self.udp_next_event());
         next
     }
 
