@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
       {"loop_count", loop_count_main}, {"timers", timers_main},
       {"defer", defer_main},
       {"echo_server", echo_server_main}, {"echo_server_threads", echo_server_threads_main},
-      {"pump_server", pump_server_main},
+      {"pump_server", pump_server_main}, {"udp_echo_server", udp_echo_server_main},
       {"write_batch", write_batch_main}, {"waker", waker_main},
       {"channel", channel_main},         {"queue_work", queue_work_main},
       {"fs_stat", fs_stat_main},

@@ -42,6 +42,7 @@ int defer_main(int argc, char **argv);
 int echo_server_main(int argc, char **argv);
 int echo_server_threads_main(int argc, char **argv);
 int pump_server_main(int argc, char **argv);
+int udp_echo_server_main(int argc, char **argv);
 int write_batch_main(int argc, char **argv);
 int waker_main(int argc, char **argv);
 int channel_main(int argc, char **argv);

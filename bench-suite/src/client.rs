@@ -10,6 +10,10 @@
 //!
 //! `echo`, `pump` and `pound` also print `ops` (round trips, MiB, connections), which the
 //! orchestrator divides the server's CPU time by.
+//! - `udp_echo PORT SOCKETS SIZE MILLIS`: SOCKETS connected UDP sockets keep `UDP_WINDOW`
+//!   datagrams in flight each; every echo is checked. Plain std code, blocking, one thread:
+//!   evloop's `UdpSocket` would be the runtime under test. Prints `datagrams_per_s`, `lost`
+//!   and `ops` (echoes).
 //! - `sink EXPECTED`: accepts one connection, reads it to the end, checks the byte count.
 //! - `hold PORT N`: opens N connections, prints `connected`, keeps them until killed.
 
@@ -40,6 +44,12 @@ pub fn main(args: &[String]) -> Result<(), String> {
             util::local_port(parse(rest, 0, "PORT")?),
             parse(rest, 1, "CONCURRENCY")?,
             Duration::from_millis(parse(rest, 2, "MILLIS")?),
+        ),
+        "udp_echo" => udp_echo(
+            util::local_port(parse(rest, 0, "PORT")?),
+            parse(rest, 1, "SOCKETS")?,
+            parse(rest, 2, "SIZE")?,
+            Duration::from_millis(parse(rest, 3, "MILLIS")?),
         ),
         "sink" => sink(parse(rest, 0, "EXPECTED")?),
         "hold" => hold(util::local_port(parse(rest, 0, "PORT")?), parse(rest, 1, "N")?),
@@ -188,6 +198,66 @@ fn echo_connected(lp: &mut Loop<Echo>, stream: TcpStream, c: usize, r: io::Resul
             }
         }
     }
+}
+
+// ---- udp_echo ----
+
+/// Datagrams each client socket keeps in flight: enough for the server to find several per
+/// wakeup (what batched receive is for), few enough that 16 sockets' 1,400-byte datagrams fit
+/// the server's default receive buffer, so that loopback drops none.
+const UDP_WINDOW: usize = 4;
+
+/// An echo not back by then is counted lost, and replaced.
+const UDP_LOSS_TIMEOUT: Duration = Duration::from_millis(200);
+
+fn udp_echo(addr: SocketAddr, sockets: usize, size: usize, duration: Duration) -> io::Result<()> {
+    if sockets == 0 || size == 0 {
+        return Err(fail("SOCKETS and SIZE must be positive"));
+    }
+    let message = message(size);
+    let socks = (0..sockets)
+        .map(|_| {
+            let s = std::net::UdpSocket::bind(util::local_port(0))?;
+            s.connect(addr)?;
+            s.set_read_timeout(Some(UDP_LOSS_TIMEOUT))?;
+            Ok(s)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let start = Instant::now();
+    let deadline = start + duration;
+    for s in &socks {
+        for _ in 0..UDP_WINDOW {
+            s.send(&message)?;
+        }
+    }
+    let (mut echoed, mut lost) = (0u64, 0u64);
+    'run: loop {
+        for s in &socks {
+            match s.recv(&mut buf) {
+                Ok(n) if buf[..n] == message[..] => echoed += 1,
+                Ok(_) => return Err(fail("echo mismatch")),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    lost += 1
+                }
+                Err(e) => return Err(fail(format!("recv: {e}"))),
+            }
+            if Instant::now() >= deadline {
+                break 'run;
+            }
+            s.send(&message)?;
+        }
+    }
+    let elapsed = start.elapsed();
+    // Loopback drops nothing unless a receive buffer overflows: more than a trace of loss
+    // means the server fell behind, and the figure would measure the timeout.
+    if lost * 1000 > echoed {
+        return Err(fail(format!("{lost} datagrams lost of {}", echoed + lost)));
+    }
+    util::result("datagrams_per_s", echoed as f64 / elapsed.as_secs_f64());
+    util::result("lost", lost as f64);
+    util::result("ops", echoed as f64);
+    Ok(())
 }
 
 // ---- pump ----

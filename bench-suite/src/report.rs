@@ -297,6 +297,8 @@ const SUMMARY_ROWS: &[(&str, &str, &str)] = &[
     ("echo_threads", ECHO_THREADS_1, "round_trips_per_s"),
     ("echo_threads", ECHO_THREADS_2, "round_trips_per_s"),
     ("echo_threads", ECHO_THREADS_2, "server_cpu_us_per_op"),
+    ("udp_echo", "16 sockets x 64 B", "datagrams_per_s"),
+    ("udp_echo", "16 sockets x 64 B", "server_cpu_us_per_op"),
     ("pump", "100 conn x 8 KiB writes", "mib_per_s"),
     ("pound", "1000 clients", "server_cpu_us_per_op"),
     ("tcp_write_batch", "1000000 x 13 B", "total_ms"),

@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use evloop::{fs, Channel, Idle, ListenOptions, Loop, RunMode, TcpListener, TcpStream, Timer, Waker};
+use evloop::{
+    fs, Channel, Idle, ListenOptions, Loop, RunMode, TcpListener, TcpStream, Timer, UdpSocket, Waker,
+};
 
 use crate::util::{self, parse};
 
@@ -24,6 +26,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "echo_server" => echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }),
         "echo_server_threads" => echo_server_threads(parse(rest, 0, "THREADS")?),
         "pump_server" => pump_server(),
+        "udp_echo_server" => udp_echo_server(),
         "write_batch" => write_batch(parse(rest, 0, "PORT")?, parse(rest, 1, "N")?),
         "waker" => waker(parse(rest, 0, "THREADS")?, parse(rest, 1, "ROUNDS")?),
         "channel" => channel(parse(rest, 0, "THREADS")?, parse(rest, 1, "PER_THREAD")?),
@@ -240,6 +243,21 @@ fn echo<S>(lp: &mut Loop<S>, stream: TcpStream, data: io::Result<&[u8]>) {
             let _ = stream.close(lp);
         }
     }
+}
+
+/// Echoes every datagram to its sender: `send_to` tries the socket at once and queues a copy
+/// only if it is full.
+fn udp_echo_server() -> io::Result<()> {
+    let mut lp = Loop::new()?;
+    let socket = UdpSocket::bind(&mut lp, util::local_any())?;
+    socket.recv_start(&mut lp, |lp, socket, received| {
+        if let Ok((data, from, _)) = received {
+            let _ = socket.send_to(lp, data, from);
+        }
+    })?;
+    util::listening(socket.local_addr(&lp)?.port());
+    lp.run(RunMode::Default)?;
+    Ok(())
 }
 
 /// Streams 8 KiB writes to every client until it goes away.

@@ -40,6 +40,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         }
         "echo_server_threads" => echo_server_threads(parse(rest, 0, "THREADS")?),
         "pump_server" => rt.block_on(pump_server()),
+        "udp_echo_server" => rt.block_on(udp_echo_server()),
         "write_batch" => rt.block_on(write_batch(parse(rest, 0, "PORT")?, parse(rest, 1, "N")?)),
         "waker" => rt.block_on(waker(parse(rest, 0, "THREADS")?, parse(rest, 1, "ROUNDS")?)),
         "channel" => rt.block_on(channel(parse(rest, 0, "THREADS")?, parse(rest, 1, "PER_THREAD")?)),
@@ -370,6 +371,21 @@ async fn echo_server(report_after: Option<u64>) -> io::Result<()> {
                     (now as f64 - rss_before as f64) * 1024.0 / accepted as f64,
                 );
             });
+        }
+    }
+}
+
+/// Echoes every datagram to its sender: `recv_from`, then `try_send_to` at once, and only if
+/// the socket is full, `send_to(...).await`.
+async fn udp_echo_server() -> io::Result<()> {
+    let socket = tokio::net::UdpSocket::bind(util::local_any()).await?;
+    util::listening(socket.local_addr()?.port());
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let (n, from) = socket.recv_from(&mut buf).await?;
+        match socket.try_send_to(&buf[..n], from) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => drop(socket.send_to(&buf[..n], from).await),
+            _ => {}
         }
     }
 }

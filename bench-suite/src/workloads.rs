@@ -26,7 +26,7 @@ impl Runtime {
 }
 
 /// Every workload, in the order they run, with a one-line description.
-pub const WORKLOADS: [(&str, &str); 14] = [
+pub const WORKLOADS: [(&str, &str); 15] = [
     (
         "loop_count",
         "idle loop iterations per second with one idle TCP listener open, and with no socket \
@@ -47,6 +47,11 @@ pub const WORKLOADS: [(&str, &str); 14] = [
          one port; 100 connections x 64 B in lock-step; nothing pinned (2 threads and the client share 2 CPUs)",
     ),
     ("pump", "the server streams 8 KiB writes to 1 and 100 connections: throughput"),
+    (
+        "udp_echo",
+        "UDP echo: 1 and 16 client sockets, 4 datagrams in flight each, 64 B and 1,400 B: datagrams/s \
+         (libuv with recvmmsg)",
+    ),
     ("pound", "100 and 1,000 concurrent clients: connect, write, read the echo, close"),
     ("tcp_write_batch", "1,000,000 writes of 13 bytes on one connection, then shutdown"),
     ("waker", "loop <-> 1, 2, 4 std threads wakeup ping-pong"),
@@ -71,6 +76,7 @@ pub enum Kind {
     Echo { conns: usize, size: usize, millis: u64 },
     EchoThreads { threads: usize, conns: usize, size: usize, millis: u64 },
     Pump { conns: usize, millis: u64 },
+    UdpEcho { sockets: usize, size: usize, millis: u64 },
     Pound { concurrency: usize, millis: u64 },
     WriteBatch { n: u64 },
     Waker { threads: usize, rounds: u64 },
@@ -135,6 +141,10 @@ impl Case {
                 m("mib_per_s", "throughput", Unit::MiBPerSec, true),
                 m("server_cpu_us_per_op", "server CPU/MiB", Unit::Us, false),
             ],
+            Kind::UdpEcho { .. } => vec![
+                m("datagrams_per_s", "datagrams/s", Unit::PerSec, true),
+                m("server_cpu_us_per_op", "server CPU/datagram", Unit::Us, false),
+            ],
             Kind::Pound { .. } => vec![
                 m("conns_per_s", "connections/s", Unit::PerSec, true),
                 m("server_cpu_us_per_op", "server CPU/connection", Unit::Us, false),
@@ -158,6 +168,7 @@ pub fn metrics_of(workload: &'static str) -> Vec<Metric> {
         "defer" => Kind::Defer { n: 0, timer: false },
         "pump" => Kind::Pump { conns: 0, millis: 0 },
         "pound" => Kind::Pound { concurrency: 0, millis: 0 },
+        "udp_echo" => Kind::UdpEcho { sockets: 0, size: 0, millis: 0 },
         "tcp_write_batch" => Kind::WriteBatch { n: 0 },
         "waker" => Kind::Waker { threads: 0, rounds: 0 },
         "channel" => Kind::Channel { threads: 0, per_thread: 0 },
@@ -240,6 +251,12 @@ pub fn cases(cfg: &Config) -> Vec<Case> {
     }
     for conns in [1, 100] {
         add("pump", format!("{conns} conn x 8 KiB writes"), Kind::Pump { conns, millis: tcp_ms });
+    }
+    for sockets in [1, 16] {
+        for size in [64, 1400] {
+            let label = format!("{sockets} socket{} x {size} B", if sockets == 1 { "" } else { "s" });
+            add("udp_echo", label, Kind::UdpEcho { sockets, size, millis: echo_ms });
+        }
     }
     for concurrency in [100, 1000] {
         add("pound", format!("{concurrency} clients"), Kind::Pound { concurrency, millis: tcp_ms });
@@ -366,6 +383,9 @@ pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
         ),
         Kind::Pump { conns, millis } => {
             served(strings(&[&"pump_server"]), strings(&[&"pump", &conns, &millis]))
+        }
+        Kind::UdpEcho { sockets, size, millis } => {
+            served(strings(&[&"udp_echo_server"]), strings(&[&"udp_echo", &sockets, &size, &millis]))
         }
         Kind::Pound { concurrency, millis } => {
             let r = served(strings(&[&"echo_server"]), strings(&[&"pound", &concurrency, &millis]))?;
