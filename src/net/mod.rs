@@ -23,8 +23,8 @@ mod read;
 pub(crate) mod stream;
 mod stream_methods;
 pub(crate) mod tcp;
-pub(crate) mod unix;
 pub(crate) mod udp;
+pub(crate) mod unix;
 mod write;
 pub(crate) mod write_queue;
 
