@@ -7,34 +7,11 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net as std_unix;
-use std::path::PathBuf;
 
 use evloop::sim::Sim;
 use evloop::{HandleKind, ListenOptions, Loop, RunMode, UnixListener, UnixStream};
 
-use common::time_limit;
-
-/// A fresh temporary directory for one test's socket files, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("evloop-unix-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{time_limit, TempDir};
 
 /// Our own effective uid and gid, from `/proc/self/status` (`Uid:`/`Gid:` real, effective, ...).
 fn own_ids() -> (u32, u32) {
@@ -49,7 +26,7 @@ fn own_ids() -> (u32, u32) {
 #[test]
 fn peer_cred_names_our_own_process_on_both_ends() {
     let dir = TempDir::new("cred");
-    let path = dir.path("cred.sock");
+    let path = dir.join("cred.sock");
     let mut lp = Loop::with_state(Vec::new()).unwrap();
     time_limit(&mut lp, 10);
     let listener = UnixListener::bind(&mut lp, &path, |lp, s| {
@@ -123,7 +100,7 @@ fn abstract_names_bind_connect_and_leave_no_file() {
 #[test]
 fn a_stale_socket_file_is_addr_in_use_naming_the_path_until_unlink_existing() {
     let dir = TempDir::new("stale");
-    let path = dir.path("stale.sock");
+    let path = dir.join("stale.sock");
     drop(std_unix::UnixListener::bind(&path).unwrap());
     assert!(path.exists(), "a closed std listener leaves its socket file");
     let mut lp = Loop::new().unwrap();
@@ -140,7 +117,7 @@ fn a_stale_socket_file_is_addr_in_use_naming_the_path_until_unlink_existing() {
 #[test]
 fn unlink_existing_never_removes_a_file_that_is_not_a_socket() {
     let dir = TempDir::new("notsock");
-    let path = dir.path("data.txt");
+    let path = dir.join("data.txt");
     std::fs::write(&path, b"keep me").unwrap();
     let mut lp = Loop::new().unwrap();
     let err = ListenOptions::new().unlink_existing(true).bind_unix(&mut lp, &path, |_, _| {}).unwrap_err();
@@ -151,7 +128,7 @@ fn unlink_existing_never_removes_a_file_that_is_not_a_socket() {
 #[test]
 fn binding_a_path_twice_is_addr_in_use() {
     let dir = TempDir::new("twice");
-    let path = dir.path("twice.sock");
+    let path = dir.join("twice.sock");
     let mut lp = Loop::new().unwrap();
     UnixListener::bind(&mut lp, &path, |_, _| {}).unwrap();
     let err = UnixListener::bind(&mut lp, &path, |_, _| {}).unwrap_err();
@@ -177,7 +154,7 @@ fn a_path_longer_than_sun_path_is_invalid_input() {
 #[test]
 fn std_streams_and_listeners_move_in_and_out() {
     let dir = TempDir::new("std");
-    let path = dir.path("std.sock");
+    let path = dir.join("std.sock");
     let std_listener = std_unix::UnixListener::bind(&path).unwrap();
     let mut lp = Loop::with_state(Vec::<u8>::new()).unwrap();
     time_limit(&mut lp, 10);
