@@ -218,3 +218,48 @@ fn the_simulator_keeps_a_bound_path_until_a_bind_unlinks_it() {
     assert_eq!(s.local_addr(&sim).unwrap().as_pathname(), Some("/sim/app.sock".as_ref()));
     assert!(s.peer_addr(&sim).unwrap().is_unnamed());
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_simulator_serves_abstract_names_and_frees_them_with_their_listener() {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std_unix::SocketAddr::from_abstract_name("sim-abstract").unwrap();
+    let mut sim = Sim::new(1, Vec::<u8>::new());
+    let l = UnixListener::bind_addr(&mut sim, &addr, |lp, s| {
+        s.read_start(lp, |lp, _, d| lp.state.extend_from_slice(d.unwrap())).unwrap();
+    })
+    .unwrap();
+    assert_eq!(UnixListener::bind_addr(&mut sim, &addr, |_, _| {}).unwrap_err().kind(), ErrorKind::AddrInUse);
+    UnixStream::connect_addr(&mut sim, &addr, |lp, c, r| {
+        r.unwrap();
+        c.write(lp, b"no file").unwrap();
+    })
+    .unwrap();
+    sim.run_until_idle().unwrap();
+    sim.advance(std::time::Duration::from_millis(10)).unwrap();
+    assert_eq!(sim.state, b"no file");
+    // An abstract name is free again once its listener closes (no file stays behind).
+    l.close(&mut sim).unwrap();
+    sim.run_until_idle().unwrap();
+    UnixListener::bind_addr(&mut sim, &addr, |_, _| {}).unwrap();
+}
+
+#[test]
+fn a_program_connects_to_a_fake_unix_listener_in_the_simulator() {
+    let mut sim = Sim::new(1, Vec::<u8>::new());
+    let fake = sim.listen_unix("/sim/fake.sock").unwrap();
+    let c = UnixStream::connect(&mut sim, "/sim/fake.sock", |lp, c, r| {
+        r.unwrap();
+        c.write(lp, b"to the fake").unwrap();
+        c.read_start(lp, |lp, _, d| lp.state.extend_from_slice(d.unwrap())).unwrap();
+    })
+    .unwrap();
+    sim.run_until_idle().unwrap();
+    let peer = fake.accept().expect("the program's connect reached the fake listener");
+    sim.advance(std::time::Duration::from_millis(10)).unwrap();
+    assert_eq!(peer.recv(), b"to the fake");
+    peer.send(b"from the fake");
+    sim.advance(std::time::Duration::from_millis(10)).unwrap();
+    assert_eq!(sim.state, b"from the fake");
+    assert_eq!(c.peer_addr(&sim).unwrap().as_pathname(), Some("/sim/fake.sock".as_ref()));
+}
