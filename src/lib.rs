@@ -2,9 +2,10 @@
 //!
 //! One single-threaded [`Loop`] owns handles — [`Timer`]s, [`Idle`], [`Prepare`] and
 //! [`Check`] watchers, cross-thread [`Waker`]s and [`Channel`]s, Unix [`Signal`] watchers,
-//! [`TcpListener`]s and [`TcpStream`]s, [`UdpSocket`]s, [`FdWatcher`]s of the program's own
-//! descriptors — waits for readiness, and calls the closures the program registered, in
-//! libuv's phase order; [`Loop::defer`] runs a one-shot callback on the next iteration.
+//! [`TcpListener`]s and [`TcpStream`]s, [`UnixListener`]s and [`UnixStream`]s,
+//! [`UdpSocket`]s, [`FdWatcher`]s of the program's own descriptors — waits for readiness,
+//! and calls the closures the program registered, in libuv's phase order; [`Loop::defer`]
+//! runs a one-shot callback on the next iteration.
 //! Blocking work ([`Loop::queue_work`], [`fs`], [`dns`]) runs on a thread pool and comes
 //! back as a callback. Every callback receives the
 //! `&mut Loop<S>`, so it can start timers, close handles or open new ones, and reach the

@@ -7,34 +7,11 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net as std_unix;
-use std::path::PathBuf;
 
 use evloop::sim::Sim;
 use evloop::{HandleKind, ListenOptions, Loop, RunMode, UnixListener, UnixStream};
 
-use common::time_limit;
-
-/// A fresh temporary directory for one test's socket files, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("evloop-unix-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{time_limit, TempDir};
 
 /// Our own effective uid and gid, from `/proc/self/status` (`Uid:`/`Gid:` real, effective, ...).
 fn own_ids() -> (u32, u32) {
@@ -49,7 +26,7 @@ fn own_ids() -> (u32, u32) {
 #[test]
 fn peer_cred_names_our_own_process_on_both_ends() {
     let dir = TempDir::new("cred");
-    let path = dir.path("cred.sock");
+    let path = dir.join("cred.sock");
     let mut lp = Loop::with_state(Vec::new()).unwrap();
     time_limit(&mut lp, 10);
     let listener = UnixListener::bind(&mut lp, &path, |lp, s| {
@@ -123,7 +100,7 @@ fn abstract_names_bind_connect_and_leave_no_file() {
 #[test]
 fn a_stale_socket_file_is_addr_in_use_naming_the_path_until_unlink_existing() {
     let dir = TempDir::new("stale");
-    let path = dir.path("stale.sock");
+    let path = dir.join("stale.sock");
     drop(std_unix::UnixListener::bind(&path).unwrap());
     assert!(path.exists(), "a closed std listener leaves its socket file");
     let mut lp = Loop::new().unwrap();
@@ -140,7 +117,7 @@ fn a_stale_socket_file_is_addr_in_use_naming_the_path_until_unlink_existing() {
 #[test]
 fn unlink_existing_never_removes_a_file_that_is_not_a_socket() {
     let dir = TempDir::new("notsock");
-    let path = dir.path("data.txt");
+    let path = dir.join("data.txt");
     std::fs::write(&path, b"keep me").unwrap();
     let mut lp = Loop::new().unwrap();
     let err = ListenOptions::new().unlink_existing(true).bind_unix(&mut lp, &path, |_, _| {}).unwrap_err();
@@ -151,7 +128,7 @@ fn unlink_existing_never_removes_a_file_that_is_not_a_socket() {
 #[test]
 fn binding_a_path_twice_is_addr_in_use() {
     let dir = TempDir::new("twice");
-    let path = dir.path("twice.sock");
+    let path = dir.join("twice.sock");
     let mut lp = Loop::new().unwrap();
     UnixListener::bind(&mut lp, &path, |_, _| {}).unwrap();
     let err = UnixListener::bind(&mut lp, &path, |_, _| {}).unwrap_err();
@@ -177,7 +154,7 @@ fn a_path_longer_than_sun_path_is_invalid_input() {
 #[test]
 fn std_streams_and_listeners_move_in_and_out() {
     let dir = TempDir::new("std");
-    let path = dir.path("std.sock");
+    let path = dir.join("std.sock");
     let std_listener = std_unix::UnixListener::bind(&path).unwrap();
     let mut lp = Loop::with_state(Vec::<u8>::new()).unwrap();
     time_limit(&mut lp, 10);
@@ -240,4 +217,49 @@ fn the_simulator_keeps_a_bound_path_until_a_bind_unlinks_it() {
     let s = sim.state[0];
     assert_eq!(s.local_addr(&sim).unwrap().as_pathname(), Some("/sim/app.sock".as_ref()));
     assert!(s.peer_addr(&sim).unwrap().is_unnamed());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_simulator_serves_abstract_names_and_frees_them_with_their_listener() {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std_unix::SocketAddr::from_abstract_name("sim-abstract").unwrap();
+    let mut sim = Sim::new(1, Vec::<u8>::new());
+    let l = UnixListener::bind_addr(&mut sim, &addr, |lp, s| {
+        s.read_start(lp, |lp, _, d| lp.state.extend_from_slice(d.unwrap())).unwrap();
+    })
+    .unwrap();
+    assert_eq!(UnixListener::bind_addr(&mut sim, &addr, |_, _| {}).unwrap_err().kind(), ErrorKind::AddrInUse);
+    UnixStream::connect_addr(&mut sim, &addr, |lp, c, r| {
+        r.unwrap();
+        c.write(lp, b"no file").unwrap();
+    })
+    .unwrap();
+    sim.run_until_idle().unwrap();
+    sim.advance(std::time::Duration::from_millis(10)).unwrap();
+    assert_eq!(sim.state, b"no file");
+    // An abstract name is free again once its listener closes (no file stays behind).
+    l.close(&mut sim).unwrap();
+    sim.run_until_idle().unwrap();
+    UnixListener::bind_addr(&mut sim, &addr, |_, _| {}).unwrap();
+}
+
+#[test]
+fn a_program_connects_to_a_fake_unix_listener_in_the_simulator() {
+    let mut sim = Sim::new(1, Vec::<u8>::new());
+    let fake = sim.listen_unix("/sim/fake.sock").unwrap();
+    let c = UnixStream::connect(&mut sim, "/sim/fake.sock", |lp, c, r| {
+        r.unwrap();
+        c.write(lp, b"to the fake").unwrap();
+        c.read_start(lp, |lp, _, d| lp.state.extend_from_slice(d.unwrap())).unwrap();
+    })
+    .unwrap();
+    sim.run_until_idle().unwrap();
+    let peer = fake.accept().expect("the program's connect reached the fake listener");
+    sim.advance(std::time::Duration::from_millis(10)).unwrap();
+    assert_eq!(peer.recv(), b"to the fake");
+    peer.send(b"from the fake");
+    sim.advance(std::time::Duration::from_millis(10)).unwrap();
+    assert_eq!(sim.state, b"from the fake");
+    assert_eq!(c.peer_addr(&sim).unwrap().as_pathname(), Some("/sim/fake.sock".as_ref()));
 }

@@ -11,27 +11,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{have_client, start_listening};
+use common::{have_client, start_listening, TempDir};
 
-/// An example serving on a socket path in a fresh temporary directory; killed and the
-/// directory removed when dropped.
+/// An example serving on a socket path in a fresh temporary directory; killed when dropped
+/// (then the directory goes).
 struct UnixServer {
     child: Child,
-    dir: PathBuf,
+    _dir: TempDir,
     path: PathBuf,
 }
 
 impl UnixServer {
     fn start(example: &str, test: &str) -> UnixServer {
-        let dir = std::env::temp_dir().join(format!("evloop-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new(test);
         let path = dir.join("server.sock");
         let mut cmd = Command::new(fresh_example(example));
         cmd.arg(format!("unix:{}", path.display()));
         let (child, listening) = start_listening(cmd);
         assert_eq!(listening, format!("unix:{}", path.display()));
-        UnixServer { child, dir, path }
+        UnixServer { child, _dir: dir, path }
     }
 
     /// Sends SIGTERM and waits (at most 10 s) for the exit status.
@@ -53,7 +51,6 @@ impl Drop for UnixServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

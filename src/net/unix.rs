@@ -18,8 +18,12 @@ use crate::error::misuse;
 use crate::event_loop::Loop;
 use crate::handle::{common_handle_methods, Handle, HandleKind};
 
-/// The longest path `sun_path` holds, its terminating NUL aside (Linux: 108 bytes in all).
+/// The longest path `sun_path` holds, its terminating NUL aside (108 bytes in all on Linux,
+/// 104 on the BSDs and macOS).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const MAX_PATH_LEN: usize = 107;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const MAX_PATH_LEN: usize = 103;
 
 /// A Unix domain stream socket (libuv's `uv_pipe_t` on a socket, Node's `net.Socket` on an
 /// IPC path): a connection to a local process, with exactly [`TcpStream`](crate::TcpStream)'s
@@ -99,8 +103,9 @@ impl UnixStream {
         connect(lp, sock_addr(addr)?, on_connect)
     }
 
-    /// The credentials of the process at the other end (`SO_PEERCRED`): its pid, uid and
-    /// gid when it connected (or, for an accepted stream, when its listener was bound).
+    /// The credentials of the process at the other end (`SO_PEERCRED`), as the kernel
+    /// recorded them: for an accepted stream, the client's when it connected; for a client,
+    /// the server's when it started listening.
     /// `Unsupported` off Linux and on a simulated loop, which has no processes.
     pub fn peer_cred<S>(&self, lp: &Loop<S>) -> io::Result<UCred> {
         lp.driver.peer_cred(lp.stream_socket(self.handle, Self::STREAM_KIND)?)
@@ -186,7 +191,7 @@ impl UnixListener {
     /// Binds to the filesystem `path` with the default [`ListenOptions`] and starts
     /// accepting; each new connection is handed to `on_connection`. Fails with `AddrInUse`
     /// if a socket file is already there (see [`ListenOptions::unlink_existing`]) and with
-    /// `InvalidInput` if the path is longer than `sun_path` holds (107 bytes).
+    /// `InvalidInput` if the path is longer than `sun_path` holds (107 bytes on Linux).
     pub fn bind<S>(
         lp: &mut Loop<S>,
         path: impl AsRef<Path>,

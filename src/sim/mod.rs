@@ -11,12 +11,14 @@
 //!   returns [`SimError::Stalled`] instead of hanging when live handles wait for an event
 //!   that can never come, or [`SimError::Livelock`] when something keeps the loop busy
 //!   without ever letting time pass (an idle watcher that never stops).
-//! - **The network** is in memory, addressed by `SocketAddr`: listeners, connections, FIN,
+//! - **The network** is in memory, addressed by `SocketAddr` (and by path or abstract name
+//!   for Unix domain sockets, which share TCP's connection model): listeners, connections, FIN,
 //!   RST, half-close, a receive window per direction (so backpressure is real), per-link
 //!   latency, and reads cut into chunks (whole, fixed or seeded random down to 1 byte).
 //!   UDP too, with seeded loss, duplication and reordering ([`SimConfig::udp_loss`] and
 //!   friends) and fake UDP peers ([`Sim::udp_peer`]).
-//! - **Fake peers** ([`Sim::connect`], [`Sim::listen`]) are driven by the test: send, receive
+//! - **Fake peers** ([`Sim::connect`], [`Sim::listen`], and for Unix paths
+//!   [`Sim::connect_unix`], [`Sim::listen_unix`]) are driven by the test: send, receive
 //!   what the program wrote, shut down, reset, pause reading. They never call user callbacks:
 //!   callbacks run only inside the loop.
 //! - **Fake descriptors** ([`Sim::fake_fd`]) for [`FdWatcher`](crate::FdWatcher)s: the test
