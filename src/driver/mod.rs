@@ -42,7 +42,7 @@ pub(crate) mod udp;
 
 pub(crate) use options::check_pollable;
 pub use options::{Backend, FdInterest, ListenOptions, UCred, UdpOptions};
-pub(crate) use udp::{Membership, Received, UdpOption};
+pub(crate) use udp::{Membership, Received, UdpOption, RECV_BATCH};
 
 /// The backend under a loop.
 pub(crate) enum Driver {
@@ -183,8 +183,9 @@ forward! {
     mut fn udp_bind(addr: SocketAddr, opts: &UdpOptions) -> io::Result<SocketId>;
     /// Sends one datagram to `to`, or to the connected peer (`None`), without blocking.
     mut fn udp_send(sock: SocketId, data: &[u8], to: Option<SocketAddr>) -> io::Result<usize>;
-    /// Receives one datagram, without blocking.
-    mut fn udp_recv(sock: SocketId, buf: &mut [u8]) -> io::Result<Received>;
+    /// Receives a batch of datagrams without blocking, each into its own `slot`-byte piece
+    /// of `buf`, appending where they are to `got` (`udp.rs`); `WouldBlock` if none.
+    mut fn udp_recv_batch(sock: SocketId, buf: &mut [u8], slot: usize, got: &mut Vec<Received>) -> io::Result<()>;
     /// Connects the socket to one peer, or (`None`) dissolves the association.
     mut fn udp_connect(sock: SocketId, to: Option<SocketAddr>) -> io::Result<()>;
     /// Registers or changes a UDP socket's interest, under `key`.

@@ -60,6 +60,11 @@ impl Membership {
     }
 }
 
+/// Datagrams one receive call takes at most (`recvmmsg`'s batch; libuv takes 20). Each needs
+/// a slot of the receive buffer as large as the largest datagram expected (64 KiB by
+/// default), so this bounds the loop's receive buffer too (1 MiB, mostly never touched).
+pub(crate) const RECV_BATCH: usize = 16;
+
 /// One received datagram's length in the buffer, its sender, and whether the buffer cut it
 /// short (the rest is lost, as `MSG_TRUNC` says).
 #[derive(Copy, Clone, Debug)]
@@ -119,23 +124,31 @@ impl OsDriver {
         })
     }
 
-    /// Receives one datagram into `buf`.
-    pub(crate) fn udp_recv(&mut self, sock: SocketId, buf: &mut [u8]) -> io::Result<Received> {
+    /// Receives up to `buf.len() / slot` datagrams (`RECV_BATCH` at most), the i-th into
+    /// `buf[i * slot..]`, and appends where each ended up to `got`; `WouldBlock` if none was
+    /// there. Fewer than asked for means the socket is empty, or holds an error (an ICMP
+    /// report) that the next call returns.
+    pub(crate) fn udp_recv_batch(
+        &mut self,
+        sock: SocketId,
+        buf: &mut [u8],
+        slot: usize,
+        got: &mut Vec<Received>,
+    ) -> io::Result<()> {
         let s = self.udp(sock)?;
         #[cfg(target_os = "linux")]
         {
-            let flags = rustix::net::RecvFlags::TRUNC;
-            let (len, whole, from) = retry_interrupted(|| Ok(rustix::net::recvfrom(s, &mut *buf, flags)?))?;
-            let from = from.and_then(|a| SocketAddr::try_from(a).ok()).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidData, "evloop: datagram without a sender")
-            })?;
-            Ok(Received { len, from, truncated: whole > len })
+            retry_interrupted(|| recvmmsg(s, buf, slot, got))
         }
         #[cfg(not(target_os = "linux"))]
         {
-            // Without MSG_TRUNC's length the cut cannot be told from a datagram that fits.
-            let (len, from) = retry_interrupted(|| s.recv_from(buf))?;
-            Ok(Received { len, from, truncated: false })
+            // One datagram per call: without recvmmsg, a second call could only take an
+            // error report that the loop would then have to keep. The portable backend is
+            // level-triggered, so what is left is reported again. Without MSG_TRUNC's length
+            // the cut cannot be told from a datagram that fits.
+            let (len, from) = retry_interrupted(|| s.recv_from(&mut buf[..slot.min(buf.len())]))?;
+            got.push(Received { len, from, truncated: false });
+            Ok(())
         }
     }
 
@@ -212,4 +225,61 @@ impl OsDriver {
             (Membership::V6(group, iface), false) => s.leave_multicast_v6(&group, iface),
         }
     }
+}
+
+/// `recvmmsg(2)` without blocking: up to `RECV_BATCH` datagrams in one system call, each
+/// into its own `slot`-byte piece of `buf`, with its sender and `MSG_TRUNC` if the piece cut
+/// it short. Neither rustix nor socket2 wraps it, hence `libc` and the one `unsafe` block.
+#[cfg(target_os = "linux")]
+fn recvmmsg(socket: &net::UdpSocket, buf: &mut [u8], slot: usize, got: &mut Vec<Received>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::ptr;
+
+    use socket2::{SockAddr, SockAddrStorage};
+
+    let width = (buf.len() / slot.max(1)).min(RECV_BATCH);
+    let mut names: [SockAddrStorage; RECV_BATCH] = std::array::from_fn(|_| SockAddrStorage::zeroed());
+    let mut iovs: [libc::iovec; RECV_BATCH] =
+        [libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; RECV_BATCH];
+    for (iov, piece) in iovs.iter_mut().zip(buf.chunks_exact_mut(slot)).take(width) {
+        *iov = libc::iovec { iov_base: piece.as_mut_ptr().cast(), iov_len: piece.len() };
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: `mmsghdr` is a plain C struct for which all zeroes is a valid value (null
+    // pointers, zero lengths). Each of the first `width` headers points at its own
+    // `SockAddrStorage` (a `sockaddr_storage`, `repr(transparent)`) with its size as
+    // `msg_namelen`, and at its own `iovec`, which points at its own `slot`-byte piece of
+    // `buf`: disjoint, in bounds (`chunks_exact_mut`), and alive and otherwise unused until
+    // the call returns. The kernel writes at most `iov_len` bytes into each piece and at
+    // most `msg_namelen` bytes into each address, and returns how many headers it filled
+    // (at most `width`). For each of those, `SockAddr::new` gets the storage the kernel
+    // filled and the length it set, as its contract asks.
+    unsafe {
+        let mut hdrs: [libc::mmsghdr; RECV_BATCH] = std::mem::zeroed();
+        for i in 0..width {
+            hdrs[i].msg_hdr.msg_name = ptr::addr_of_mut!(names[i]).cast();
+            hdrs[i].msg_hdr.msg_namelen = names[i].size_of();
+            hdrs[i].msg_hdr.msg_iov = ptr::addr_of_mut!(iovs[i]);
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        let n = libc::recvmmsg(
+            socket.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            width as u32,
+            libc::MSG_DONTWAIT,
+            ptr::null_mut(),
+        );
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        for (hdr, name) in hdrs.iter().zip(names.iter_mut()).take(n as usize) {
+            let storage = std::mem::replace(name, SockAddrStorage::zeroed());
+            let from = SockAddr::new(storage, hdr.msg_hdr.msg_namelen).as_socket().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "evloop: datagram without a sender")
+            })?;
+            let truncated = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            got.push(Received { len: hdr.msg_len as usize, from, truncated });
+        }
+    }
+    Ok(())
 }

@@ -51,6 +51,11 @@ pub(crate) struct NetState {
     pub(crate) requests: usize,
     /// The buffer every read borrows from; taken out while a read callback runs.
     pub(crate) read_buf: Vec<u8>,
+    /// The buffer UDP sockets receive batches into (`udp/recv.rs`), allocated on first
+    /// use; taken out while a batch is delivered.
+    pub(crate) udp_buf: Vec<u8>,
+    /// Where each datagram of a batch ended up in `udp_buf`.
+    pub(crate) udp_received: Vec<crate::driver::Received>,
     /// Readiness found by the last poll, dispatched after it.
     pub(crate) ready: Vec<Readiness>,
     /// Readiness the loop owes itself: sockets that may still be ready though the poller
@@ -69,6 +74,8 @@ impl NetState {
             interest_dirty: Vec::new(),
             requests: 0,
             read_buf: vec![0; READ_BUF_SIZE],
+            udp_buf: Vec::new(),
+            udp_received: Vec::new(),
             ready: Vec::new(),
             again: Vec::new(),
         }

@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use slab::Slab;
 
 use super::{SimDriver, World};
-use crate::driver::{Interest, Membership, Readiness, Received, SocketId, UdpOption, UdpOptions};
+use crate::driver::{Interest, Membership, Readiness, Received, SocketId, UdpOption, UdpOptions, RECV_BATCH};
 
 /// What a socket's receive queue holds at most, in payload bytes (Linux's default
 /// `rmem_default`); what arrives beyond it is dropped, as the kernel drops it.
@@ -312,7 +312,35 @@ impl SimDriver {
         Ok(data.len())
     }
 
-    pub(crate) fn udp_recv(&mut self, sock: SocketId, buf: &mut [u8]) -> io::Result<Received> {
+    /// A batch as `recvmmsg` takes it: the datagrams that have arrived, in order, up to
+    /// `buf.len() / slot` of them, stopping short of an error report once one was taken
+    /// (the next call returns it).
+    pub(crate) fn udp_recv_batch(
+        &mut self,
+        sock: SocketId,
+        buf: &mut [u8],
+        slot: usize,
+        got: &mut Vec<Received>,
+    ) -> io::Result<()> {
+        for (i, piece) in buf.chunks_exact_mut(slot).take(RECV_BATCH).enumerate() {
+            let error_due = {
+                let w = self.world.borrow();
+                let now = w.now;
+                w.udp.socks.get(sock).is_some_and(|s| s.error.is_some_and(|(at, _)| at <= now))
+            };
+            if i > 0 && error_due {
+                break;
+            }
+            match self.udp_recv(sock, piece) {
+                Ok(d) => got.push(d),
+                Err(e) if i == 0 => return Err(e),
+                Err(_) => break, // WouldBlock: the socket is empty
+            }
+        }
+        Ok(())
+    }
+
+    fn udp_recv(&mut self, sock: SocketId, buf: &mut [u8]) -> io::Result<Received> {
         let mut w = self.world.borrow_mut();
         let now = w.now;
         let s = w.udp.socks.get_mut(sock).ok_or_else(not_udp)?;

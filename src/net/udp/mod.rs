@@ -10,6 +10,7 @@ use crate::driver::{Interest, Membership, SocketId, UdpOption, UdpOptions};
 use crate::error::misuse;
 use crate::event_loop::Loop;
 use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
+use crate::net::READ_BUF_SIZE;
 
 mod recv;
 mod send;
@@ -31,9 +32,12 @@ pub(crate) struct UdpState<S> {
     /// receiving): an edge-triggered poller will not report them again.
     maybe_unread: bool,
     recv_callback: Option<RecvCallback<S>>,
-    /// A buffer of the size `set_recv_buffer_size` asked for; `None`: the loop's shared
-    /// 64 KiB read buffer, which every datagram up to the largest fits.
-    recv_buf: Option<Box<[u8]>>,
+    /// The size of one datagram's slot in the loop's receive buffer (`set_recv_buffer_size`;
+    /// 64 KiB, which every datagram up to the largest fits).
+    recv_buf_size: usize,
+    /// Datagrams already taken from the kernel in a batch when the callback stopped
+    /// receiving: delivered first when it starts again, so that stopping loses nothing.
+    stash: VecDeque<recv::Stashed>,
     queue: VecDeque<Queued<S>>,
     queued_bytes: usize,
     queue_limit: usize,
@@ -48,7 +52,8 @@ impl<S> UdpState<S> {
             interest_dirty: false,
             maybe_unread: false,
             recv_callback: None,
-            recv_buf: None,
+            recv_buf_size: READ_BUF_SIZE,
+            stash: VecDeque::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
             queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
