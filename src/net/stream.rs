@@ -1,8 +1,8 @@
-//! The stream core that TCP and Unix domain streams share: the stream's state, the loop's
-//! operations on it keyed by [`Handle`] (what every stream type's public methods call, see
-//! `stream_methods.rs`), and the bookkeeping its read side (`read.rs`) and write side
-//! (`write.rs`) share. Nothing here knows which kind of stream it serves: the handle's kind
-//! is checked against the one the public type names, and callbacks are stored
+//! The stream core that TCP and Unix domain streams share: the stream's state and the
+//! bookkeeping, keyed by [`Handle`], that its read side (`read.rs`), write side (`write.rs`),
+//! connect (`connect.rs`) and close share. The operations behind the public stream methods
+//! are in `stream_methods.rs`. Nothing here knows which kind of stream it serves: the
+//! handle's kind is checked against the one the public type names, and callbacks are stored
 //! handle-erased (each public type wraps the user's closure once, at registration, into one
 //! that rebuilds its typed handle).
 
