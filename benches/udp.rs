@@ -67,6 +67,11 @@ fn run(server: SocketAddr, clients: usize, size: usize, duration: Duration) {
     let message = message.clone();
     let refill = Timer::new(&mut lp, move |lp, t| {
         if Instant::now() >= lp.state.deadline {
+            // A socket whose datagrams were all dropped hears nothing more: stop them all,
+            // or the loop would wait for it for ever.
+            for s in &sockets {
+                let _ = s.recv_stop(lp);
+            }
             t.close(lp).unwrap();
             return;
         }
