@@ -180,6 +180,7 @@ pub use error::{is_cancelled, Cancelled};
 pub use event_loop::{Loop, Metrics, RunMode};
 pub use fd::{FdEvents, FdWatcher};
 pub use handle::{Handle, HandleKind};
+pub use net::pipe::Pipe;
 pub use net::tcp::{TcpListener, TcpStream};
 pub use net::udp::{RecvFlags, UdpSocket};
 pub use net::unix::{UnixListener, UnixStream};

@@ -24,6 +24,7 @@ use polling::{Event, PollMode};
 use slab::Slab;
 use socket2::{Protocol, SockAddr, Socket, Type};
 
+use super::pipe::StreamIo;
 use super::{Backend, FdInterest, Interest, ListenOptions, Notifier, Readiness, SocketId, UCred, WakeTarget};
 
 /// A socket of either stream family (TCP or Unix domain): `socket2::Socket` reads and
@@ -37,6 +38,9 @@ pub(super) enum Sock {
     /// An fd watcher's duplicate of a descriptor the host owns; registered level-triggered,
     /// with the interest it has in the poller (`None`: not in the poller).
     Fd(OwnedFd, Option<FdInterest>),
+    /// A pipe end, FIFO or character device of a `Pipe` stream (`driver/pipe.rs`); `None`
+    /// once shut down (closed).
+    Pipe(Option<OwnedFd>),
 }
 
 /// How a descriptor is registered: a socket (edge-triggered on the epoll backend) or an fd
@@ -54,12 +58,14 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+    /// The descriptor; `None` only for a pipe that was shut down, which is out of the poller.
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.sock {
-            Sock::Listener(l) => l.as_fd(),
-            Sock::Stream(s) => s.as_fd(),
-            Sock::Udp(s) => s.as_fd(),
-            Sock::Fd(fd, _) => fd.as_fd(),
+            Sock::Listener(l) => Some(l.as_fd()),
+            Sock::Stream(s) => Some(s.as_fd()),
+            Sock::Udp(s) => Some(s.as_fd()),
+            Sock::Fd(fd, _) => Some(fd.as_fd()),
+            Sock::Pipe(fd) => fd.as_ref().map(|fd| fd.as_fd()),
         }
     }
 
@@ -97,7 +103,9 @@ impl Poll {
                 // `OsDriver::close` (which `OsDriver::fd_close` is) and `OsDriver::release`
                 // (which hands the fd back to the program), which delete a registered fd from
                 // the poller first, and the drop of the driver, whose `Drop` deletes every
-                // registered fd before the fields (the slab) drop.
+                // registered fd before the fields (the slab) drop. A pipe's descriptor is
+                // also dropped in place by `OsDriver::pipe_shutdown`, which deletes it from
+                // the poller first.
                 #[allow(unsafe_code)]
                 unsafe {
                     poller.add_with_mode(fd.as_raw_fd(), event, PollMode::Level)
@@ -212,7 +220,7 @@ fn no_such_socket() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "evloop: no such socket")
 }
 
-fn not_a_stream() -> io::Error {
+pub(super) fn not_a_stream() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "evloop: not a connected stream")
 }
 
@@ -375,22 +383,36 @@ impl OsDriver {
     }
 
     pub(crate) fn read(&mut self, sock: SocketId, buf: &mut [u8]) -> io::Result<usize> {
-        let mut stream = self.stream(sock)?;
-        retry_interrupted(|| stream.read(buf))
+        match self.stream_io(sock)? {
+            StreamIo::Socket(mut stream) => retry_interrupted(|| stream.read(buf)),
+            StreamIo::Pipe(fd) => super::pipe::read(fd, buf),
+        }
     }
 
     pub(crate) fn write(&mut self, sock: SocketId, buf: &[u8]) -> io::Result<usize> {
-        let mut stream = self.stream(sock)?;
-        retry_interrupted(|| stream.write(buf))
+        match self.stream_io(sock)? {
+            StreamIo::Socket(mut stream) => retry_interrupted(|| stream.write(buf)),
+            StreamIo::Pipe(fd) => super::pipe::write(fd, buf),
+        }
     }
 
     pub(crate) fn write_vectored(&mut self, sock: SocketId, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let stream = self.stream(sock)?;
-        retry_interrupted(|| stream.send_vectored(bufs))
+        match self.stream_io(sock)? {
+            StreamIo::Socket(stream) => retry_interrupted(|| stream.send_vectored(bufs)),
+            StreamIo::Pipe(fd) => super::pipe::write_vectored(fd, bufs),
+        }
     }
 
     pub(crate) fn shutdown_write(&mut self, sock: SocketId) -> io::Result<()> {
-        self.stream(sock)?.shutdown(Shutdown::Write)
+        match self.stream_io(sock)? {
+            StreamIo::Socket(stream) => stream.shutdown(Shutdown::Write),
+            StreamIo::Pipe(_) => self.pipe_shutdown(sock),
+        }
+    }
+
+    /// Takes `fd` out of the poller.
+    pub(super) fn poll_delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        self.poll.delete(fd)
     }
 
     /// Registers or changes interest, with `key` as the poller key.
@@ -399,7 +421,7 @@ impl OsDriver {
         if entry.registered == Some(interest) || (entry.registered.is_none() && interest == Interest::NONE) {
             return Ok(());
         }
-        let fd = entry.fd();
+        let Some(fd) = entry.fd() else { return Err(not_a_stream()) };
         if interest == Interest::NONE {
             // Out of the poller rather than registered for nothing: level-triggered epoll
             // (the `polling` backend) reports a hung-up socket on every wait even with an
@@ -458,17 +480,20 @@ impl OsDriver {
         let set_nonblocking = |entry: &Entry, on: bool| match &entry.sock {
             Sock::Listener(l) => l.set_nonblocking(on),
             Sock::Stream(s) => s.set_nonblocking(on),
-            Sock::Udp(_) | Sock::Fd(..) => Err(no_such_socket()),
+            Sock::Udp(_) | Sock::Fd(..) | Sock::Pipe(_) => Err(no_such_socket()),
         };
         let entry = match self.sockets.get(sock) {
-            Some(e) if matches!(e.sock, Sock::Listener(_)) == listener && !matches!(e.sock, Sock::Fd(..)) => {
+            Some(e)
+                if matches!(e.sock, Sock::Listener(_)) == listener
+                    && matches!(e.sock, Sock::Listener(_) | Sock::Stream(_)) =>
+            {
                 e
             }
             _ => return Err(no_such_socket()),
         };
         set_nonblocking(entry, false)?;
-        if entry.in_poller() {
-            if let Err(e) = self.poll.delete(entry.fd()) {
+        if let (true, Some(fd)) = (entry.in_poller(), entry.fd()) {
+            if let Err(e) = self.poll.delete(fd) {
                 let _ = set_nonblocking(entry, true);
                 return Err(e);
             }
@@ -479,8 +504,8 @@ impl OsDriver {
     /// Deregisters and closes a socket.
     pub(crate) fn close(&mut self, sock: SocketId) {
         if let Some(entry) = self.sockets.try_remove(sock) {
-            if entry.in_poller() {
-                let _ = self.poll.delete(entry.fd());
+            if let (true, Some(fd)) = (entry.in_poller(), entry.fd()) {
+                let _ = self.poll.delete(fd);
             }
         }
     }
@@ -535,7 +560,7 @@ impl OsDriver {
     pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SockAddr> {
         match self.sockets.get(sock).map(|e| &e.sock) {
             Some(Sock::Listener(s) | Sock::Stream(s)) => s.local_addr(),
-            Some(Sock::Udp(_) | Sock::Fd(..)) | None => Err(not_a_stream()),
+            Some(Sock::Udp(_) | Sock::Fd(..) | Sock::Pipe(_)) | None => Err(not_a_stream()),
         }
     }
 
@@ -600,8 +625,8 @@ impl Drop for OsDriver {
             let _ = self.poll.delete(pipe.as_fd());
         }
         for (_, entry) in &self.sockets {
-            if entry.in_poller() {
-                let _ = self.poll.delete(entry.fd());
+            if let (true, Some(fd)) = (entry.in_poller(), entry.fd()) {
+                let _ = self.poll.delete(fd);
             }
         }
     }

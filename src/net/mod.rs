@@ -19,6 +19,7 @@ pub(crate) mod addr;
 mod adopt;
 mod connect;
 pub(crate) mod listener;
+pub(crate) mod pipe;
 mod read;
 pub(crate) mod stream;
 mod stream_methods;
@@ -125,7 +126,7 @@ impl<S> Loop<S> {
             };
             match kind {
                 HandleKind::TcpListener | HandleKind::UnixListener => self.listener_ready(h),
-                HandleKind::TcpStream | HandleKind::UnixStream => self.stream_ready(h, r),
+                HandleKind::TcpStream | HandleKind::UnixStream | HandleKind::Pipe => self.stream_ready(h, r),
                 HandleKind::FdWatcher => self.fd_ready(h, r),
                 HandleKind::UdpSocket => self.udp_ready(h, r),
                 _ => {}

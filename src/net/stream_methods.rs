@@ -149,6 +149,7 @@ impl<S> Loop<S> {
         on_read: ReadCallback<S>,
     ) -> io::Result<()> {
         let st = self.stream_usable(h, kind)?;
+        st.check_direction(false)?;
         st.read_callback = Some(on_read);
         st.reader_installed = true;
         if !st.reading {
@@ -182,6 +183,7 @@ impl<S> Loop<S> {
 
     pub(crate) fn stream_try_write(&mut self, h: Handle, kind: HandleKind, data: &[u8]) -> io::Result<usize> {
         let st = self.stream_usable(h, kind)?;
+        st.check_direction(true)?;
         if let Some(e) = st.write_error() {
             return Err(copy_error(e));
         }
@@ -199,6 +201,7 @@ impl<S> Loop<S> {
         on_shutdown: Completion<S>,
     ) -> io::Result<()> {
         let st = self.stream_usable(h, kind)?;
+        st.check_direction(true)?;
         if st.shut() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: shutdown already requested"));
         }

@@ -1,0 +1,131 @@
+//! Pipes at the driver seam: what both drivers check of a descriptor given to
+//! `Pipe::open` (its type and access mode), and the real driver's pipe entries (the
+//! simulated ones are in `sim/pipe.rs`).
+//!
+//! A pipe, FIFO or character device lives in the real driver's socket table beside the
+//! sockets (`Sock::Pipe`), so registering (edge-triggered on the epoll backend), closing and
+//! the stream core's readiness handling are the same code. What differs is here: plain
+//! `read(2)` / `write(2)` / `writev(2)` on the descriptor, and a "shutdown" that closes the
+//! descriptor, since a pipe has no half-close. A socket given to `Pipe::open` becomes an
+//! ordinary stream entry (`Sock::Stream`): its shutdown is `shutdown(SHUT_WR)`.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::fs::{FileType, OFlags};
+use socket2::Socket;
+
+use super::os::{retry_interrupted, Entry, OsDriver, Sock};
+use super::SocketId;
+
+/// What a descriptor given to `Pipe::open` can do, from `fstat` and `F_GETFL`.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) struct PipeEnd {
+    /// Opened for reading (`O_RDONLY` or `O_RDWR`).
+    pub(crate) readable: bool,
+    /// Opened for writing (`O_WRONLY` or `O_RDWR`).
+    pub(crate) writable: bool,
+    /// A socket (libuv's `uv_pipe_open` takes those too).
+    pub(crate) socket: bool,
+}
+
+/// Checks that `fd` can be a pipe stream and says which way it goes: a pipe or FIFO, a
+/// character device or a socket. A regular file, a directory (always "ready", and refused by
+/// epoll) or a block device is refused with `InvalidInput`. Both drivers call it, so the
+/// simulation refuses the same descriptors.
+pub(crate) fn inspect(fd: &OwnedFd) -> io::Result<PipeEnd> {
+    let file_type = FileType::from_raw_mode(rustix::fs::fstat(fd)?.st_mode);
+    let socket = match file_type {
+        FileType::Fifo | FileType::CharacterDevice => false,
+        FileType::Socket => true,
+        FileType::RegularFile => return Err(not_a_pipe("a regular file")),
+        FileType::Directory => return Err(not_a_pipe("a directory")),
+        _ => return Err(not_a_pipe("neither a pipe, a character device nor a socket")),
+    };
+    let mode = rustix::fs::fcntl_getfl(fd)? & OFlags::RWMODE;
+    Ok(PipeEnd {
+        readable: mode != OFlags::WRONLY,
+        writable: mode == OFlags::WRONLY || mode == OFlags::RDWR,
+        socket,
+    })
+}
+
+fn not_a_pipe(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "evloop: Pipe::open needs a pipe, FIFO, character device (a tty) or socket, and this \
+             descriptor is {what}; read and write files with evloop::fs"
+        ),
+    )
+}
+
+/// The descriptor of a stream entry, to read or write: a socket, or a pipe (`None` once
+/// shut down).
+pub(super) enum StreamIo<'a> {
+    Socket(&'a Socket),
+    Pipe(Option<&'a OwnedFd>),
+}
+
+impl OsDriver {
+    /// Takes over a pipe end (or a socket) that `inspect` accepted: non-blocking from now on,
+    /// not registered yet.
+    pub(crate) fn pipe_open(&mut self, fd: OwnedFd, end: PipeEnd) -> io::Result<SocketId> {
+        // On the open file description: whoever shares it (a shell, for a terminal given
+        // as stdin) sees it non-blocking too, as with libuv and Node.
+        let flags = rustix::fs::fcntl_getfl(&fd)?;
+        rustix::fs::fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?;
+        let sock = if end.socket { Sock::Stream(Socket::from(fd)) } else { Sock::Pipe(Some(fd)) };
+        Ok(self.sockets.insert(Entry { sock, registered: None }))
+    }
+
+    /// The descriptor a stream operation uses.
+    pub(super) fn stream_io(&self, sock: SocketId) -> io::Result<StreamIo<'_>> {
+        match self.sockets.get(sock).map(|e| &e.sock) {
+            Some(Sock::Stream(s)) => Ok(StreamIo::Socket(s)),
+            Some(Sock::Pipe(fd)) => Ok(StreamIo::Pipe(fd.as_ref())),
+            _ => Err(super::os::not_a_stream()),
+        }
+    }
+
+    /// "Shuts down" a pipe: a pipe has no half-close, so the write end is closed (taken out
+    /// of the poller first), and the reader sees the end once every other writer has closed
+    /// too. A descriptor opened read-write (a tty, a FIFO opened `O_RDWR`) cannot close one
+    /// direction: `Unsupported`.
+    pub(super) fn pipe_shutdown(&mut self, sock: SocketId) -> io::Result<()> {
+        let Some(entry) = self.sockets.get(sock) else { return Err(super::os::not_a_stream()) };
+        let Sock::Pipe(Some(fd)) = &entry.sock else { return Ok(()) };
+        if rustix::fs::fcntl_getfl(fd)? & OFlags::RWMODE != OFlags::WRONLY {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "evloop: a pipe opened read-write has no half-close: close it instead",
+            ));
+        }
+        if entry.registered.is_some() {
+            self.poll_delete(fd.as_fd())?;
+        }
+        // Dropping the descriptor closes it.
+        self.sockets[sock] = Entry { sock: Sock::Pipe(None), registered: None };
+        Ok(())
+    }
+}
+
+/// Closed by `pipe_shutdown`: what is left of the pipe can neither read nor write.
+fn shut() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "evloop: the pipe's write end was shut down")
+}
+
+pub(super) fn read(fd: Option<&OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
+    let fd = fd.ok_or_else(shut)?;
+    retry_interrupted(|| Ok(rustix::io::read(fd, &mut *buf)?))
+}
+
+pub(super) fn write(fd: Option<&OwnedFd>, buf: &[u8]) -> io::Result<usize> {
+    let fd = fd.ok_or_else(shut)?;
+    retry_interrupted(|| Ok(rustix::io::write(fd, buf)?))
+}
+
+pub(super) fn write_vectored(fd: Option<&OwnedFd>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let fd = fd.ok_or_else(shut)?;
+    retry_interrupted(|| Ok(rustix::io::writev(fd, bufs)?))
+}
