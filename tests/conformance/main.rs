@@ -36,8 +36,29 @@ use evloop::{
     is_cancelled, Channel, Check, Handle, Idle, Loop, Prepare, RunMode, TcpListener, TcpStream, Timer, Waker,
 };
 
+/// `name::real` and `name::sim` for every body, on a harness pair of its own: the real one
+/// and the simulated one.
+macro_rules! conformance_with {
+    ($real:ident, $sim:ident; $($name:ident;)*) => {
+        $(
+            mod $name {
+                #[test]
+                fn real() {
+                    super::$name::<super::$real>()
+                }
+
+                #[test]
+                fn sim() {
+                    super::$name::<super::$sim>()
+                }
+            }
+        )*
+    };
+}
+
 mod fd_watcher;
 mod guarantees;
+mod pipe;
 mod real;
 mod signal;
 mod simulated;
@@ -261,6 +282,33 @@ fn log_as(name: &'static str) -> impl FnOnce(&mut Loop<St>, io::Result<()>) {
 // ---------------------------------------------------------------------------------------
 // The tests: `name::real` and `name::sim` for every body.
 // ---------------------------------------------------------------------------------------
+
+/// A harness that runs its loop one bounded step at a time (the Unix and pipe harnesses).
+trait Steps {
+    type State;
+    fn lp(&mut self) -> &mut Loop<Self::State>;
+    /// Lets the loop (and the network) move on a little: one bounded iteration.
+    fn step(&mut self);
+}
+
+/// Runs the loop until `cond` holds, at most 20,000 steps (each bounded by 1 ms of wall or
+/// virtual time), which a loaded machine cannot exhaust while anything is still moving.
+fn settle<N: Steps>(net: &mut N, what: &str, mut cond: impl FnMut(&mut Loop<N::State>) -> bool) {
+    for _ in 0..20_000 {
+        if cond(net.lp()) {
+            return;
+        }
+        net.step();
+    }
+    panic!("{what}: not within 20,000 steps");
+}
+
+/// A few steps with nothing expected to happen: all that was due has happened.
+fn idle_steps<N: Steps>(net: &mut N) {
+    for _ in 0..5 {
+        net.step();
+    }
+}
 
 macro_rules! conformance {
     ($($name:ident $(, sim: #[$sim:meta])?;)*) => {

@@ -32,38 +32,16 @@ pub(super) trait UnixPeer {
     fn received(&self) -> &[u8];
 }
 
-pub(super) trait UnixNet: Sized {
+pub(super) trait UnixNet: Steps<State = USt> + Sized {
     type Peer: UnixPeer;
     fn new() -> Self;
-    fn lp(&mut self) -> &mut Loop<USt>;
     /// A fresh path for a listener.
     fn path(&mut self) -> PathBuf;
     /// A peer connects to the program's listener at `path`.
     fn connect(&mut self, path: &Path) -> Self::Peer;
-    /// Lets the loop (and the network) move on a little: one bounded iteration.
-    fn step(&mut self);
     /// A write larger than the socket buffers take while the peer does not read.
     fn big_write(&self) -> usize;
     fn finish(self);
-}
-
-/// Runs the loop until `cond` holds, at most 20,000 steps (each bounded by 1 ms of wall or
-/// virtual time), which a loaded machine cannot exhaust while anything is still moving.
-fn settle<N: UnixNet>(net: &mut N, what: &str, mut cond: impl FnMut(&mut Loop<USt>) -> bool) {
-    for _ in 0..20_000 {
-        if cond(net.lp()) {
-            return;
-        }
-        net.step();
-    }
-    panic!("{what}: not within 20,000 steps");
-}
-
-/// A few steps with nothing expected to happen: all that was due has happened.
-fn idle_steps<N: UnixNet>(net: &mut N) {
-    for _ in 0..5 {
-        net.step();
-    }
 }
 
 /// A listener whose streams read and record every read callback.
@@ -289,6 +267,16 @@ impl UnixPeer for RealUnixPeer {
     }
 }
 
+impl Steps for RealUnix {
+    type State = USt;
+    fn lp(&mut self) -> &mut Loop<USt> {
+        &mut self.lp
+    }
+    fn step(&mut self) {
+        self.lp.run(RunMode::Once).unwrap();
+    }
+}
+
 impl UnixNet for RealUnix {
     type Peer = RealUnixPeer;
     fn new() -> Self {
@@ -303,9 +291,6 @@ impl UnixNet for RealUnix {
         guard.unref(&mut lp).unwrap();
         RealUnix { lp, dir, paths: 0, guard }
     }
-    fn lp(&mut self) -> &mut Loop<USt> {
-        &mut self.lp
-    }
     fn path(&mut self) -> PathBuf {
         self.paths += 1;
         self.dir.join(format!("s{}.sock", self.paths))
@@ -314,9 +299,6 @@ impl UnixNet for RealUnix {
         let s = StdUnixStream::connect(path).unwrap();
         s.set_nonblocking(true).unwrap();
         RealUnixPeer { s, got: Vec::new() }
-    }
-    fn step(&mut self) {
-        self.lp.run(RunMode::Once).unwrap();
     }
     fn big_write(&self) -> usize {
         8 << 20
@@ -364,14 +346,22 @@ impl UnixPeer for SimUnixPeer {
     }
 }
 
+impl Steps for SimUnix {
+    type State = USt;
+    fn lp(&mut self) -> &mut Loop<USt> {
+        &mut self.sim
+    }
+    fn step(&mut self) {
+        self.sim.run_until_idle().unwrap();
+        self.sim.advance(ms(1)).unwrap();
+    }
+}
+
 impl UnixNet for SimUnix {
     type Peer = SimUnixPeer;
     fn new() -> Self {
         let config = SimConfig::new().seed(0xC0FFEE).pool(PoolMode::Manual);
         SimUnix { sim: Sim::with_config(config, USt::default()), paths: 0 }
-    }
-    fn lp(&mut self) -> &mut Loop<USt> {
-        &mut self.sim
     }
     fn path(&mut self) -> PathBuf {
         self.paths += 1;
@@ -379,10 +369,6 @@ impl UnixNet for SimUnix {
     }
     fn connect(&mut self, path: &Path) -> SimUnixPeer {
         SimUnixPeer { p: self.sim.connect_unix(path).unwrap(), got: Vec::new() }
-    }
-    fn step(&mut self) {
-        self.sim.run_until_idle().unwrap();
-        self.sim.advance(ms(1)).unwrap();
     }
     fn big_write(&self) -> usize {
         1 << 20
@@ -395,25 +381,8 @@ impl UnixNet for SimUnix {
     }
 }
 
-macro_rules! unix_conformance {
-    ($($name:ident;)*) => {
-        $(
-            mod $name {
-                #[test]
-                fn real() {
-                    super::$name::<super::RealUnix>()
-                }
-
-                #[test]
-                fn sim() {
-                    super::$name::<super::SimUnix>()
-                }
-            }
-        )*
-    };
-}
-
-unix_conformance! {
+conformance_with! {
+    RealUnix, SimUnix;
     unix_echo;
     unix_eof_after_data;
     unix_shutdown_half_close;
