@@ -107,6 +107,17 @@ fn a_regular_file_and_a_directory_are_refused_naming_evloop_fs() {
 }
 
 #[test]
+fn dev_null_is_refused_as_a_device_no_poller_takes() {
+    each_backend(|lp| {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let err = Pipe::open(lp, null).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("cannot be polled (always ready, as /dev/null)"), "{err}");
+        assert!(err.to_string().contains("evloop::fs"), "{err}");
+    });
+}
+
+#[test]
 fn reading_a_write_end_and_writing_a_read_end_are_refused_naming_the_direction() {
     let mut lp = Loop::new().unwrap();
     let (reader, writer) = Pipe::pair(&mut lp).unwrap();

@@ -94,7 +94,7 @@ impl Poll {
                 let event = polling_event(key, reg);
                 // SAFETY: `polling` requires that a registered fd be deleted from the poller
                 // before it is closed, and the poller may outlive the driver (a `Waker` holds
-                // it through the notifier). Three callers. `OsDriver::watch_signals`, with the
+                // it through the notifier). Four callers. `OsDriver::watch_signals`, with the
                 // read end of a signal pipe, which lives in a `static` (`crate::signal`) and
                 // is never closed. `OsDriver::set_interest` and `OsDriver::fd_set_interest`,
                 // with the fd of an entry of `OsDriver::sockets`, which owns it: a socket, or
@@ -105,7 +105,8 @@ impl Poll {
                 // the poller first, and the drop of the driver, whose `Drop` deletes every
                 // registered fd before the fields (the slab) drop. A pipe's descriptor is
                 // also dropped in place by `OsDriver::pipe_shutdown`, which deletes it from
-                // the poller first.
+                // the poller first. And `OsDriver::poll_probe` registers a descriptor it owns
+                // and deletes it at once, leaking it if the delete fails.
                 #[allow(unsafe_code)]
                 unsafe {
                     poller.add_with_mode(fd.as_raw_fd(), event, PollMode::Level)
@@ -205,6 +206,9 @@ pub(crate) struct OsDriver {
 /// The key of the signal pipe; no handle's key can be this (it would need slot 2^32 - 2 of
 /// generation 2^32 - 1), nor the epoll backend's eventfd key (`u64::MAX`).
 const SIGNAL_KEY: usize = usize::MAX - 1;
+
+/// The key of a probe (`poll_probe`), registered for no longer than one call: never waited on.
+const PROBE_KEY: usize = usize::MAX - 2;
 
 /// Retries `op` while a signal interrupts its system call (EINTR).
 pub(super) fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
@@ -413,6 +417,18 @@ impl OsDriver {
     /// Takes `fd` out of the poller.
     pub(super) fn poll_delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
         self.poll.delete(fd)
+    }
+
+    /// Whether the poller accepts `fd`: registers it and takes it out again at once. Gives
+    /// `fd` back if it does; if it cannot be taken out again, `fd` is leaked rather than
+    /// closed while registered (see the SAFETY argument in `Poll::add`).
+    pub(super) fn poll_probe(&self, fd: OwnedFd) -> io::Result<OwnedFd> {
+        self.poll.add(fd.as_fd(), PROBE_KEY, Reg::Socket(Interest { readable: true, writable: false }))?;
+        if let Err(e) = self.poll.delete(fd.as_fd()) {
+            std::mem::forget(fd);
+            return Err(e);
+        }
+        Ok(fd)
     }
 
     /// Registers or changes interest, with `key` as the poller key.

@@ -27,6 +27,8 @@ pub(crate) struct PipeEnd {
     pub(crate) writable: bool,
     /// A socket (libuv's `uv_pipe_open` takes those too).
     pub(crate) socket: bool,
+    /// A character device: some (`/dev/null`, `/dev/zero`) cannot be polled.
+    pub(crate) device: bool,
 }
 
 /// Checks that `fd` can be a pipe stream and says which way it goes: a pipe or FIFO, a
@@ -47,8 +49,12 @@ pub(crate) fn inspect(fd: &OwnedFd) -> io::Result<PipeEnd> {
         readable: mode != OFlags::WRONLY,
         writable: mode == OFlags::WRONLY || mode == OFlags::RDWR,
         socket,
+        device: file_type == FileType::CharacterDevice,
     })
 }
+
+/// What `epoll_ctl` says of a descriptor it cannot poll.
+const EPERM: i32 = 1;
 
 fn not_a_pipe(what: &str) -> io::Error {
     io::Error::new(
@@ -73,6 +79,18 @@ impl OsDriver {
     pub(crate) fn pipe_open(&mut self, fd: OwnedFd, end: PipeEnd) -> io::Result<SocketId> {
         // On the open file description: whoever shares it (a shell, for a terminal given
         // as stdin) sees it non-blocking too, as with libuv and Node.
+        let fd = if end.device {
+            // epoll refuses devices that are always ready (`/dev/null`, `/dev/zero`) with
+            // EPERM: better refused now than a stream that never reads.
+            self.poll_probe(fd).map_err(|e| match e.raw_os_error() {
+                Some(EPERM) => {
+                    not_a_pipe("a character device that cannot be polled (always ready, as /dev/null)")
+                }
+                _ => e,
+            })?
+        } else {
+            fd
+        };
         let flags = rustix::fs::fcntl_getfl(&fd)?;
         rustix::fs::fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?;
         let sock = if end.socket { Sock::Stream(Socket::from(fd)) } else { Sock::Pipe(Some(fd)) };

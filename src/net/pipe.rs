@@ -77,7 +77,9 @@ impl Pipe {
     ///
     /// Refused with `InvalidInput` and a message that says so: a regular file or a
     /// directory (always "ready", so no poller can wait on it: read files with
-    /// [`evloop::fs`](crate::fs)), a block device. On a simulated loop only the fake pipes
+    /// [`evloop::fs`](crate::fs)), a block device, a character device that no poller takes
+    /// (`/dev/null`, `/dev/zero`: always ready; libuv and Node treat those as files too).
+    /// On a simulated loop only the fake pipes
     /// of [`Sim::fake_read_pipe`](crate::sim::Sim::fake_read_pipe) and
     /// [`Sim::fake_write_pipe`](crate::sim::Sim::fake_write_pipe) can be opened.
     ///
