@@ -310,6 +310,105 @@ fn idle_steps<N: Steps>(net: &mut N) {
     }
 }
 
+/// A harness built on a [`RealLoop`] or a [`SimLoop`], which steps for it.
+trait OnLoop {
+    type Base: Steps;
+    fn base(&mut self) -> &mut Self::Base;
+}
+
+impl<N: OnLoop> Steps for N {
+    type State = <N::Base as Steps>::State;
+    fn lp(&mut self) -> &mut Loop<Self::State> {
+        self.base().lp()
+    }
+    fn step(&mut self) {
+        self.base().step()
+    }
+}
+
+/// The real loop of the Unix and pipe harnesses: each step's wait bounded to 1 ms.
+struct RealLoop<T> {
+    lp: Loop<T>,
+    guard: Timer,
+}
+
+impl<T> RealLoop<T> {
+    fn new(state: T) -> Self {
+        let mut lp = Loop::with_state(state).unwrap();
+        // Bounds each step's wait to 1 ms; unreferenced, so it keeps nothing alive.
+        let guard = Timer::new(&mut lp, |_, _| {});
+        guard.start(&mut lp, ms(1), ms(1)).unwrap();
+        guard.unref(&mut lp).unwrap();
+        RealLoop { lp, guard }
+    }
+
+    /// Closes everything, and checks that the loop then ends.
+    fn finish(&mut self) {
+        let _ = self.guard.close(&mut self.lp);
+        self.lp.walk(|lp, h| {
+            let _ = h.close(lp);
+        });
+        let deadline = Instant::now() + BOUND;
+        while self.lp.run(RunMode::NoWait).unwrap() {
+            assert!(Instant::now() < deadline, "real: the loop does not end once everything is closed");
+        }
+    }
+}
+
+impl<T> Steps for RealLoop<T> {
+    type State = T;
+    fn lp(&mut self) -> &mut Loop<T> {
+        &mut self.lp
+    }
+    fn step(&mut self) {
+        self.lp.run(RunMode::Once).unwrap();
+    }
+}
+
+/// The simulated loop of the Unix and pipe harnesses.
+struct SimLoop<T> {
+    sim: Sim<T>,
+}
+
+impl<T> SimLoop<T> {
+    fn new(state: T) -> Self {
+        let config = SimConfig::new().seed(0xC0FFEE).pool(PoolMode::Manual);
+        SimLoop { sim: Sim::with_config(config, state) }
+    }
+
+    /// Closes everything, and checks that the simulation then ends.
+    fn finish(&mut self) {
+        self.sim.walk(|lp, h| {
+            let _ = h.close(lp);
+        });
+        self.sim.run().unwrap_or_else(|e| panic!("sim: finish: {e}"));
+    }
+}
+
+impl<T> Steps for SimLoop<T> {
+    type State = T;
+    fn lp(&mut self) -> &mut Loop<T> {
+        &mut self.sim
+    }
+    fn step(&mut self) {
+        self.sim.run_until_idle().unwrap();
+        self.sim.advance(ms(1)).unwrap();
+    }
+}
+
+/// Reads what a non-blocking reader has into `got`; returns whether it reached the end.
+fn read_available(r: &mut impl Read, got: &mut Vec<u8>) -> bool {
+    let mut buf = [0; 64 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) => panic!("the test's end: read: {e}"),
+        }
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident $(, sim: #[$sim:meta])?;)*) => {
         $(

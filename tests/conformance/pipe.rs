@@ -9,28 +9,13 @@ use std::os::fd::OwnedFd;
 
 use evloop::Pipe;
 
+use super::unix::{check_read_stop_and_resume, SimUnixPeer, USt, UnixPeer};
 use super::*;
 
-/// The program's state in the pipe bodies.
-#[derive(Default)]
-pub(super) struct PSt {
-    events: Vec<Ev>,
-    log: Vec<String>,
-}
-
-/// The test's end of a pipe.
-pub(super) trait PipePeer {
-    /// Writes to the program (small amounts: they must fit the pipe).
-    fn send(&mut self, data: &[u8]);
-    /// Closes the test's end.
-    fn close(self);
-    /// Takes what the program wrote; returns whether the program's end has closed.
-    fn pump(&mut self) -> bool;
-    fn received(&self) -> &[u8];
-}
-
-pub(super) trait PipeNet: Steps<State = PSt> + Sized {
-    type Peer: PipePeer;
+pub(super) trait PipeNet: Steps<State = USt> + Sized {
+    /// The test's end: `send`, `shutdown` (a pipe has no half-close: it closes), `close`,
+    /// `pump`, `received`.
+    type Peer: UnixPeer;
     fn new() -> Self;
     /// The descriptor of a pipe the program reads, and the test's writing end.
     fn read_pipe(&mut self) -> (OwnedFd, Self::Peer);
@@ -60,7 +45,7 @@ fn collect<N: PipeNet>(
     net: &mut N,
     peer: &mut N::Peer,
     n: usize,
-    mut done: impl FnMut(&mut Loop<PSt>) -> bool,
+    mut done: impl FnMut(&mut Loop<USt>) -> bool,
 ) {
     settle(net, "the test's end reads it all", |lp| {
         peer.pump();
@@ -140,19 +125,7 @@ pub(super) fn pipe_drain_after_the_high_water_mark<N: PipeNet>() {
 pub(super) fn pipe_read_stop_and_resume<N: PipeNet>() {
     let mut net = N::new();
     let (p, mut peer) = reading(&mut net);
-    peer.send(b"one");
-    settle(&mut net, "the first read", |lp| !lp.state.events.is_empty());
-    p.read_stop(net.lp()).unwrap();
-    peer.send(b"two");
-    idle_steps(&mut net);
-    assert_eq!(
-        coalesce(&net.lp().state.events),
-        vec![Ev::Data(b"one".to_vec())],
-        "nothing read while stopped"
-    );
-    p.read_resume(net.lp()).unwrap();
-    settle(&mut net, "the held bytes", |lp| lp.state.events.len() >= 2);
-    assert_eq!(coalesce(&net.lp().state.events), vec![Ev::Data(b"onetwo".to_vec())]);
+    check_read_stop_and_resume(&mut net, &mut peer, |lp| p.read_stop(lp), |lp| p.read_resume(lp));
     net.finish();
 }
 
@@ -216,12 +189,12 @@ pub(super) fn pipe_direction_misuse<N: PipeNet>() {
 
 /// The real loop; the test holds the other end of each `pipe(2)`, non-blocking.
 pub(super) struct RealPipes {
-    lp: Loop<PSt>,
-    guard: Timer,
+    base: RealLoop<USt>,
 }
 
+/// The test's end of a real pipe; `None` once shut down (closed).
 pub(super) struct RealPipePeer {
-    f: File,
+    f: Option<File>,
     got: Vec<u8>,
 }
 
@@ -235,137 +208,83 @@ fn pipe2() -> (OwnedFd, OwnedFd) {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap()
 }
 
-impl PipePeer for RealPipePeer {
+impl UnixPeer for RealPipePeer {
     fn send(&mut self, data: &[u8]) {
-        self.f.write_all(data).unwrap();
+        self.f.as_mut().unwrap().write_all(data).unwrap();
+    }
+    /// A pipe has no half-close: closes the test's end.
+    fn shutdown(&mut self) {
+        self.f = None;
     }
     fn close(self) {}
     fn pump(&mut self) -> bool {
-        let mut buf = [0; 64 * 1024];
-        loop {
-            match self.f.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(n) => self.got.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-                Err(e) => panic!("test's end read: {e}"),
-            }
-        }
+        read_available(self.f.as_mut().unwrap(), &mut self.got)
     }
     fn received(&self) -> &[u8] {
         &self.got
     }
 }
 
-impl Steps for RealPipes {
-    type State = PSt;
-    fn lp(&mut self) -> &mut Loop<PSt> {
-        &mut self.lp
-    }
-    fn step(&mut self) {
-        self.lp.run(RunMode::Once).unwrap();
+impl OnLoop for RealPipes {
+    type Base = RealLoop<USt>;
+    fn base(&mut self) -> &mut RealLoop<USt> {
+        &mut self.base
     }
 }
 
 impl PipeNet for RealPipes {
     type Peer = RealPipePeer;
     fn new() -> Self {
-        let mut lp = Loop::with_state(PSt::default()).unwrap();
-        // Bounds each step's wait to 1 ms; unreferenced, so it keeps nothing alive.
-        let guard = Timer::new(&mut lp, |_, _| {});
-        guard.start(&mut lp, ms(1), ms(1)).unwrap();
-        guard.unref(&mut lp).unwrap();
-        RealPipes { lp, guard }
+        RealPipes { base: RealLoop::new(USt::default()) }
     }
     fn read_pipe(&mut self) -> (OwnedFd, RealPipePeer) {
         let (r, w) = pipe2();
-        (r, RealPipePeer { f: nonblocking(w), got: Vec::new() })
+        (r, RealPipePeer { f: Some(nonblocking(w)), got: Vec::new() })
     }
     fn write_pipe(&mut self) -> (OwnedFd, RealPipePeer) {
         let (r, w) = pipe2();
-        (w, RealPipePeer { f: nonblocking(r), got: Vec::new() })
+        (w, RealPipePeer { f: Some(nonblocking(r)), got: Vec::new() })
     }
     fn big_write(&self) -> usize {
         1 << 20
     }
     fn finish(mut self) {
-        let _ = self.guard.close(&mut self.lp);
-        self.lp.walk(|lp, h| {
-            let _ = h.close(lp);
-        });
-        let deadline = Instant::now() + BOUND;
-        while self.lp.run(RunMode::NoWait).unwrap() {
-            assert!(Instant::now() < deadline, "real: the loop does not end once everything is closed");
-        }
+        self.base.finish();
     }
 }
 
-/// The simulated loop with fake pipes; the test's end of a pipe the program writes does not
-/// take what arrives until `pump`, as the real one.
+/// The simulated loop with fake pipes; the test's end of a pipe the program writes pauses
+/// reading, so that it takes what arrives only in `pump`, as the real one.
 pub(super) struct SimPipes {
-    sim: Sim<PSt>,
+    base: SimLoop<USt>,
 }
 
-pub(super) struct SimPipePeer {
-    p: FakePeer,
-    got: Vec<u8>,
-}
-
-impl PipePeer for SimPipePeer {
-    fn send(&mut self, data: &[u8]) {
-        self.p.send(data);
-    }
-    fn close(self) {
-        self.p.close();
-    }
-    fn pump(&mut self) -> bool {
-        loop {
-            let more = self.p.recv_up_to(64 * 1024);
-            if more.is_empty() {
-                break;
-            }
-            self.got.extend(more);
-        }
-        self.p.is_closed()
-    }
-    fn received(&self) -> &[u8] {
-        &self.got
-    }
-}
-
-impl Steps for SimPipes {
-    type State = PSt;
-    fn lp(&mut self) -> &mut Loop<PSt> {
-        &mut self.sim
-    }
-    fn step(&mut self) {
-        self.sim.run_until_idle().unwrap();
-        self.sim.advance(ms(1)).unwrap();
+impl OnLoop for SimPipes {
+    type Base = SimLoop<USt>;
+    fn base(&mut self) -> &mut SimLoop<USt> {
+        &mut self.base
     }
 }
 
 impl PipeNet for SimPipes {
-    type Peer = SimPipePeer;
+    type Peer = SimUnixPeer;
     fn new() -> Self {
-        let config = SimConfig::new().seed(0xC0FFEE).pool(PoolMode::Manual);
-        SimPipes { sim: Sim::with_config(config, PSt::default()) }
+        SimPipes { base: SimLoop::new(USt::default()) }
     }
-    fn read_pipe(&mut self) -> (OwnedFd, SimPipePeer) {
-        let (fd, p) = self.sim.fake_read_pipe().unwrap();
-        (fd, SimPipePeer { p, got: Vec::new() })
+    fn read_pipe(&mut self) -> (OwnedFd, SimUnixPeer) {
+        let (fd, p) = self.base.sim.fake_read_pipe().unwrap();
+        (fd, SimUnixPeer { p, got: Vec::new() })
     }
-    fn write_pipe(&mut self) -> (OwnedFd, SimPipePeer) {
-        let (fd, p) = self.sim.fake_write_pipe().unwrap();
+    fn write_pipe(&mut self) -> (OwnedFd, SimUnixPeer) {
+        let (fd, p) = self.base.sim.fake_write_pipe().unwrap();
         p.pause_reading();
-        (fd, SimPipePeer { p, got: Vec::new() })
+        (fd, SimUnixPeer { p, got: Vec::new() })
     }
     fn big_write(&self) -> usize {
         1 << 20
     }
     fn finish(mut self) {
-        self.sim.walk(|lp, h| {
-            let _ = h.close(lp);
-        });
-        self.sim.run().unwrap_or_else(|e| panic!("sim: finish: {e}"));
+        self.base.finish();
     }
 }
 
