@@ -1,4 +1,4 @@
-//! The stream core that TCP and Unix domain streams share: the stream's state, the loop's
+//! The stream core that TCP and Unix domain streams and pipes share: the stream's state, the loop's
 //! operations on it keyed by [`Handle`] (what every stream type's public methods call, see
 //! `stream_methods.rs`), and the bookkeeping its read side (`read.rs`) and write side
 //! (`write.rs`) share. Nothing here knows which kind of stream it serves: the handle's kind

@@ -1,5 +1,6 @@
 //! The public methods every stream type shares, written once: `stream_methods!` gives them
-//! to [`TcpStream`](crate::TcpStream) and [`UnixStream`](crate::UnixStream), each method
+//! to [`TcpStream`](crate::TcpStream), [`UnixStream`](crate::UnixStream) and
+//! [`Pipe`](crate::Pipe), each method
 //! delegating to one `Loop` operation below, keyed by [`Handle`] and the kind the type names
 //! (so an id of another kind of stream is refused, never served). The typed handle reaches
 //! the user's callbacks through a wrapper made once, at registration.

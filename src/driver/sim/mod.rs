@@ -1,5 +1,6 @@
-//! The simulated driver: virtual time, in-memory TCP and Unix domain sockets (one
-//! connection model for both, in `world.rs`) and UDP (`udp.rs`), with faults.
+//! The simulated driver: virtual time, in-memory TCP and Unix domain sockets and pipes (one
+//! connection model for all three, in `world.rs`; pipes in `pipe.rs`) and UDP (`udp.rs`),
+//! with faults.
 //!
 //! `wait` never sleeps. If something is ready it returns at once; otherwise, unless the
 //! timeout is zero, it moves the virtual clock to the earliest of the loop's timeout, the next
