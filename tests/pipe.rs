@@ -224,7 +224,10 @@ fn shutdown_closes_the_write_end_so_the_reader_sees_the_end() {
         writer.shutdown(lp, |lp, r| lp.state = format!("{r:?}").into_bytes()).unwrap();
         lp.run(RunMode::Default).unwrap();
         assert_eq!(lp.state, b"Ok(())");
-        // The pipe handle is still open, but its descriptor is closed: the reader ends.
+        // The pipe handle is still open, but its descriptor is closed: the reader ends (read
+        // non-blocking: a write end left open would be `WouldBlock`, not a hang).
+        let flags = rustix::fs::fcntl_getfl(&r).unwrap();
+        rustix::fs::fcntl_setfl(&r, flags | rustix::fs::OFlags::NONBLOCK).unwrap();
         let mut got = Vec::new();
         r.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"last words");
@@ -238,6 +241,7 @@ fn shutdown_closes_the_write_end_so_the_reader_sees_the_end() {
 fn a_socketpair_end_opens_as_a_two_way_pipe() {
     each_backend(|lp| {
         let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        theirs.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
         let pipe = Pipe::open(lp, OwnedFd::from(ours)).unwrap();
         assert!(pipe.is_readable(lp) && pipe.is_writable(lp));
         theirs.write_all(b"ping").unwrap();

@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 
 use common::{fresh_example, TempDir};
 
+/// The example under `timeout 60`, so that a hung program fails its test instead of
+/// hanging it (`timeout` passes the program's exit status through).
+fn tee_lines() -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("60").arg(fresh_example("tee_lines"));
+    cmd
+}
+
 /// Lines of many lengths (empty ones too), and a last line without its newline: the copy
 /// must be exact, not line by line.
 fn mixed_lines(total: usize) -> Vec<u8> {
@@ -35,7 +43,7 @@ fn eight_mib_reach_stdout_and_the_file_exactly_and_a_stalled_stdout_stops_stdin(
     let dir = TempDir::new("tee-lines-big");
     let out = dir.join("copy.txt");
     let input = Arc::new(mixed_lines(TOTAL));
-    let mut child = Command::new(fresh_example("tee_lines"))
+    let mut child = tee_lines()
         .arg(&out)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -101,11 +109,7 @@ fn stdin_as_a_regular_file_is_read_through_evloop_fs() {
     let source = dir.join("in.txt");
     std::fs::write(&source, &input).unwrap();
     let out = dir.join("copy.txt");
-    let output = Command::new(fresh_example("tee_lines"))
-        .arg(&out)
-        .stdin(std::fs::File::open(&source).unwrap())
-        .output()
-        .unwrap();
+    let output = tee_lines().arg(&out).stdin(std::fs::File::open(&source).unwrap()).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
     assert_eq!(output.status.code(), Some(0));
     assert!(output.stdout == input, "stdout: {} of {} bytes", output.stdout.len(), input.len());
@@ -113,7 +117,7 @@ fn stdin_as_a_regular_file_is_read_through_evloop_fs() {
 
     // And stdout a regular file too (`tee_lines out < in > copy`), and empty input.
     let copy = dir.join("stdout.txt");
-    let status = Command::new(fresh_example("tee_lines"))
+    let status = tee_lines()
         .arg(dir.join("copy2.txt"))
         .stdin(std::fs::File::open(&source).unwrap())
         .stdout(std::fs::File::create(&copy).unwrap())
@@ -121,7 +125,7 @@ fn stdin_as_a_regular_file_is_read_through_evloop_fs() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
     assert!(std::fs::read(&copy).unwrap() == input);
-    let output = Command::new(fresh_example("tee_lines")).arg(&out).stdin(Stdio::null()).output().unwrap();
+    let output = tee_lines().arg(&out).stdin(Stdio::null()).output().unwrap();
     assert_eq!((output.status.code(), output.stdout.len()), (Some(0), 0));
     assert_eq!(std::fs::read(&out).unwrap().len(), 0, "FILE is truncated");
 }
@@ -130,7 +134,7 @@ fn stdin_as_a_regular_file_is_read_through_evloop_fs() {
 fn a_file_in_a_missing_directory_fails_with_a_clear_message() {
     let dir = TempDir::new("tee-lines-missing");
     let out = dir.join("no/such/dir/copy.txt");
-    let output = Command::new(fresh_example("tee_lines")).arg(&out).stdin(Stdio::piped()).output().unwrap();
+    let output = tee_lines().arg(&out).stdin(Stdio::piped()).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.starts_with("tee_lines: "), "{stderr}");
@@ -142,7 +146,7 @@ fn a_file_in_a_missing_directory_fails_with_a_clear_message() {
 #[test]
 fn stdout_closed_early_exits_quietly_with_141() {
     let dir = TempDir::new("tee-lines-epipe");
-    let mut child = Command::new(fresh_example("tee_lines"))
+    let mut child = tee_lines()
         .arg(dir.join("copy.txt"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
