@@ -38,6 +38,7 @@ mod options;
 pub(crate) mod os;
 pub(crate) mod pipe;
 pub(crate) mod sim;
+mod stream_io;
 pub(crate) mod threads;
 pub(crate) mod udp;
 

@@ -12,9 +12,11 @@
 //! (see `driver/epoll.rs` for why), `polling` level-triggered; the loop is right under both.
 //! An fd watcher's descriptor (a duplicate the driver owns, `Sock::Fd`) is registered at
 //! once, level-triggered on both backends, as its callback may leave it undrained.
+//!
+//! Streams are read and written in `stream_io.rs` (a socket or a pipe end), pipe entries
+//! opened and shut down in `pipe.rs`, UDP sockets in `udp.rs`.
 
-use std::io::{self, IoSlice, Read, Write};
-use std::net::Shutdown;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -24,7 +26,6 @@ use polling::{Event, PollMode};
 use slab::Slab;
 use socket2::{Protocol, SockAddr, Socket, Type};
 
-use super::pipe::StreamIo;
 use super::{Backend, FdInterest, Interest, ListenOptions, Notifier, Readiness, SocketId, UCred, WakeTarget};
 
 /// A socket of either stream family (TCP or Unix domain): `socket2::Socket` reads and
@@ -383,34 +384,6 @@ impl OsDriver {
         match self.sockets.get(sock) {
             Some(Entry { sock: Sock::Stream(s), .. }) => Ok(s),
             _ => Err(not_a_stream()),
-        }
-    }
-
-    pub(crate) fn read(&mut self, sock: SocketId, buf: &mut [u8]) -> io::Result<usize> {
-        match self.stream_io(sock)? {
-            StreamIo::Socket(mut stream) => retry_interrupted(|| stream.read(buf)),
-            StreamIo::Pipe(fd) => super::pipe::read(fd, buf),
-        }
-    }
-
-    pub(crate) fn write(&mut self, sock: SocketId, buf: &[u8]) -> io::Result<usize> {
-        match self.stream_io(sock)? {
-            StreamIo::Socket(mut stream) => retry_interrupted(|| stream.write(buf)),
-            StreamIo::Pipe(fd) => super::pipe::write(fd, buf),
-        }
-    }
-
-    pub(crate) fn write_vectored(&mut self, sock: SocketId, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self.stream_io(sock)? {
-            StreamIo::Socket(stream) => retry_interrupted(|| stream.send_vectored(bufs)),
-            StreamIo::Pipe(fd) => super::pipe::write_vectored(fd, bufs),
-        }
-    }
-
-    pub(crate) fn shutdown_write(&mut self, sock: SocketId) -> io::Result<()> {
-        match self.stream_io(sock)? {
-            StreamIo::Socket(stream) => stream.shutdown(Shutdown::Write),
-            StreamIo::Pipe(_) => self.pipe_shutdown(sock),
         }
     }
 

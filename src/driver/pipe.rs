@@ -4,18 +4,18 @@
 //!
 //! A pipe, FIFO or character device lives in the real driver's socket table beside the
 //! sockets (`Sock::Pipe`), so registering (edge-triggered on the epoll backend), closing and
-//! the stream core's readiness handling are the same code. What differs is here: plain
-//! `read(2)` / `write(2)` / `writev(2)` on the descriptor, and a "shutdown" that closes the
-//! descriptor, since a pipe has no half-close. A socket given to `Pipe::open` becomes an
+//! the stream core's readiness handling are the same code. What differs is here: a
+//! "shutdown" that closes the descriptor, since a pipe has no half-close; and in
+//! `stream_io.rs`, plain `read(2)` / `write(2)` / `writev(2)` on the descriptor. A socket given to `Pipe::open` becomes an
 //! ordinary stream entry (`Sock::Stream`): its shutdown is `shutdown(SHUT_WR)`.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{FileType, OFlags};
 use socket2::Socket;
 
-use super::os::{retry_interrupted, Entry, OsDriver, Sock};
+use super::os::{Entry, OsDriver, Sock};
 use super::SocketId;
 
 /// What a descriptor given to `Pipe::open` can do, from `fstat` and `F_GETFL`.
@@ -66,13 +66,6 @@ fn not_a_pipe(what: &str) -> io::Error {
     )
 }
 
-/// The descriptor of a stream entry, to read or write: a socket, or a pipe (`None` once
-/// shut down).
-pub(super) enum StreamIo<'a> {
-    Socket(&'a Socket),
-    Pipe(Option<&'a OwnedFd>),
-}
-
 impl OsDriver {
     /// Takes over a pipe end (or a socket) that `inspect` accepted: non-blocking from now on,
     /// not registered yet.
@@ -97,15 +90,6 @@ impl OsDriver {
         Ok(self.sockets.insert(Entry { sock, registered: None }))
     }
 
-    /// The descriptor a stream operation uses.
-    pub(super) fn stream_io(&self, sock: SocketId) -> io::Result<StreamIo<'_>> {
-        match self.sockets.get(sock).map(|e| &e.sock) {
-            Some(Sock::Stream(s)) => Ok(StreamIo::Socket(s)),
-            Some(Sock::Pipe(fd)) => Ok(StreamIo::Pipe(fd.as_ref())),
-            _ => Err(super::os::not_a_stream()),
-        }
-    }
-
     /// "Shuts down" a pipe: a pipe has no half-close, so the write end is closed (taken out
     /// of the poller first), and the reader sees the end once every other writer has closed
     /// too. A descriptor opened read-write (a tty, a FIFO opened `O_RDWR`) cannot close one
@@ -126,24 +110,4 @@ impl OsDriver {
         self.sockets[sock] = Entry { sock: Sock::Pipe(None), registered: None };
         Ok(())
     }
-}
-
-/// Closed by `pipe_shutdown`: what is left of the pipe can neither read nor write.
-fn shut() -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, "evloop: the pipe's write end was shut down")
-}
-
-pub(super) fn read(fd: Option<&OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
-    let fd = fd.ok_or_else(shut)?;
-    retry_interrupted(|| Ok(rustix::io::read(fd, &mut *buf)?))
-}
-
-pub(super) fn write(fd: Option<&OwnedFd>, buf: &[u8]) -> io::Result<usize> {
-    let fd = fd.ok_or_else(shut)?;
-    retry_interrupted(|| Ok(rustix::io::write(fd, buf)?))
-}
-
-pub(super) fn write_vectored(fd: Option<&OwnedFd>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    let fd = fd.ok_or_else(shut)?;
-    retry_interrupted(|| Ok(rustix::io::writev(fd, bufs)?))
 }
