@@ -1,10 +1,11 @@
 //! `Pipe` on the real loop, under every backend: end of stream, EPIPE, what `open` refuses,
-//! direction misuse, a closed pipe's id, 8 MiB with backpressure, a socket, and liveness.
+//! direction misuse, a closed pipe's id, 8 MiB with backpressure, a socket, liveness, and
+//! what a simulated loop refuses.
 //! The bodies shared with the simulator are in tests/conformance/pipe.rs.
 
 mod common;
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::fd::OwnedFd;
 
 use common::{backends, pattern, time_limit, TempDir};
@@ -299,13 +300,20 @@ fn a_write_end_keeps_the_loop_alive_while_writes_are_queued() {
 }
 
 #[test]
-fn a_write_to_a_closed_pipe_is_an_error_not_a_sigpipe_death() -> io::Result<()> {
-    // Rust's runtime ignores SIGPIPE before main; the failed write is an error. (A host that
-    // restores SIG_DFL is killed by it, as documented on `Pipe`.)
-    let mut lp = Loop::new()?;
-    let (reader, writer) = Pipe::pair(&mut lp)?;
-    reader.close(&mut lp)?;
-    lp.run(RunMode::Default)?;
-    assert_eq!(writer.write(&mut lp, b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
-    Ok(())
+fn a_simulated_loop_opens_only_its_fake_pipes() {
+    let mut sim = evloop::sim::Sim::new(1, ());
+    let err = Pipe::pair(&mut sim).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let (r, _w) = std_pipe();
+    let err = Pipe::open(&mut sim, r).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        err.to_string(),
+        "evloop::sim: a simulated loop opens only fake pipes (Sim::fake_read_pipe, Sim::fake_write_pipe)"
+    );
+    // A fake pipe's descriptor is checked like any other: its direction is its access mode.
+    let (fd, _peer) = sim.fake_write_pipe().unwrap();
+    let p = Pipe::open(&mut sim, fd).unwrap();
+    assert!(p.is_writable(&sim) && !p.is_readable(&sim));
+    assert_eq!(p.read_start(&mut sim, |_, _, _| {}).unwrap_err().kind(), ErrorKind::InvalidInput);
 }
