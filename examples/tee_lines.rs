@@ -19,6 +19,9 @@
 //! a shell reports a process killed by SIGPIPE, what `tee` itself gives) without a message
 //! if stdout's reader goes away first: the usual end of a pipeline such as
 //! `tee_lines log | head`, not an error worth a message. What already reached FILE stays.
+//!
+//! stdin and stdout are left blocking, or not, as they were found: `Pipe::open` makes them
+//! non-blocking on their open file descriptions, which a shell may share.
 
 use std::io::{self, Seek};
 use std::os::fd::{AsFd, OwnedFd};
@@ -40,7 +43,17 @@ fn main() -> ExitCode {
         eprintln!("usage: tee_lines FILE");
         return ExitCode::from(2);
     };
-    match run(path.into()) {
+    // `Pipe::open` makes stdin and stdout non-blocking on their open file descriptions,
+    // which a shell whose terminal they are shares: put them back as they were on the way
+    // out, as Node does.
+    let saved = [io::stdin().as_fd(), io::stdout().as_fd()].map(|fd| rustix::fs::fcntl_getfl(fd).ok());
+    let result = run(path.into());
+    for (fd, flags) in [io::stdin().as_fd(), io::stdout().as_fd()].into_iter().zip(saved) {
+        if let Some(flags) = flags {
+            let _ = rustix::fs::fcntl_setfl(fd, flags);
+        }
+    }
+    match result {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
             eprintln!("tee_lines: {e}");

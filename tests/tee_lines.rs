@@ -166,3 +166,31 @@ fn stdout_closed_early_exits_quietly_with_141() {
     assert_eq!(output.status.code(), Some(141));
     assert_eq!(String::from_utf8_lossy(&output.stderr), "", "quietly");
 }
+
+#[test]
+fn stdin_and_stdout_are_left_blocking_as_they_were() {
+    // The program's stdin and stdout are pipes whose descriptions the test shares (as a
+    // shell shares its terminal): `Pipe::open` makes them non-blocking, the example restores
+    // them on the way out.
+    let dir = TempDir::new("tee-lines-flags");
+    let (in_r, in_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let (in_shared, out_shared) = (in_r.try_clone().unwrap(), out_w.try_clone().unwrap());
+    let mut child = tee_lines().arg(dir.join("copy.txt")).stdin(in_r).stdout(out_w).spawn().unwrap();
+    let mut input = std::fs::File::from(in_w);
+    input.write_all(b"some bytes").unwrap();
+    drop(input);
+    let mut got = Vec::new();
+    let reader = std::thread::spawn(move || {
+        std::fs::File::from(out_r).read_to_end(&mut got).unwrap();
+        got
+    });
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let nonblocking = |fd: &std::os::fd::OwnedFd| {
+        rustix::fs::fcntl_getfl(fd).unwrap().contains(rustix::fs::OFlags::NONBLOCK)
+    };
+    assert!(!nonblocking(&in_shared), "stdin left non-blocking");
+    assert!(!nonblocking(&out_shared), "stdout left non-blocking");
+    drop(out_shared);
+    assert_eq!(reader.join().unwrap(), b"some bytes");
+}
