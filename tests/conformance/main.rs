@@ -14,7 +14,8 @@
 //!
 //! The harnesses are in `real.rs` and `simulated.rs`, the bodies in `tcp_data.rs`,
 //! `tcp_lifecycle.rs`, `guarantees.rs` and `udp.rs` (which adds its own UDP peers). Handles
-//! with harnesses of their own beside their bodies: Unix domain streams (`unix.rs`), fd
+//! with harnesses of their own beside their bodies: Unix domain streams (`unix.rs`), pipes
+//! (`pipe.rs`: `pipe(2)` and fake pipes; both on `RealLoop` / `SimLoop` below), fd
 //! watchers (`fd_watcher.rs`: epoll, `polling` and the simulator with a `FakeFd`) and signal
 //! watchers (`signal.rs`: `kill(1)` and `Sim::raise_signal`). The macro at the end of this file generates
 //! `name::real` and `name::sim` for every body. The first run of
