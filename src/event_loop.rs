@@ -482,7 +482,7 @@ impl<S> Loop<S> {
             HandleKind::Check => self.stop_watcher(h, Phase::Check),
             HandleKind::Waker | HandleKind::Channel => self.close_waker(h),
             HandleKind::TcpListener | HandleKind::UnixListener => self.close_listener(h),
-            HandleKind::TcpStream | HandleKind::UnixStream => self.close_stream(h),
+            HandleKind::TcpStream | HandleKind::UnixStream | HandleKind::Pipe => self.close_stream(h),
             HandleKind::FdWatcher => self.close_fd_watcher(h),
             HandleKind::Signal => self.close_signal(h),
             HandleKind::UdpSocket => self.close_udp(h),

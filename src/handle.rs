@@ -76,6 +76,8 @@ pub enum HandleKind {
     UnixListener,
     /// A [`UnixStream`](crate::UnixStream).
     UnixStream,
+    /// A [`Pipe`](crate::Pipe).
+    Pipe,
     /// An open [`fs::File`](crate::fs::File).
     File,
     /// An [`FdWatcher`](crate::FdWatcher).

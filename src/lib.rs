@@ -2,7 +2,7 @@
 //!
 //! One single-threaded [`Loop`] owns handles — [`Timer`]s, [`Idle`], [`Prepare`] and
 //! [`Check`] watchers, cross-thread [`Waker`]s and [`Channel`]s, Unix [`Signal`] watchers,
-//! [`TcpListener`]s and [`TcpStream`]s, [`UnixListener`]s and [`UnixStream`]s,
+//! [`TcpListener`]s and [`TcpStream`]s, [`UnixListener`]s and [`UnixStream`]s, [`Pipe`]s,
 //! [`UdpSocket`]s, [`FdWatcher`]s of the program's own descriptors — waits for readiness,
 //! and calls the closures the program registered, in libuv's phase order; [`Loop::defer`]
 //! runs a one-shot callback on the next iteration.
@@ -180,6 +180,7 @@ pub use error::{is_cancelled, Cancelled};
 pub use event_loop::{Loop, Metrics, RunMode};
 pub use fd::{FdEvents, FdWatcher};
 pub use handle::{Handle, HandleKind};
+pub use net::pipe::Pipe;
 pub use net::tcp::{TcpListener, TcpStream};
 pub use net::udp::{RecvFlags, UdpSocket};
 pub use net::unix::{UnixListener, UnixStream};

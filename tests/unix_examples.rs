@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{have_client, start_listening, TempDir};
+use common::{fresh_example, have_client, start_listening, TempDir};
 
 /// An example serving on a socket path in a fresh temporary directory; killed when dropped
 /// (then the directory goes).
@@ -51,17 +51,6 @@ impl Drop for UnixServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// The example's binary, refused if older than its source.
-fn fresh_example(name: &str) -> PathBuf {
-    let bin = common::example_path(name);
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.rs"));
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (modified(&bin), modified(&source)) {
-        (Some(b), Some(s)) if b >= s => bin,
-        _ => panic!("{} is missing or stale: run `cargo build --examples`", bin.display()),
     }
 }
 

@@ -36,7 +36,9 @@ pub(crate) mod epoll;
 pub(crate) mod executor;
 mod options;
 pub(crate) mod os;
+pub(crate) mod pipe;
 pub(crate) mod sim;
+mod stream_io;
 pub(crate) mod threads;
 pub(crate) mod udp;
 
@@ -156,6 +158,9 @@ forward! {
     mut fn release_listener(sock: SocketId) -> io::Result<Socket>;
     /// Hands a stream back, deregistered and blocking again, without closing it.
     mut fn release_stream(sock: SocketId) -> io::Result<Socket>;
+    /// Takes over a pipe end (or a socket) that `pipe::inspect` accepted as `end`,
+    /// non-blocking from then on, not registered yet: a stream entry like a socket's.
+    mut fn pipe_open(fd: std::os::fd::OwnedFd, end: pipe::PipeEnd) -> io::Result<SocketId>;
     /// Deregisters and closes the socket.
     mut fn close(sock: SocketId) -> ();
     /// Takes a descriptor an fd watcher watches (a duplicate the driver now owns), not

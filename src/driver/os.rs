@@ -12,9 +12,11 @@
 //! (see `driver/epoll.rs` for why), `polling` level-triggered; the loop is right under both.
 //! An fd watcher's descriptor (a duplicate the driver owns, `Sock::Fd`) is registered at
 //! once, level-triggered on both backends, as its callback may leave it undrained.
+//!
+//! Streams are read and written in `stream_io.rs` (a socket or a pipe end), pipe entries
+//! opened and shut down in `pipe.rs`, UDP sockets in `udp.rs`.
 
-use std::io::{self, IoSlice, Read, Write};
-use std::net::Shutdown;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -37,6 +39,9 @@ pub(super) enum Sock {
     /// An fd watcher's duplicate of a descriptor the host owns; registered level-triggered,
     /// with the interest it has in the poller (`None`: not in the poller).
     Fd(OwnedFd, Option<FdInterest>),
+    /// A pipe end, FIFO or character device of a `Pipe` stream (`driver/pipe.rs`); `None`
+    /// once shut down (closed).
+    Pipe(Option<OwnedFd>),
 }
 
 /// How a descriptor is registered: a socket (edge-triggered on the epoll backend) or an fd
@@ -54,12 +59,14 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+    /// The descriptor; `None` only for a pipe that was shut down, which is out of the poller.
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.sock {
-            Sock::Listener(l) => l.as_fd(),
-            Sock::Stream(s) => s.as_fd(),
-            Sock::Udp(s) => s.as_fd(),
-            Sock::Fd(fd, _) => fd.as_fd(),
+            Sock::Listener(l) => Some(l.as_fd()),
+            Sock::Stream(s) => Some(s.as_fd()),
+            Sock::Udp(s) => Some(s.as_fd()),
+            Sock::Fd(fd, _) => Some(fd.as_fd()),
+            Sock::Pipe(fd) => fd.as_ref().map(|fd| fd.as_fd()),
         }
     }
 
@@ -88,7 +95,7 @@ impl Poll {
                 let event = polling_event(key, reg);
                 // SAFETY: `polling` requires that a registered fd be deleted from the poller
                 // before it is closed, and the poller may outlive the driver (a `Waker` holds
-                // it through the notifier). Three callers. `OsDriver::watch_signals`, with the
+                // it through the notifier). Four callers. `OsDriver::watch_signals`, with the
                 // read end of a signal pipe, which lives in a `static` (`crate::signal`) and
                 // is never closed. `OsDriver::set_interest` and `OsDriver::fd_set_interest`,
                 // with the fd of an entry of `OsDriver::sockets`, which owns it: a socket, or
@@ -97,7 +104,10 @@ impl Poll {
                 // `OsDriver::close` (which `OsDriver::fd_close` is) and `OsDriver::release`
                 // (which hands the fd back to the program), which delete a registered fd from
                 // the poller first, and the drop of the driver, whose `Drop` deletes every
-                // registered fd before the fields (the slab) drop.
+                // registered fd before the fields (the slab) drop. A pipe's descriptor is
+                // also dropped in place by `OsDriver::pipe_shutdown`, which deletes it from
+                // the poller first. And `OsDriver::poll_probe` registers a descriptor it owns
+                // and deletes it at once, leaking it if the delete fails.
                 #[allow(unsafe_code)]
                 unsafe {
                     poller.add_with_mode(fd.as_raw_fd(), event, PollMode::Level)
@@ -198,6 +208,9 @@ pub(crate) struct OsDriver {
 /// generation 2^32 - 1), nor the epoll backend's eventfd key (`u64::MAX`).
 const SIGNAL_KEY: usize = usize::MAX - 1;
 
+/// The key of a probe (`poll_probe`), registered for no longer than one call: never waited on.
+const PROBE_KEY: usize = usize::MAX - 2;
+
 /// Retries `op` while a signal interrupts its system call (EINTR).
 pub(super) fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
@@ -212,7 +225,7 @@ fn no_such_socket() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "evloop: no such socket")
 }
 
-fn not_a_stream() -> io::Error {
+pub(super) fn not_a_stream() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "evloop: not a connected stream")
 }
 
@@ -374,23 +387,21 @@ impl OsDriver {
         }
     }
 
-    pub(crate) fn read(&mut self, sock: SocketId, buf: &mut [u8]) -> io::Result<usize> {
-        let mut stream = self.stream(sock)?;
-        retry_interrupted(|| stream.read(buf))
+    /// Takes `fd` out of the poller.
+    pub(super) fn poll_delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        self.poll.delete(fd)
     }
 
-    pub(crate) fn write(&mut self, sock: SocketId, buf: &[u8]) -> io::Result<usize> {
-        let mut stream = self.stream(sock)?;
-        retry_interrupted(|| stream.write(buf))
-    }
-
-    pub(crate) fn write_vectored(&mut self, sock: SocketId, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let stream = self.stream(sock)?;
-        retry_interrupted(|| stream.send_vectored(bufs))
-    }
-
-    pub(crate) fn shutdown_write(&mut self, sock: SocketId) -> io::Result<()> {
-        self.stream(sock)?.shutdown(Shutdown::Write)
+    /// Whether the poller accepts `fd`: registers it and takes it out again at once. Gives
+    /// `fd` back if it does; if it cannot be taken out again, `fd` is leaked rather than
+    /// closed while registered (see the SAFETY argument in `Poll::add`).
+    pub(super) fn poll_probe(&self, fd: OwnedFd) -> io::Result<OwnedFd> {
+        self.poll.add(fd.as_fd(), PROBE_KEY, Reg::Socket(Interest { readable: true, writable: false }))?;
+        if let Err(e) = self.poll.delete(fd.as_fd()) {
+            std::mem::forget(fd);
+            return Err(e);
+        }
+        Ok(fd)
     }
 
     /// Registers or changes interest, with `key` as the poller key.
@@ -399,7 +410,7 @@ impl OsDriver {
         if entry.registered == Some(interest) || (entry.registered.is_none() && interest == Interest::NONE) {
             return Ok(());
         }
-        let fd = entry.fd();
+        let Some(fd) = entry.fd() else { return Err(not_a_stream()) };
         if interest == Interest::NONE {
             // Out of the poller rather than registered for nothing: level-triggered epoll
             // (the `polling` backend) reports a hung-up socket on every wait even with an
@@ -458,17 +469,20 @@ impl OsDriver {
         let set_nonblocking = |entry: &Entry, on: bool| match &entry.sock {
             Sock::Listener(l) => l.set_nonblocking(on),
             Sock::Stream(s) => s.set_nonblocking(on),
-            Sock::Udp(_) | Sock::Fd(..) => Err(no_such_socket()),
+            Sock::Udp(_) | Sock::Fd(..) | Sock::Pipe(_) => Err(no_such_socket()),
         };
         let entry = match self.sockets.get(sock) {
-            Some(e) if matches!(e.sock, Sock::Listener(_)) == listener && !matches!(e.sock, Sock::Fd(..)) => {
+            Some(e)
+                if matches!(e.sock, Sock::Listener(_)) == listener
+                    && matches!(e.sock, Sock::Listener(_) | Sock::Stream(_)) =>
+            {
                 e
             }
             _ => return Err(no_such_socket()),
         };
         set_nonblocking(entry, false)?;
-        if entry.in_poller() {
-            if let Err(e) = self.poll.delete(entry.fd()) {
+        if let (true, Some(fd)) = (entry.in_poller(), entry.fd()) {
+            if let Err(e) = self.poll.delete(fd) {
                 let _ = set_nonblocking(entry, true);
                 return Err(e);
             }
@@ -479,8 +493,8 @@ impl OsDriver {
     /// Deregisters and closes a socket.
     pub(crate) fn close(&mut self, sock: SocketId) {
         if let Some(entry) = self.sockets.try_remove(sock) {
-            if entry.in_poller() {
-                let _ = self.poll.delete(entry.fd());
+            if let (true, Some(fd)) = (entry.in_poller(), entry.fd()) {
+                let _ = self.poll.delete(fd);
             }
         }
     }
@@ -535,7 +549,7 @@ impl OsDriver {
     pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SockAddr> {
         match self.sockets.get(sock).map(|e| &e.sock) {
             Some(Sock::Listener(s) | Sock::Stream(s)) => s.local_addr(),
-            Some(Sock::Udp(_) | Sock::Fd(..)) | None => Err(not_a_stream()),
+            Some(Sock::Udp(_) | Sock::Fd(..) | Sock::Pipe(_)) | None => Err(not_a_stream()),
         }
     }
 
@@ -600,8 +614,8 @@ impl Drop for OsDriver {
             let _ = self.poll.delete(pipe.as_fd());
         }
         for (_, entry) in &self.sockets {
-            if entry.in_poller() {
-                let _ = self.poll.delete(entry.fd());
+            if let (true, Some(fd)) = (entry.in_poller(), entry.fd()) {
+                let _ = self.poll.delete(fd);
             }
         }
     }

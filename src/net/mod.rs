@@ -1,7 +1,8 @@
 //! Streams and listeners with libuv's and Node's semantics, on the driver seam: one stream
 //! core (`stream.rs`, `read.rs`, `write.rs`, `write_queue.rs`, `connect.rs`) and one
-//! listener core (`listener.rs`), keyed by handle, serve TCP (`tcp.rs`) and Unix domain
-//! sockets (`unix.rs`); the public stream methods are written once (`stream_methods.rs`).
+//! listener core (`listener.rs`), keyed by handle, serve TCP (`tcp.rs`), Unix domain
+//! sockets (`unix.rs`) and pipes (`pipe.rs`); the public stream methods are written once
+//! (`stream_methods.rs`).
 //! UDP sockets (`udp/`) have a core of their own: datagrams share nothing with streams.
 //!
 //! Every socket operation goes through the [`Driver`](crate::driver::Driver), so the
@@ -19,6 +20,7 @@ pub(crate) mod addr;
 mod adopt;
 mod connect;
 pub(crate) mod listener;
+pub(crate) mod pipe;
 mod read;
 pub(crate) mod stream;
 mod stream_methods;
@@ -132,7 +134,7 @@ impl<S> Loop<S> {
             };
             match kind {
                 HandleKind::TcpListener | HandleKind::UnixListener => self.listener_ready(h),
-                HandleKind::TcpStream | HandleKind::UnixStream => self.stream_ready(h, r),
+                HandleKind::TcpStream | HandleKind::UnixStream | HandleKind::Pipe => self.stream_ready(h, r),
                 HandleKind::FdWatcher => self.fd_ready(h, r),
                 HandleKind::UdpSocket => self.udp_ready(h, r),
                 _ => {}

@@ -1,6 +1,6 @@
-//! The stream core that TCP and Unix domain streams share: the stream's state and the
-//! bookkeeping, keyed by [`Handle`], that its read side (`read.rs`), write side (`write.rs`),
-//! connect (`connect.rs`) and close share. The operations behind the public stream methods
+//! The stream core that TCP and Unix domain streams and pipes share: the stream's state and
+//! the bookkeeping, keyed by [`Handle`], that its read side (`read.rs`), write side
+//! (`write.rs`), connect (`connect.rs`) and close share. The operations behind the public stream methods
 //! are in `stream_methods.rs`. Nothing here knows which kind of stream it serves: the
 //! handle's kind is checked against the one the public type names, and callbacks are stored
 //! handle-erased (each public type wraps the user's closure once, at registration, into one
@@ -36,8 +36,19 @@ pub(super) enum Shutdown<S> {
 /// The socket of a stream whose name is still being resolved.
 pub(crate) const NO_SOCKET: SocketId = usize::MAX;
 
+/// Which ways a stream carries data: both for a socket; one for most pipes, whose
+/// descriptor was opened read-only or write-only (`net/pipe.rs`).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Direction {
+    Both,
+    ReadOnly,
+    WriteOnly,
+}
+
 pub(crate) struct StreamState<S> {
     pub(crate) sock: SocketId,
+    /// Fits in the padding beside the flags below: an idle socket stream costs no more.
+    pub(crate) direction: Direction,
     pub(super) reading: bool,
     /// The end of the stream or a read error was delivered: reading is over.
     pub(super) read_ended: bool,
@@ -90,6 +101,7 @@ impl<S> StreamState<S> {
     fn new(sock: SocketId) -> Self {
         StreamState {
             sock,
+            direction: Direction::Both,
             reading: false,
             read_ended: false,
             reader_installed: false,
@@ -103,6 +115,21 @@ impl<S> StreamState<S> {
             queue: WriteQueue::new(),
             cold: None,
         }
+    }
+
+    /// Refuses to read from a write-only pipe end (`write` false) or to write to a read-only
+    /// one (`write` true), naming the direction.
+    pub(super) fn check_direction(&self, write: bool) -> io::Result<()> {
+        let msg = match (self.direction, write) {
+            (Direction::WriteOnly, false) => {
+                "evloop: this pipe is a write end (opened write-only): it cannot read"
+            }
+            (Direction::ReadOnly, true) => {
+                "evloop: this pipe is a read end (opened read-only): it cannot write"
+            }
+            _ => return Ok(()),
+        };
+        Err(io::Error::new(io::ErrorKind::InvalidInput, msg))
     }
 
     /// The rarely used part, allocated on first use.

@@ -1,5 +1,6 @@
 //! The public methods every stream type shares, written once: `stream_methods!` gives them
-//! to [`TcpStream`](crate::TcpStream) and [`UnixStream`](crate::UnixStream), each method
+//! to [`TcpStream`](crate::TcpStream), [`UnixStream`](crate::UnixStream) and
+//! [`Pipe`](crate::Pipe), each method
 //! delegating to one `Loop` operation below, keyed by [`Handle`] and the kind the type names
 //! (so an id of another kind of stream is refused, never served). The typed handle reaches
 //! the user's callbacks through a wrapper made once, at registration.
@@ -149,6 +150,7 @@ impl<S> Loop<S> {
         on_read: ReadCallback<S>,
     ) -> io::Result<()> {
         let st = self.stream_usable(h, kind)?;
+        st.check_direction(false)?;
         st.read_callback = Some(on_read);
         st.reader_installed = true;
         if !st.reading {
@@ -182,6 +184,7 @@ impl<S> Loop<S> {
 
     pub(crate) fn stream_try_write(&mut self, h: Handle, kind: HandleKind, data: &[u8]) -> io::Result<usize> {
         let st = self.stream_usable(h, kind)?;
+        st.check_direction(true)?;
         if let Some(e) = st.write_error() {
             return Err(copy_error(e));
         }
@@ -199,6 +202,7 @@ impl<S> Loop<S> {
         on_shutdown: Completion<S>,
     ) -> io::Result<()> {
         let st = self.stream_usable(h, kind)?;
+        st.check_direction(true)?;
         if st.shut() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: shutdown already requested"));
         }

@@ -27,6 +27,7 @@ impl<S> Loop<S> {
         callback: Option<Completion<S>>,
     ) -> io::Result<bool> {
         let st = self.stream_usable(h, kind)?;
+        st.check_direction(true)?;
         if let Some(e) = st.write_error() {
             return Err(copy_error(e));
         }

@@ -23,6 +23,9 @@
 //!   callbacks run only inside the loop.
 //! - **Fake descriptors** ([`Sim::fake_fd`]) for [`FdWatcher`](crate::FdWatcher)s: the test
 //!   sets them readable, writable, urgent or hung up; they are reported level-triggered.
+//! - **Fake pipes** ([`Sim::fake_read_pipe`], [`Sim::fake_write_pipe`]) for
+//!   [`Pipe`](crate::Pipe)s: a descriptor for `Pipe::open` and a [`FakePeer`] at the other
+//!   end (a connection used one way, never reset).
 //! - **The pool** runs jobs on the loop thread while virtual time stands still: inline, in a
 //!   seeded order, or by hand ([`PoolMode`]). File operations touch the real file system.
 //! - **Faults**: partial writes, would-block, spurious readiness, a reset at a byte offset,
@@ -77,6 +80,7 @@ use crate::driver::sim::world::{ConnectFault, End, FakeListen, Listening, World}
 
 mod determinism;
 mod fake_fd;
+mod fake_pipe;
 mod peers;
 mod udp_peer;
 

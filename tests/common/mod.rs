@@ -88,6 +88,18 @@ pub fn example_path(name: &str) -> std::path::PathBuf {
     dir.join("examples").join(name)
 }
 
+/// The example's binary, refused if older than its source (run `cargo build --examples`).
+pub fn fresh_example(name: &str) -> std::path::PathBuf {
+    use std::path::Path;
+    let bin = example_path(name);
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.rs"));
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(&bin), modified(&source)) {
+        (Some(b), Some(s)) if b >= s => bin,
+        _ => panic!("{} is missing or stale: run `cargo build --examples`", bin.display()),
+    }
+}
+
 /// Starts `command` (an example, perhaps under a wrapper such as `prlimit`) and waits for
 /// its `listening on ADDR` line.
 pub fn start_example(command: std::process::Command) -> Example {

@@ -12,11 +12,11 @@ use evloop::{UnixListener, UnixStream};
 
 use super::*;
 
-/// The program's state in the Unix bodies.
+/// The program's state in the Unix and pipe bodies.
 #[derive(Default)]
 pub(super) struct USt {
-    events: Vec<Ev>,
-    log: Vec<String>,
+    pub(super) events: Vec<Ev>,
+    pub(super) log: Vec<String>,
     streams: Vec<UnixStream>,
 }
 
@@ -32,38 +32,16 @@ pub(super) trait UnixPeer {
     fn received(&self) -> &[u8];
 }
 
-pub(super) trait UnixNet: Sized {
+pub(super) trait UnixNet: Steps<State = USt> + Sized {
     type Peer: UnixPeer;
     fn new() -> Self;
-    fn lp(&mut self) -> &mut Loop<USt>;
     /// A fresh path for a listener.
     fn path(&mut self) -> PathBuf;
     /// A peer connects to the program's listener at `path`.
     fn connect(&mut self, path: &Path) -> Self::Peer;
-    /// Lets the loop (and the network) move on a little: one bounded iteration.
-    fn step(&mut self);
     /// A write larger than the socket buffers take while the peer does not read.
     fn big_write(&self) -> usize;
     fn finish(self);
-}
-
-/// Runs the loop until `cond` holds, at most 20,000 steps (each bounded by 1 ms of wall or
-/// virtual time), which a loaded machine cannot exhaust while anything is still moving.
-fn settle<N: UnixNet>(net: &mut N, what: &str, mut cond: impl FnMut(&mut Loop<USt>) -> bool) {
-    for _ in 0..20_000 {
-        if cond(net.lp()) {
-            return;
-        }
-        net.step();
-    }
-    panic!("{what}: not within 20,000 steps");
-}
-
-/// A few steps with nothing expected to happen: all that was due has happened.
-fn idle_steps<N: UnixNet>(net: &mut N) {
-    for _ in 0..5 {
-        net.step();
-    }
 }
 
 /// A listener whose streams read and record every read callback.
@@ -197,20 +175,31 @@ pub(super) fn unix_read_stop_and_resume<N: UnixNet>() {
     let (_l, path) = reading_server(&mut net);
     let mut peer = net.connect(&path);
     let s = accepted(&mut net);
+    check_read_stop_and_resume(&mut net, &mut peer, |lp| s.read_stop(lp), |lp| s.read_resume(lp));
+    net.finish();
+}
+
+/// The body of the read stop/resume tests, for any stream the program reads (recording
+/// its read callbacks) and `peer` sends to.
+pub(super) fn check_read_stop_and_resume<N: Steps<State = USt>>(
+    net: &mut N,
+    peer: &mut impl UnixPeer,
+    stop: impl FnOnce(&mut Loop<USt>) -> io::Result<()>,
+    resume: impl FnOnce(&mut Loop<USt>) -> io::Result<()>,
+) {
     peer.send(b"one");
-    settle(&mut net, "the first read", |lp| !lp.state.events.is_empty());
-    s.read_stop(net.lp()).unwrap();
+    settle(net, "the first read", |lp| !lp.state.events.is_empty());
+    stop(net.lp()).unwrap();
     peer.send(b"two");
-    idle_steps(&mut net);
+    idle_steps(net);
     assert_eq!(
         coalesce(&net.lp().state.events),
         vec![Ev::Data(b"one".to_vec())],
         "nothing read while stopped"
     );
-    s.read_resume(net.lp()).unwrap();
-    settle(&mut net, "the held bytes", |lp| lp.state.events.len() >= 2);
+    resume(net.lp()).unwrap();
+    settle(net, "the held bytes", |lp| lp.state.events.len() >= 2);
     assert_eq!(coalesce(&net.lp().state.events), vec![Ev::Data(b"onetwo".to_vec())]);
-    net.finish();
 }
 
 /// A path where nothing was ever bound: `NotFound`. A path whose listener closed (its
@@ -254,10 +243,9 @@ pub(super) fn unix_close_while_connecting_cancels<N: UnixNet>() {
 
 /// The real loop; listeners' paths in a fresh temporary directory, removed at the end.
 pub(super) struct RealUnix {
-    lp: Loop<USt>,
+    base: RealLoop<USt>,
     dir: PathBuf,
     paths: usize,
-    guard: Timer,
 }
 
 pub(super) struct RealUnixPeer {
@@ -274,18 +262,17 @@ impl UnixPeer for RealUnixPeer {
     }
     fn close(self) {}
     fn pump(&mut self) -> bool {
-        let mut buf = [0; 64 * 1024];
-        loop {
-            match self.s.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(n) => self.got.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-                Err(e) => panic!("peer read: {e}"),
-            }
-        }
+        read_available(&mut self.s, &mut self.got)
     }
     fn received(&self) -> &[u8] {
         &self.got
+    }
+}
+
+impl OnLoop for RealUnix {
+    type Base = RealLoop<USt>;
+    fn base(&mut self) -> &mut RealLoop<USt> {
+        &mut self.base
     }
 }
 
@@ -296,15 +283,7 @@ impl UnixNet for RealUnix {
         let n = DIRS.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("evloop-unix-conf-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut lp = Loop::with_state(USt::default()).unwrap();
-        // Bounds each step's wait to 1 ms; unreferenced, so it keeps nothing alive.
-        let guard = Timer::new(&mut lp, |_, _| {});
-        guard.start(&mut lp, ms(1), ms(1)).unwrap();
-        guard.unref(&mut lp).unwrap();
-        RealUnix { lp, dir, paths: 0, guard }
-    }
-    fn lp(&mut self) -> &mut Loop<USt> {
-        &mut self.lp
+        RealUnix { base: RealLoop::new(USt::default()), dir, paths: 0 }
     }
     fn path(&mut self) -> PathBuf {
         self.paths += 1;
@@ -315,34 +294,25 @@ impl UnixNet for RealUnix {
         s.set_nonblocking(true).unwrap();
         RealUnixPeer { s, got: Vec::new() }
     }
-    fn step(&mut self) {
-        self.lp.run(RunMode::Once).unwrap();
-    }
     fn big_write(&self) -> usize {
         8 << 20
     }
     fn finish(mut self) {
-        let _ = self.guard.close(&mut self.lp);
-        self.lp.walk(|lp, h| {
-            let _ = h.close(lp);
-        });
-        let deadline = Instant::now() + BOUND;
-        while self.lp.run(RunMode::NoWait).unwrap() {
-            assert!(Instant::now() < deadline, "real: the loop does not end once everything is closed");
-        }
+        self.base.finish();
         std::fs::remove_dir_all(&self.dir).unwrap();
     }
 }
 
 /// The simulated loop; paths name nothing on disk.
 pub(super) struct SimUnix {
-    sim: Sim<USt>,
+    base: SimLoop<USt>,
     paths: usize,
 }
 
+/// A `FakePeer` as the test's end of a Unix connection or of a pipe.
 pub(super) struct SimUnixPeer {
-    p: FakePeer,
-    got: Vec<u8>,
+    pub(super) p: FakePeer,
+    pub(super) got: Vec<u8>,
 }
 
 impl UnixPeer for SimUnixPeer {
@@ -355,8 +325,16 @@ impl UnixPeer for SimUnixPeer {
     fn close(self) {
         self.p.close();
     }
+    /// Takes what has arrived, also while the peer pauses reading (as the test's end of a
+    /// pipe does, to read only here, like the real one).
     fn pump(&mut self) -> bool {
-        self.got.extend(self.p.recv());
+        loop {
+            let more = self.p.recv_up_to(64 * 1024);
+            if more.is_empty() {
+                break;
+            }
+            self.got.extend(more);
+        }
         self.p.is_closed()
     }
     fn received(&self) -> &[u8] {
@@ -364,56 +342,35 @@ impl UnixPeer for SimUnixPeer {
     }
 }
 
+impl OnLoop for SimUnix {
+    type Base = SimLoop<USt>;
+    fn base(&mut self) -> &mut SimLoop<USt> {
+        &mut self.base
+    }
+}
+
 impl UnixNet for SimUnix {
     type Peer = SimUnixPeer;
     fn new() -> Self {
-        let config = SimConfig::new().seed(0xC0FFEE).pool(PoolMode::Manual);
-        SimUnix { sim: Sim::with_config(config, USt::default()), paths: 0 }
-    }
-    fn lp(&mut self) -> &mut Loop<USt> {
-        &mut self.sim
+        SimUnix { base: SimLoop::new(USt::default()), paths: 0 }
     }
     fn path(&mut self) -> PathBuf {
         self.paths += 1;
         PathBuf::from(format!("/sim/s{}.sock", self.paths))
     }
     fn connect(&mut self, path: &Path) -> SimUnixPeer {
-        SimUnixPeer { p: self.sim.connect_unix(path).unwrap(), got: Vec::new() }
-    }
-    fn step(&mut self) {
-        self.sim.run_until_idle().unwrap();
-        self.sim.advance(ms(1)).unwrap();
+        SimUnixPeer { p: self.base.sim.connect_unix(path).unwrap(), got: Vec::new() }
     }
     fn big_write(&self) -> usize {
         1 << 20
     }
     fn finish(mut self) {
-        self.sim.walk(|lp, h| {
-            let _ = h.close(lp);
-        });
-        self.sim.run().unwrap_or_else(|e| panic!("sim: finish: {e}"));
+        self.base.finish();
     }
 }
 
-macro_rules! unix_conformance {
-    ($($name:ident;)*) => {
-        $(
-            mod $name {
-                #[test]
-                fn real() {
-                    super::$name::<super::RealUnix>()
-                }
-
-                #[test]
-                fn sim() {
-                    super::$name::<super::SimUnix>()
-                }
-            }
-        )*
-    };
-}
-
-unix_conformance! {
+conformance_with! {
+    RealUnix, SimUnix;
     unix_echo;
     unix_eof_after_data;
     unix_shutdown_half_close;

@@ -1,5 +1,6 @@
-//! The simulated driver: virtual time, in-memory TCP and Unix domain sockets (one
-//! connection model for both, in `world.rs`) and UDP (`udp.rs`), with faults.
+//! The simulated driver: virtual time, in-memory TCP and Unix domain sockets and pipes (one
+//! connection model for all three, in `world.rs`; pipes in `pipe.rs`) and UDP (`udp.rs`),
+//! with faults.
 //!
 //! `wait` never sleeps. If something is ready it returns at once; otherwise, unless the
 //! timeout is zero, it moves the virtual clock to the earliest of the loop's timeout, the next
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) mod fd;
+pub(crate) mod pipe;
 pub(crate) mod pool;
 pub(crate) mod udp;
 pub(crate) mod world;
@@ -348,7 +350,7 @@ impl SimDriver {
             c.reset_reported[side] = true;
             return Err(err(io::ErrorKind::ConnectionReset));
         }
-        if c.pipes[side].fin.is_some() {
+        if c.pipes[side].fin.is_some() || (c.pipe && c.ends[1 - side] == End::Closed) {
             return Err(err(io::ErrorKind::BrokenPipe));
         }
         if c.ends[1 - side] == End::Closed {
@@ -561,7 +563,9 @@ fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>, consume: bool) {
             SockKind::Stream { connect: ConnectState::Failed(_), .. } => (true, true, true, false, 1, false),
             SockKind::Stream { conn: Some(conn), side, .. } => {
                 let c = &conns[*conn];
-                let reset = c.reset[*side].is_some_and(|at| at <= now);
+                // A pipe whose other end closed: epoll reports EPOLLERR to its writer.
+                let reset =
+                    c.reset[*side].is_some_and(|at| at <= now) || (c.pipe && c.ends[1 - side] == End::Closed);
                 let input = &c.pipes[1 - side];
                 let fin = input.fin.is_some_and(|at| at <= now);
                 let spurious = c.faults.spurious > 0;

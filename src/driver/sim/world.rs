@@ -177,6 +177,9 @@ pub(crate) struct Conn {
     pub(crate) faults: ConnFaults,
     /// Bytes the loop's side has written so far (for reset-at-offset).
     pub(crate) loop_written: u64,
+    /// A pipe (`sim/pipe.rs`): used in one direction, never reset; a write once the other
+    /// end is closed fails with `BrokenPipe` at once.
+    pub(crate) pipe: bool,
 }
 
 impl Conn {
@@ -199,7 +202,7 @@ impl Conn {
     /// was written; data sent to it afterwards is answered with a reset.
     pub(crate) fn close_side(&mut self, side: usize, now: u64, unread: bool) {
         self.ends[side] = End::Closed;
-        if unread {
+        if unread && !self.pipe {
             self.reset[1 - side] = Some(self.arrival(now));
         } else if self.pipes[side].fin.is_none() {
             self.pipes[side].fin = Some(self.arrival(now));
@@ -329,6 +332,8 @@ pub(crate) struct World {
     pub(crate) pool: super::pool::SimPool,
     /// Fake descriptors for fd watchers.
     pub(crate) fds: super::fd::FakeFds,
+    /// Fake pipes not yet opened by the program.
+    pub(crate) pipes: super::pipe::FakePipes,
     /// The UDP network.
     pub(crate) udp: super::udp::SimUdp,
 }
@@ -354,6 +359,7 @@ impl World {
             trace: Vec::new(),
             pool: super::pool::SimPool::default(),
             fds: super::fd::FakeFds::default(),
+            pipes: super::pipe::FakePipes::default(),
             udp: super::udp::SimUdp::default(),
         }
     }
@@ -392,6 +398,7 @@ impl World {
             peer_paused: false,
             faults: ConnFaults::default(),
             loop_written: 0,
+            pipe: false,
         })
     }
 
@@ -438,8 +445,11 @@ impl World {
                     && !conn.peer_outbox.is_empty()
                     && conn.reset[side].is_none()
                 {
-                    // Data for a closed socket: the kernel answers with a reset.
-                    conn.reset[side] = Some(conn.arrival(now));
+                    // Data for a closed socket: the kernel answers with a reset (for a
+                    // pipe, EPIPE, which the test sees as the pipe closed).
+                    if !conn.pipe {
+                        conn.reset[side] = Some(conn.arrival(now));
+                    }
                     conn.peer_outbox.clear();
                 }
                 if !conn.peer_outbox.is_empty() && conn.reset[side].is_none() {
