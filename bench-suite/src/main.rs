@@ -16,6 +16,8 @@ mod procs;
 mod report;
 mod rt_evloop;
 mod rt_tokio;
+mod stream;
+mod tokio_stream;
 mod util;
 mod workloads;
 
