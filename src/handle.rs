@@ -77,6 +77,8 @@ pub enum HandleKind {
     FdWatcher,
     /// A [`Signal`](crate::Signal) watcher.
     Signal,
+    /// A child [`Process`](crate::Process).
+    Process,
 }
 
 /// A callback stored in a handle's slot. Typed handles wrap the user's closure once, at
@@ -91,6 +93,7 @@ pub(crate) enum Extra<S> {
     Stream(Box<StreamState<S>>),
     File(std::sync::Arc<crate::fs::OpenFile>),
     Fd(crate::fd::FdState),
+    Process(crate::process::ProcessState),
 }
 
 impl<S> Extra<S> {

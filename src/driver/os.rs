@@ -186,6 +186,8 @@ pub(crate) struct OsDriver {
     sockets: Slab<Entry>,
     /// The read end of this loop's signal pipe, once a signal watcher started (`crate::signal`).
     signal_pipe: Option<&'static UnixStream>,
+    /// Child processes (`driver/process.rs`); their pidfds are entries of `sockets`.
+    pub(super) children: super::process::Children,
 }
 
 /// The key of the signal pipe; no handle's key can be this (it would need slot 2^32 - 2 of
@@ -234,6 +236,7 @@ impl OsDriver {
             start: Instant::now(),
             sockets: Slab::new(),
             signal_pipe: None,
+            children: super::process::Children::new(),
         })
     }
 
@@ -263,6 +266,7 @@ impl OsDriver {
                 while matches!((&*pipe).read(&mut buf), Ok(n) if n > 0) {}
             }
         }
+        self.take_orphan_events(ready, start);
         Ok(timeout_ms != Some(0))
     }
 

@@ -115,6 +115,7 @@ impl<S> Loop<S> {
                 HandleKind::TcpListener => self.listener_ready(h),
                 HandleKind::TcpStream => self.stream_ready(h, r),
                 HandleKind::FdWatcher => self.fd_ready(h, r),
+                HandleKind::Process => self.process_ready(h),
                 _ => {}
             }
         }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 pub(crate) mod fd;
 pub(crate) mod pool;
+pub(crate) mod process;
 pub(crate) mod world;
 
 use world::{ConnectFault, ConnectState, End, Listening, Sock, SockKind, World};
@@ -491,6 +492,7 @@ fn rearm(w: &mut World, sock: SocketId) {
 /// leaving every edge to the next real look.
 fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>, consume: bool) {
     fd::collect_fd_ready(w, ready);
+    process::collect_exits(w, ready);
     let now = w.now;
     let World { socks, conns, .. } = w;
     for (_, sock) in socks.iter_mut() {

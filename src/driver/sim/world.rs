@@ -322,6 +322,8 @@ pub(crate) struct World {
     pub(crate) pool: super::pool::SimPool,
     /// Fake descriptors for fd watchers.
     pub(crate) fds: super::fd::FakeFds,
+    /// Fake programs and their processes (`process.rs`).
+    pub(crate) procs: super::process::FakeProcs,
 }
 
 impl World {
@@ -344,6 +346,7 @@ impl World {
             trace: Vec::new(),
             pool: super::pool::SimPool::default(),
             fds: super::fd::FakeFds::default(),
+            procs: super::process::FakeProcs::default(),
         }
     }
 
@@ -466,6 +469,7 @@ impl World {
         }
         consider(Some(self.emfile_until));
         consider(self.pool.next_event(now));
+        consider(self.procs.next_event(now));
         next
     }
 
