@@ -211,6 +211,9 @@ impl OsDriver {
         }
         entry.key = None;
         if let Notice::Pidfd(fd) = entry.notice {
+            // Out and in again: the same interest under a new key is no change to
+            // `fd_set_interest`, and the old key must not be reported any more.
+            let _ = self.fd_set_interest(fd, ORPHAN_KEY, FdInterest::NONE);
             let _ = self.fd_set_interest(fd, ORPHAN_KEY, FdInterest::READABLE);
         }
         // It may have exited already, its notice consumed by an event the loop dropped.
