@@ -16,7 +16,8 @@
 //! `tcp_lifecycle.rs` and `guarantees.rs`. Handles that need no network have harnesses of
 //! their own beside their bodies: fd watchers (`fd_watcher.rs`: epoll, `polling` and the
 //! simulator with a `FakeFd`) and signal watchers (`signal.rs`: `kill(1)` and
-//! `Sim::raise_signal`). The macro at the end of this file generates
+//! `Sim::raise_signal`) and child processes (`process.rs`: real programs, and fake ones
+//! scripted with `Sim::program`). The macro at the end of this file generates
 //! `name::real` and `name::sim` for every body. The first run of
 //! this suite found nine places where the simulation differed from Linux (how a reset is
 //! reported, EPIPE in CLOSE_WAIT, resets for data sent to closed sockets and for unaccepted
@@ -38,6 +39,7 @@ use evloop::{
 
 mod fd_watcher;
 mod guarantees;
+mod process;
 mod real;
 mod signal;
 mod simulated;

@@ -1,0 +1,74 @@
+//! Scripted fake processes on the simulator: exits in virtual time, to the millisecond;
+//! kills and ignored signals; the same trace for the same seed.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::time::Duration;
+
+use evloop::sim::{check_determinism, FakeProgram, Sim};
+use evloop::{Loop, Process, Signal};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// (virtual ms, code or -signal) of each exit, in order.
+type Exits = Vec<(u64, i32)>;
+
+fn on_exit(lp: &mut Loop<Exits>, p: Process, status: std::process::ExitStatus) {
+    let what = status.code().unwrap_or_else(|| -status.signal().unwrap());
+    let now = lp.now();
+    lp.state.push((now, what));
+    p.close(lp).unwrap();
+}
+
+#[test]
+fn exits_come_at_their_virtual_time() {
+    let mut sim = Sim::new(3, Exits::new());
+    sim.program("fast", FakeProgram::new().exit_after(ms(250), 0));
+    sim.program("slow", FakeProgram::new().exit_after(ms(1_500), 4));
+    sim.program("crash", FakeProgram::new().killed_after(ms(700), 11));
+    for name in ["slow", "fast", "crash"] {
+        Process::spawn(&mut sim, &mut Command::new(name), on_exit).unwrap();
+    }
+    sim.advance(ms(249)).unwrap();
+    assert!(sim.state.is_empty());
+    sim.run().unwrap();
+    assert_eq!(sim.state, [(250, 0), (700, -11), (1_500, 4)]);
+    assert_eq!(sim.elapsed(), ms(1_500), "no time passes after the last exit");
+}
+
+#[test]
+fn a_kill_ends_a_fake_unless_it_ignores_the_signal() {
+    let mut sim = Sim::new(4, Exits::new());
+    sim.program("stubborn", FakeProgram::new().ignore_signal(Signal::SIGTERM).exit_after(ms(10_000), 0));
+    let p = Process::spawn(&mut sim, &mut Command::new("stubborn"), on_exit).unwrap().process;
+    sim.advance(ms(100)).unwrap();
+    p.kill(&mut sim, Signal::SIGTERM).unwrap();
+    sim.advance(ms(100)).unwrap();
+    assert!(sim.state.is_empty(), "SIGTERM is ignored");
+    p.kill(&mut sim, 9).unwrap();
+    sim.run_until_idle().unwrap();
+    assert_eq!(sim.state, [(200, -9)], "SIGKILL cannot be ignored; it dies at once");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    let trace = check_determinism(21, |sim: &mut Sim<Exits>| {
+        for (i, ms_) in [30, 10, 20].into_iter().enumerate() {
+            let name = format!("job{i}");
+            sim.program(&name, FakeProgram::new().exit_after(ms(ms_), i as i32));
+            Process::spawn(sim, &mut Command::new(&name), on_exit).unwrap();
+        }
+        sim.program("forever", FakeProgram::new());
+        let p = Process::spawn(sim, &mut Command::new("forever"), on_exit).unwrap().process;
+        sim.advance(ms(15)).unwrap();
+        p.kill(sim, Signal::SIGINT).unwrap();
+        sim.run().unwrap();
+        assert_eq!(sim.state, [(10, 1), (15, -2), (20, 2), (30, 0)]);
+    })
+    .unwrap();
+    let kinds: Vec<&str> =
+        trace.iter().map(|e| e.kind).filter(|k| ["spawn", "exit", "killed"].contains(k)).collect();
+    assert_eq!(kinds, ["spawn", "spawn", "spawn", "spawn", "exit", "killed", "exit", "exit", "exit"]);
+}
