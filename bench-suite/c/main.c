@@ -70,6 +70,7 @@ int main(int argc, char **argv) {
       {"write_batch", write_batch_main}, {"waker", waker_main},
       {"channel", channel_main},         {"queue_work", queue_work_main},
       {"fs_stat", fs_stat_main},
+      {"spawn", spawn_main},
   };
   size_t i;
   if (argc < 2) die("usage: uvbench WORKLOAD ARGS...");

@@ -47,5 +47,6 @@ int waker_main(int argc, char **argv);
 int channel_main(int argc, char **argv);
 int queue_work_main(int argc, char **argv);
 int fs_stat_main(int argc, char **argv);
+int spawn_main(int argc, char **argv);
 
 #endif

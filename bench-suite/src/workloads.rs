@@ -26,7 +26,7 @@ impl Runtime {
 }
 
 /// Every workload, in the order they run, with a one-line description.
-pub const WORKLOADS: [(&str, &str); 14] = [
+pub const WORKLOADS: [(&str, &str); 15] = [
     (
         "loop_count",
         "idle loop iterations per second with one idle TCP listener open, and with no socket \
@@ -58,6 +58,7 @@ pub const WORKLOADS: [(&str, &str); 14] = [
     ("queue_work", "no-op jobs through the thread pool (4 workers) at 1, 32, 1,000 in flight"),
     ("fs_stat", "stat() of one file through the thread pool at 1, 4, 16, 32 in flight"),
     ("memory", "resident memory per idle connection, 10,000 connections"),
+    ("spawn", "2,000 spawn-and-wait of /bin/true, 1 and 16 at a time: processes/s"),
 ];
 
 /// `LoopCount::listener`: a bound TCP listener nobody connects to is open during the count.
@@ -78,6 +79,7 @@ pub enum Kind {
     QueueWork { n: u64, in_flight: u64 },
     FsStat { n: u64, in_flight: u64 },
     Memory { conns: usize },
+    Spawn { n: u64, in_flight: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -146,6 +148,7 @@ impl Case {
             Kind::QueueWork { .. } => vec![m("jobs_per_s", "jobs/s", Unit::PerSec, true)],
             Kind::FsStat { .. } => vec![m("stats_per_s", "stats/s", Unit::PerSec, true)],
             Kind::Memory { .. } => vec![m("rss_per_conn_bytes", "RSS per connection", Unit::Bytes, false)],
+            Kind::Spawn { .. } => vec![m("procs_per_s", "processes/s", Unit::PerSec, true)],
         }
     }
 }
@@ -164,6 +167,7 @@ pub fn metrics_of(workload: &'static str) -> Vec<Metric> {
         "queue_work" => Kind::QueueWork { n: 0, in_flight: 0 },
         "fs_stat" => Kind::FsStat { n: 0, in_flight: 0 },
         "memory" => Kind::Memory { conns: 0 },
+        "spawn" => Kind::Spawn { n: 0, in_flight: 0 },
         "echo_threads" => Kind::EchoThreads { threads: 0, conns: 0, size: 0, millis: 0 },
         _ => Kind::Echo { conns: 0, size: 0, millis: 0 },
     };
@@ -272,6 +276,9 @@ pub fn cases(cfg: &Config) -> Vec<Case> {
         util::open_files_limit().map_or(wanted, |l| wanted.min(l.saturating_sub(64).max(10))) as usize;
     let capped = if (conns as u64) < wanted { " (capped by ulimit -n)" } else { "" };
     add("memory", format!("{conns} idle conns{capped}"), Kind::Memory { conns });
+    for in_flight in [1, 16] {
+        add("spawn", format!("{in_flight} at a time"), Kind::Spawn { n: s(2_000, 50), in_flight });
+    }
     out
 }
 
@@ -356,6 +363,7 @@ pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
         Kind::Channel { threads, per_thread } => in_process(strings(&[&"channel", &threads, &per_thread])),
         Kind::QueueWork { n, in_flight } => in_process(strings(&[&"queue_work", &n, &in_flight])),
         Kind::FsStat { n, in_flight } => in_process(strings(&[&"fs_stat", &n, &in_flight, &stat_path])),
+        Kind::Spawn { n, in_flight } => in_process(strings(&[&"spawn", &n, &in_flight])),
         Kind::Echo { conns, size, millis } => {
             served(strings(&[&"echo_server"]), strings(&[&"echo", &conns, &size, &millis]))
         }
