@@ -8,15 +8,12 @@ use evloop::{Loop, Process, RunMode};
 
 mod common;
 
-struct St {
-    started: u64,
-    total: u64,
-}
-
-/// Starts the next process, if any is left; each exit starts another.
-fn start_one(lp: &mut Loop<St>) {
-    if lp.state.started < lp.state.total {
-        lp.state.started += 1;
+/// Starts the next process, if any is left (the state: started, total); each exit starts
+/// another.
+fn start_one(lp: &mut Loop<(u64, u64)>) {
+    let (started, total) = &mut lp.state;
+    if started < total {
+        *started += 1;
         Process::spawn(lp, &mut Command::new("/bin/true"), |lp, p, status| {
             assert!(status.success());
             p.close(lp).unwrap();
@@ -27,7 +24,7 @@ fn start_one(lp: &mut Loop<St>) {
 }
 
 fn evloop_rate(n: u64, at_once: u64) -> f64 {
-    let mut lp = Loop::with_state(St { started: 0, total: n }).unwrap();
+    let mut lp = Loop::with_state((0, n)).unwrap();
     let start = Instant::now();
     for _ in 0..at_once {
         start_one(&mut lp);

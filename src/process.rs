@@ -63,7 +63,7 @@ use crate::signal::Signal;
 ///     lp.state.push(status.code());
 ///     process.close(lp).unwrap();
 /// })?;
-/// let sleeper = Process::spawn(&mut lp, &mut Command::new("sleep").arg("100"), |lp, _, status| {
+/// let sleeper = Process::spawn(&mut lp, Command::new("sleep").arg("100"), |lp, _, status| {
 ///     lp.state.push(status.signal());
 /// })?;
 /// sleeper.process.kill(&mut lp, Signal::SIGTERM)?;

@@ -124,17 +124,7 @@ fn sigint_kills_the_children_and_exits_130() {
         }
     }
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("parallel did not exit after SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = common::wait_within(&mut child, 10, "parallel after SIGINT");
     assert_eq!(status.code(), Some(130));
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();

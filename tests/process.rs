@@ -101,7 +101,7 @@ fn exit_learnt_through_the_expected_mechanism() {
 #[test]
 fn sleep_killed_with_sigterm_reports_the_signal_then_kill_is_esrch() {
     let mut lp = new_loop();
-    let p = Process::spawn(&mut lp, &mut Command::new("sleep").arg("100"), |lp, _, status| {
+    let p = Process::spawn(&mut lp, Command::new("sleep").arg("100"), |lp, _, status| {
         lp.state.push(status);
     })
     .unwrap()
@@ -124,7 +124,7 @@ fn sleep_killed_with_sigterm_reports_the_signal_then_kill_is_esrch() {
 #[test]
 fn a_signal_out_of_range_is_invalid_input() {
     let mut lp = new_loop();
-    let p = Process::spawn(&mut lp, &mut Command::new("sleep").arg("100"), record).unwrap().process;
+    let p = Process::spawn(&mut lp, Command::new("sleep").arg("100"), record).unwrap().process;
     for signum in [-1, 32, 1000] {
         assert_eq!(p.kill(&mut lp, signum).unwrap_err().kind(), ErrorKind::InvalidInput, "{signum}");
     }
@@ -267,16 +267,22 @@ fn unreferenced_detached_process() {
     assert_eq!(lp.state[0].signal(), Some(15));
 }
 
+/// A child that exits once its stdin (piped) is closed, and its pid.
+fn waiting_for_stdin(lp: &mut Loop<Vec<ExitStatus>>) -> (evloop::Spawned, u32) {
+    let mut cmd = sh("read x");
+    cmd.stdin(Stdio::piped());
+    let spawned = Process::spawn(lp, &mut cmd, record).unwrap();
+    let pid = spawned.process.id(lp).unwrap();
+    (spawned, pid)
+}
+
 /// A handle closed before its child exits: the loop is not kept alive by it, and the child
 /// is still reaped when it exits (no zombie) by the loop's next iterations, its callback
 /// never called.
 #[test]
 fn closed_before_exit_still_reaped() {
     let mut lp = new_loop();
-    let mut cmd = sh("read x");
-    cmd.stdin(Stdio::piped());
-    let spawned = Process::spawn(&mut lp, &mut cmd, record).unwrap();
-    let pid = spawned.process.id(&lp).unwrap();
+    let (spawned, pid) = waiting_for_stdin(&mut lp);
     spawned.process.close(&mut lp).unwrap();
     assert!(!lp.run(RunMode::Default).unwrap(), "a closed process keeps nothing alive");
     // Something else keeps the loop iterating, as in a program that goes on.
@@ -292,10 +298,7 @@ fn closed_before_exit_still_reaped() {
 #[test]
 fn dropped_loop_leaves_no_zombie() {
     let mut lp = new_loop();
-    let mut cmd = sh("read x");
-    cmd.stdin(Stdio::piped());
-    let spawned = Process::spawn(&mut lp, &mut cmd, record).unwrap();
-    let pid = spawned.process.id(&lp).unwrap();
+    let (spawned, pid) = waiting_for_stdin(&mut lp);
     drop(lp);
     assert_eq!(proc_stat(pid).map(|(s, _)| s == 'Z'), Some(false), "still running, not killed");
     drop(spawned.stdin);
