@@ -2,7 +2,8 @@
 //!
 //! One single-threaded [`Loop`] owns handles — [`Timer`]s, [`Idle`], [`Prepare`] and
 //! [`Check`] watchers, cross-thread [`Waker`]s and [`Channel`]s, Unix [`Signal`] watchers,
-//! [`TcpListener`]s and [`TcpStream`]s, [`FdWatcher`]s of the program's own descriptors —
+//! [`TcpListener`]s and [`TcpStream`]s, [`FdWatcher`]s of the program's own descriptors,
+//! child [`Process`]es —
 //! waits for readiness, and calls the closures the program registered, in libuv's phase
 //! order; [`Loop::defer`] runs a one-shot callback on the next iteration.
 //! Blocking work ([`Loop::queue_work`], [`fs`], [`dns`]) runs on a thread pool and comes
@@ -62,7 +63,8 @@
 //! libuv's order: pending completions (write, connect and shutdown callbacks), [`Idle`]
 //! watchers, [`Prepare`] watchers, the poll for I/O (blocking no longer than the next timer
 //! allows, and not at all while an idle watcher is active) with the dispatch of what it found
-//! (TCP readiness, [`Signal`], [`Waker`] and [`Channel`] callbacks, finished thread-pool work), the
+//! (TCP readiness, [`Process`] exits, [`Signal`], [`Waker`] and [`Channel`] callbacks, finished
+//! thread-pool work), the
 //! check phase ([`Loop::defer`]red calls, then [`Check`] watchers), close callbacks, then the
 //! timers due at the freshly updated time. [`RunMode::Default`] also runs the timers already
 //! due before its first iteration.

@@ -72,3 +72,16 @@ fn the_same_seed_gives_the_same_trace() {
         trace.iter().map(|e| e.kind).filter(|k| ["spawn", "exit", "killed"].contains(k)).collect();
     assert_eq!(kinds, ["spawn", "spawn", "spawn", "spawn", "exit", "killed", "exit", "exit", "exit"]);
 }
+
+/// Signals whose default action leaves a process alive do not end a fake either.
+#[test]
+fn harmless_signals_leave_a_fake_running() {
+    let mut sim = Sim::new(5, Exits::new());
+    sim.program("worker", FakeProgram::new().exit_after(ms(1_000), 0));
+    let p = Process::spawn(&mut sim, &mut Command::new("worker"), on_exit).unwrap().process;
+    for signum in [0, Signal::SIGCHLD, Signal::SIGWINCH, Signal::SIGURG] {
+        p.kill(&mut sim, signum).unwrap();
+    }
+    sim.run().unwrap();
+    assert_eq!(sim.state, [(1_000, 0)]);
+}

@@ -86,8 +86,8 @@ impl Poll {
                 // read end of a signal pipe, which lives in a `static` (`crate::signal`) and
                 // is never closed. `OsDriver::set_interest` and `OsDriver::fd_set_interest`,
                 // with the fd of an entry of `OsDriver::sockets`, which owns it: a socket, or
-                // an fd watcher's duplicate held as an `OwnedFd` (never the host's own
-                // descriptor). An entry leaves that slab on three paths only:
+                // an fd watcher's duplicate or a child's pidfd (`driver/process.rs`), held as
+                // an `OwnedFd` (never the host's own descriptor). An entry leaves that slab on three paths only:
                 // `OsDriver::close` (which `OsDriver::fd_close` is) and `OsDriver::release`
                 // (which hands the fd back to the program), which delete a registered fd from
                 // the poller first, and the drop of the driver, whose `Drop` deletes every

@@ -25,8 +25,11 @@ use crate::driver::{ProcId, Readiness, SpawnedChild, ESRCH};
 /// Without [`exit_after`](FakeProgram::exit_after) or
 /// [`killed_after`](FakeProgram::killed_after) it runs until a signal kills it. A signal
 /// sent with [`Process::kill`](crate::Process::kill) kills it at once (its exit status says
-/// which signal), unless the script [ignores](FakeProgram::ignore_signal) that signal;
-/// signal 0 only checks that it is there, as on Unix.
+/// which signal), unless the script [ignores](FakeProgram::ignore_signal) that signal or its
+/// default action leaves a process alive (SIGCHLD, SIGCONT, SIGURG, SIGWINCH; and SIGSTOP,
+/// SIGTSTP, SIGTTIN, SIGTTOU, since stopping is not modelled); signal 0 only checks that it
+/// is there, as on Unix. A fake program has no stdio: [`Spawned`](crate::Spawned)'s pipes are
+/// `None` whatever the `Command` asked.
 ///
 /// ```
 /// use std::time::Duration;
@@ -130,6 +133,14 @@ pub(crate) fn collect_exits(w: &World, ready: &mut Vec<Readiness>) {
     }
 }
 
+/// SIGKILL, which no script can ignore.
+const SIGKILL: i32 = 9;
+
+/// Signals whose default action leaves a process alive, on Linux: SIGCHLD, SIGCONT, SIGURG,
+/// SIGWINCH (ignored) and SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU (stop it; the simulation does
+/// not model a stopped process).
+const SURVIVED: [i32; 8] = [17, 18, 23, 28, 19, 20, 21, 22];
+
 fn gone() -> io::Error {
     io::Error::from_raw_os_error(ESRCH)
 }
@@ -183,8 +194,10 @@ impl SimDriver {
             return Err(gone());
         }
         let ended = p.end.is_some_and(|(at, _)| at <= now);
-        // SIGKILL (9) cannot be ignored; signal 0 only checks.
-        if signum == 0 || ended || (signum != 9 && p.ignored.contains(&signum)) {
+        // SIGKILL cannot be ignored; signal 0 only checks; signals that do not end a process
+        // by default (they are ignored, or stop it, which is not modelled) change nothing.
+        let harmless = signum == 0 || SURVIVED.contains(&signum);
+        if harmless || ended || (signum != SIGKILL && p.ignored.contains(&signum)) {
             return Ok(());
         }
         p.end = Some((now, FakeEnd::Signal(signum)));
