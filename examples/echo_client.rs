@@ -2,14 +2,18 @@
 //! lock-step (send one, wait for its whole echo, send the next), checking every byte.
 //!
 //! Usage: `echo_client [ADDR] [CONNECTIONS] [MESSAGES] [SIZE]`
-//! (defaults `127.0.0.1:7000 10 1000 64`). Prints round trips per second and latency
+//! (defaults `127.0.0.1:7000 10 1000 64`); ADDR is `host:port` or `unix:PATH`. Prints round trips per second and latency
 //! percentiles; exits with an error if any echo differs or a connection fails.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use evloop::{Loop, RunMode, TcpStream};
+use evloop::{Loop, RunMode, TcpStream, UnixStream};
+
+#[path = "support/stream.rs"]
+mod stream;
+
+use stream::{ServerAddr, Stream};
 
 struct Run {
     messages: usize,
@@ -30,7 +34,7 @@ fn arg<T: std::str::FromStr>(n: usize, default: T) -> io::Result<T> {
 
 fn main() -> io::Result<()> {
     env_logger::init();
-    let addr: SocketAddr = arg(1, "127.0.0.1:7000".parse().unwrap())?;
+    let addr: ServerAddr = arg(1, ServerAddr::Tcp("127.0.0.1:7000".parse().unwrap()))?;
     let connections: usize = arg(2, 10)?;
     let messages: usize = arg(3, 1000)?;
     let size: usize = arg(4, 64)?;
@@ -44,13 +48,14 @@ fn main() -> io::Result<()> {
     })?;
     let start = Instant::now();
     for c in 0..connections {
-        TcpStream::connect(&mut lp, addr, move |lp, stream, result| match result {
-            Ok(()) => start_connection(lp, stream, c),
-            Err(e) => {
-                lp.state.failures.push(format!("connection {c}: connect: {e}"));
-                let _ = stream.close(lp);
+        match &addr {
+            ServerAddr::Tcp(a) => {
+                TcpStream::connect(&mut lp, *a, move |lp, s, r| connected(lp, s, r, c))?;
             }
-        })?;
+            ServerAddr::Unix(p) => {
+                UnixStream::connect(&mut lp, p, move |lp, s, r| connected(lp, s, r, c))?;
+            }
+        }
     }
     lp.run(RunMode::Default)?;
     let elapsed = start.elapsed();
@@ -79,8 +84,18 @@ fn main() -> io::Result<()> {
     Ok(())
 }
 
+fn connected<T: Stream>(lp: &mut Loop<Run>, stream: T, result: io::Result<()>, c: usize) {
+    match result {
+        Ok(()) => start_connection(lp, stream, c),
+        Err(e) => {
+            lp.state.failures.push(format!("connection {c}: connect: {e}"));
+            let _ = stream.close(lp);
+        }
+    }
+}
+
 /// Sends message after message on one connection, checking each echo.
-fn start_connection(lp: &mut Loop<Run>, stream: TcpStream, c: usize) {
+fn start_connection<T: Stream>(lp: &mut Loop<Run>, stream: T, c: usize) {
     let _ = stream.set_nodelay(lp, true);
     let size = lp.state.size;
     // Each message is distinct, so a mixed-up echo shows.
@@ -127,7 +142,7 @@ fn start_connection(lp: &mut Loop<Run>, stream: TcpStream, c: usize) {
     }
 }
 
-fn fail(lp: &mut Loop<Run>, stream: TcpStream, c: usize, why: String) {
+fn fail<T: Stream>(lp: &mut Loop<Run>, stream: T, c: usize, why: String) {
     lp.state.failures.push(format!("connection {c}: {why}"));
     let _ = stream.close(lp);
 }

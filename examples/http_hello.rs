@@ -1,9 +1,11 @@
 //! A minimal HTTP/1.1 server: `GET /` answers `Hello, World!`.
 //!
 //! Usage: `http_hello [ADDR] [IDLE_TIMEOUT_MS] [HEADER_TIMEOUT_MS] [--threads N]` (defaults
-//! `127.0.0.1:8080`, 5000, 10000, one thread). It prints `listening on <addr>` once bound, so
-//! that a caller can bind port 0 and learn the port. With `--threads N`, N loops, one per
-//! thread, each with its own listener on the same address (`SO_REUSEPORT`).
+//! `127.0.0.1:8080`, 5000, 10000, one thread). ADDR is `host:port` or `unix:PATH` (then
+//! `curl --unix-socket PATH http://x/` asks it; the socket file is removed on exit). It
+//! prints `listening on <addr>` once bound, so that a caller can bind port 0 and learn the
+//! port. With `--threads N` (TCP only), N loops, one per thread, each with its own listener
+//! on the same address (`SO_REUSEPORT`).
 //!
 //! On SIGINT or SIGTERM it shuts down gracefully: it stops accepting, answers the requests
 //! in flight (with `Connection: close`) and ends their connections after the response, ends
@@ -32,12 +34,16 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use evloop::{Loop, RunMode, TcpListener, TcpStream, Timer};
+use evloop::{Loop, RunMode, TcpListener, Timer};
 
 #[path = "support/per_core.rs"]
 mod per_core;
 #[path = "support/shutdown.rs"]
 mod shutdown;
+#[path = "support/stream.rs"]
+mod stream;
+
+use stream::{AnyStream, ServerAddr, Stream};
 
 /// The server's settings.
 #[derive(Clone, Copy, Debug)]
@@ -63,11 +69,12 @@ impl Default for Config {
 
 /// Binds `addr` and serves every connection the listener accepts on `lp`.
 pub fn serve<S: 'static>(lp: &mut Loop<S>, addr: SocketAddr, config: Config) -> io::Result<TcpListener> {
-    TcpListener::bind(lp, addr, on_connection(config))
+    let mut on_connection = on_connection(config);
+    TcpListener::bind(lp, addr, move |lp, s| on_connection(lp, AnyStream::Tcp(s)))
 }
 
-/// The connection handler: serves one accepted connection with `config`.
-pub fn on_connection<S: 'static>(config: Config) -> impl FnMut(&mut Loop<S>, TcpStream) + 'static {
+/// The connection handler: serves one accepted connection (TCP or Unix) with `config`.
+pub fn on_connection<S: 'static>(config: Config) -> impl FnMut(&mut Loop<S>, AnyStream) + 'static {
     move |lp, stream| {
         // The two timers name each other: the header timer learns the idle timer's id here.
         let idle_id = Rc::new(Cell::new(None));
@@ -104,7 +111,7 @@ thread_local! {
     /// This thread's loop is shutting down: every response is a connection's last.
     static DRAINING: Cell<bool> = const { Cell::new(false) };
     /// Connections waiting for their next request (one loop per thread, so per loop).
-    static IDLE: RefCell<HashMap<TcpStream, Ids>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<HashMap<AnyStream, Ids>> = RefCell::new(HashMap::new());
 }
 
 /// Starts draining this thread's connections for a graceful shutdown: requests in flight
@@ -121,7 +128,7 @@ pub fn begin_draining<S>(lp: &mut Loop<S>) {
 /// A connection's handles.
 #[derive(Clone, Copy)]
 struct Ids {
-    stream: TcpStream,
+    stream: AnyStream,
     /// Closes the connection after `idle_timeout` without a read; restarted by every read.
     idle: Timer,
     /// Runs while a request head is incomplete: started at its first byte, stopped at its end.
@@ -199,7 +206,7 @@ struct Conn {
 }
 
 /// The read callback, owning the connection's state.
-fn reader<S: 'static>(mut c: Conn) -> impl FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>) + 'static {
+fn reader<S: 'static>(mut c: Conn) -> impl FnMut(&mut Loop<S>, AnyStream, io::Result<&[u8]>) + 'static {
     move |lp, stream, data| match data {
         Err(e) => {
             log::debug!("{stream:?}: read failed: {e}");
@@ -462,7 +469,8 @@ fn main() -> io::Result<()> {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());
     let idle = args.next().unwrap_or_else(|| "5000".into());
     let header = args.next().unwrap_or_else(|| "10000".into());
-    let (Ok(addr), Ok(idle), Ok(header), None) = (addr.parse(), idle.parse(), header.parse(), args.next())
+    let (Ok(addr), Ok(idle), Ok(header), None) =
+        (addr.parse::<ServerAddr>(), idle.parse(), header.parse(), args.next())
     else {
         usage()
     };
@@ -472,10 +480,12 @@ fn main() -> io::Result<()> {
         ..Config::default()
     };
     let mut stdout = io::stdout();
-    if threads > 1 {
+    stream::refuse_threads_with_unix(threads, &addr)?;
+    if let (true, ServerAddr::Tcp(addr)) = (threads > 1, &addr) {
         let (bound, workers) =
-            per_core::serve_per_core(threads, addr, shutdown::GRACE, begin_draining, move || {
-                on_connection(config)
+            per_core::serve_per_core(threads, *addr, shutdown::GRACE, begin_draining, move || {
+                let mut on_connection = on_connection(config);
+                move |lp: &mut Loop<()>, s| on_connection(lp, AnyStream::Tcp(s))
             })?;
         writeln!(stdout, "listening on {bound}")?;
         stdout.flush()?;
@@ -483,11 +493,13 @@ fn main() -> io::Result<()> {
         std::process::exit(i32::from(forced));
     }
     let mut lp = Loop::new()?;
-    let listener = serve(&mut lp, addr, config)?;
+    let (_listener, bound) = stream::listen_any(&mut lp, &addr, on_connection(config))?;
     let outcome = shutdown::on_signals(&mut lp, shutdown::GRACE, begin_draining)?;
-    writeln!(stdout, "listening on {}", listener.local_addr(&lp)?)?;
+    writeln!(stdout, "listening on {bound}")?;
     stdout.flush()?;
-    lp.run(RunMode::Default)?;
+    let ran = lp.run(RunMode::Default);
+    stream::remove_socket_file(&addr);
+    ran?;
     if outcome.get() == Some(shutdown::Outcome::Forced) {
         std::process::exit(1);
     }

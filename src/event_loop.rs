@@ -483,11 +483,12 @@ impl<S> Loop<S> {
             HandleKind::Prepare => self.stop_watcher(h, Phase::Prepare),
             HandleKind::Check => self.stop_watcher(h, Phase::Check),
             HandleKind::Waker | HandleKind::Channel => self.close_waker(h),
-            HandleKind::TcpListener => self.close_listener(h),
-            HandleKind::TcpStream => self.close_stream(h),
+            HandleKind::TcpListener | HandleKind::UnixListener => self.close_listener(h),
+            HandleKind::TcpStream | HandleKind::UnixStream | HandleKind::Pipe => self.close_stream(h),
             HandleKind::FdWatcher => self.close_fd_watcher(h),
             HandleKind::Signal => self.close_signal(h),
             HandleKind::Process => self.close_process(h),
+            HandleKind::UdpSocket => self.close_udp(h),
             // The descriptor closes once the requests that hold it are done.
             HandleKind::File => {}
         }

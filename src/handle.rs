@@ -16,6 +16,7 @@ use crate::error::{closed_error, closing_error, wrong_kind_error, wrong_loop_err
 use crate::event_loop::Loop;
 use crate::net::listener::ListenerState;
 use crate::net::stream::StreamState;
+use crate::net::udp::UdpState;
 
 /// An untyped id of any handle of a [`Loop`]: a slot index with a generation and the id of
 /// the loop that opened it.
@@ -71,6 +72,12 @@ pub enum HandleKind {
     TcpListener,
     /// A [`TcpStream`](crate::TcpStream).
     TcpStream,
+    /// A [`UnixListener`](crate::UnixListener).
+    UnixListener,
+    /// A [`UnixStream`](crate::UnixStream).
+    UnixStream,
+    /// A [`Pipe`](crate::Pipe).
+    Pipe,
     /// An open [`fs::File`](crate::fs::File).
     File,
     /// An [`FdWatcher`](crate::FdWatcher).
@@ -79,6 +86,8 @@ pub enum HandleKind {
     Signal,
     /// A child [`Process`](crate::Process).
     Process,
+    /// A [`UdpSocket`](crate::UdpSocket).
+    UdpSocket,
 }
 
 /// A callback stored in a handle's slot. Typed handles wrap the user's closure once, at
@@ -94,6 +103,7 @@ pub(crate) enum Extra<S> {
     File(std::sync::Arc<crate::fs::OpenFile>),
     Fd(crate::fd::FdState),
     Process(crate::process::ProcessState),
+    Udp(Box<UdpState<S>>),
 }
 
 impl<S> Extra<S> {

@@ -6,6 +6,10 @@
 //! child [`Process`]es —
 //! waits for readiness, and calls the closures the program registered, in libuv's phase
 //! order; [`Loop::defer`] runs a one-shot callback on the next iteration.
+//! [`TcpListener`]s and [`TcpStream`]s, [`UnixListener`]s and [`UnixStream`]s, [`Pipe`]s,
+//! [`UdpSocket`]s, [`FdWatcher`]s of the program's own descriptors — waits for readiness,
+//! and calls the closures the program registered, in libuv's phase order; [`Loop::defer`]
+//! runs a one-shot callback on the next iteration.
 //! Blocking work ([`Loop::queue_work`], [`fs`], [`dns`]) runs on a thread pool and comes
 //! back as a callback. Every callback receives the
 //! `&mut Loop<S>`, so it can start timers, close handles or open new ones, and reach the
@@ -65,6 +69,7 @@
 //! allows, and not at all while an idle watcher is active) with the dispatch of what it found
 //! (TCP readiness, [`Process`] exits, [`Signal`], [`Waker`] and [`Channel`] callbacks, finished
 //! thread-pool work), the
+//! (TCP and UDP readiness, [`Signal`], [`Waker`] and [`Channel`] callbacks, finished thread-pool work, UDP send completions), the
 //! check phase ([`Loop::defer`]red calls, then [`Check`] watchers), close callbacks, then the
 //! timers due at the freshly updated time. [`RunMode::Default`] also runs the timers already
 //! due before its first iteration.
@@ -79,7 +84,8 @@
 //!   slot. Both checks run in release builds too.
 //! - A handle keeps [`RunMode::Default`] running only while something can still happen to
 //!   it (libuv's rule): a started timer or watcher, an open waker or listener, a stream that
-//!   connects, reads or has writes in flight, a request on the pool. A stream whose connect
+//!   connects, reads or has writes in flight, a UDP socket that receives or has sends
+//!   queued, a request on the pool. A stream whose connect
 //!   failed, or that reached its end or an error, no longer does, closed or not.
 //! - Watchers of one phase run the most recently started first, as in libuv.
 //! - Timers due at the same time fire in start order; a timer never fires before the
@@ -176,13 +182,15 @@ pub struct ReadmeDoctests;
 
 pub use builder::Builder;
 pub use channel::{Channel, Sender};
-pub use driver::{Backend, FdInterest, ListenOptions};
+pub use driver::{Backend, FdInterest, ListenOptions, UCred, UdpOptions};
 pub use error::{is_cancelled, Cancelled};
 pub use event_loop::{Loop, Metrics, RunMode};
 pub use fd::{FdEvents, FdWatcher};
 pub use handle::{Handle, HandleKind};
-pub use net::listener::TcpListener;
-pub use net::stream::TcpStream;
+pub use net::pipe::Pipe;
+pub use net::tcp::{TcpListener, TcpStream};
+pub use net::udp::{RecvFlags, UdpSocket};
+pub use net::unix::{UnixListener, UnixStream};
 pub use pool::WorkRequest;
 pub use process::{Process, Spawned};
 pub use signal::Signal;

@@ -58,6 +58,14 @@ void listen_local(uv_loop_t *loop, uv_tcp_t *server, uv_connection_cb cb) {
   fflush(stdout);
 }
 
+void listen_pipe(uv_loop_t *loop, uv_pipe_t *server, const char *path, uv_connection_cb cb) {
+  CHECK(uv_pipe_init(loop, server, 0));
+  CHECK(uv_pipe_bind(server, path));
+  CHECK(uv_listen((uv_stream_t *)server, BACKLOG, cb));
+  printf("listening 0\n");
+  fflush(stdout);
+}
+
 int main(int argc, char **argv) {
   static const struct {
     const char *name;
@@ -66,11 +74,13 @@ int main(int argc, char **argv) {
       {"loop_count", loop_count_main}, {"timers", timers_main},
       {"defer", defer_main},
       {"echo_server", echo_server_main}, {"echo_server_threads", echo_server_threads_main},
-      {"pump_server", pump_server_main},
+      {"pump_server", pump_server_main}, {"udp_echo_server", udp_echo_server_main},
       {"write_batch", write_batch_main}, {"waker", waker_main},
       {"channel", channel_main},         {"queue_work", queue_work_main},
       {"fs_stat", fs_stat_main},
       {"spawn", spawn_main},
+      {"unix_echo_server", unix_echo_server_main},
+      {"unix_pump_server", unix_pump_server_main},
   };
   size_t i;
   if (argc < 2) die("usage: uvbench WORKLOAD ARGS...");

@@ -1,17 +1,30 @@
-/* The TCP servers (echo, pump) and the tcp_write_batch writer. Every server reads into one
- * static 64 KiB buffer, writes what the socket takes at once (uv_try_write) and queues only
- * the rest, stops reading while 64 KiB or more are queued and resumes once the queue is
- * empty, and sets TCP_NODELAY on accepted connections: the same policy as the evloop and
- * tokio servers. */
+/* The stream servers (echo, pump) over TCP and over Unix domain sockets (uv_pipe_t), and the
+ * tcp_write_batch writer. Every server reads into one static 64 KiB buffer, writes what the
+ * socket takes at once (uv_try_write) and queues only the rest, stops reading while 64 KiB
+ * or more are queued and resumes once the queue is empty, and sets TCP_NODELAY on accepted
+ * TCP connections: the same policy as the evloop and tokio servers. The callbacks take a
+ * uv_stream_t and serve both kinds; only the accept differs. */
+#include <stddef.h>
+
 #include "uvbench.h"
 
 typedef struct {
-  uv_tcp_t tcp; /* first: a conn_t* is a uv_stream_t* */
   int paused;
+  /* Allocated only as large as the kind accepted (a uv_pipe_t is 16 bytes larger), so that
+   * a TCP connection costs what it did before pipes were served. */
+  union {
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
 } conn_t;
+
+/* The connection a stream handle belongs to. */
+#define CONN(stream) ((conn_t *)((char *)(stream) - offsetof(conn_t, h)))
 
 static uv_loop_t *loop;
 static uv_tcp_t server;
+static uv_pipe_t pipe_server;
 /* One per thread: the echo_server_threads workload runs a loop per thread. */
 static _Thread_local char read_buf[64 * 1024];
 
@@ -22,21 +35,27 @@ static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   buf->len = sizeof read_buf;
 }
 
-static void free_cb(uv_handle_t *handle) { free(handle); }
+static void free_cb(uv_handle_t *handle) { free(CONN(handle)); }
 
 static void close_conn(uv_stream_t *stream) {
   if (!uv_is_closing((uv_handle_t *)stream)) uv_close((uv_handle_t *)stream, free_cb);
 }
 
+/* Accepts a connection of the listener's kind; NULL if the accept failed. */
 static conn_t *accept_conn(uv_stream_t *listener) {
-  conn_t *conn = calloc(1, sizeof *conn);
+  int is_pipe = listener->type == UV_NAMED_PIPE;
+  conn_t *conn =
+      calloc(1, offsetof(conn_t, h) + (is_pipe ? sizeof(uv_pipe_t) : sizeof(uv_tcp_t)));
   if (conn == NULL) die("out of memory");
-  CHECK(uv_tcp_init(listener->loop, &conn->tcp));
-  if (uv_accept(listener, (uv_stream_t *)&conn->tcp) < 0) {
-    uv_close((uv_handle_t *)&conn->tcp, free_cb);
+  if (is_pipe)
+    CHECK(uv_pipe_init(listener->loop, &conn->h.pipe, 0));
+  else
+    CHECK(uv_tcp_init(listener->loop, &conn->h.tcp));
+  if (uv_accept(listener, &conn->h.stream) < 0) {
+    uv_close((uv_handle_t *)&conn->h.stream, free_cb);
     return NULL;
   }
-  uv_tcp_nodelay(&conn->tcp, 1);
+  if (!is_pipe) uv_tcp_nodelay(&conn->h.tcp, 1);
   return conn;
 }
 
@@ -50,7 +69,7 @@ static void echo_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 
 static void echo_write_cb(uv_write_t *req, int status) {
   uv_stream_t *stream = req->handle;
-  conn_t *conn = (conn_t *)stream;
+  conn_t *conn = CONN(stream);
   free(req);
   if (uv_is_closing((uv_handle_t *)stream)) return;
   if (status < 0) {
@@ -70,7 +89,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
 }
 
 static void echo_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  conn_t *conn = (conn_t *)stream;
+  conn_t *conn = CONN(stream);
   if (nread > 0) {
     uv_buf_t out = uv_buf_init(buf->base, (unsigned)nread);
     ssize_t sent = 0;
@@ -122,8 +141,8 @@ static void echo_connection_cb(uv_stream_t *listener, int status) {
   if (status < 0) return;
   conn = accept_conn(listener);
   if (conn == NULL) return;
-  if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, echo_read_cb) < 0) {
-    close_conn((uv_stream_t *)&conn->tcp);
+  if (uv_read_start(&conn->h.stream, alloc_cb, echo_read_cb) < 0) {
+    close_conn(&conn->h.stream);
     return;
   }
   if (++accepted == report_after) {
@@ -133,15 +152,29 @@ static void echo_connection_cb(uv_stream_t *listener, int status) {
   }
 }
 
-/* echo_server [N]: with N, prints the resident memory per connection once N are open. */
-int echo_server_main(int argc, char **argv) {
-  loop = uv_default_loop();
-  report_after = argc > 0 ? arg_u64(argc, argv, 0, "N") : 0;
-  listen_local(loop, &server, echo_connection_cb);
+/* Runs the echo server, listening already; with N > 0, prints the resident memory per
+ * connection once N are open. */
+static int echo_serve(uint64_t n) {
+  report_after = n;
   uv_run(loop, UV_RUN_NOWAIT);
   rss_before_kib = status_kib("VmRSS:");
   uv_run(loop, UV_RUN_DEFAULT);
   return 0;
+}
+
+/* echo_server [N] */
+int echo_server_main(int argc, char **argv) {
+  loop = uv_default_loop();
+  listen_local(loop, &server, echo_connection_cb);
+  return echo_serve(argc > 0 ? arg_u64(argc, argv, 0, "N") : 0);
+}
+
+/* unix_echo_server PATH [N] */
+int unix_echo_server_main(int argc, char **argv) {
+  loop = uv_default_loop();
+  if (argc < 1) die("missing argument PATH");
+  listen_pipe(loop, &pipe_server, argv[0], echo_connection_cb);
+  return echo_serve(argc > 1 ? arg_u64(argc, argv, 1, "N") : 0);
 }
 
 /* ---- echo on several threads, one loop and one SO_REUSEPORT listener each ---- */
@@ -150,8 +183,8 @@ static void echo_thread_connection_cb(uv_stream_t *listener, int status) {
   conn_t *conn;
   if (status < 0) return;
   conn = accept_conn(listener);
-  if (conn != NULL && uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, echo_read_cb) < 0)
-    close_conn((uv_stream_t *)&conn->tcp);
+  if (conn != NULL && uv_read_start(&conn->h.stream, alloc_cb, echo_read_cb) < 0)
+    close_conn(&conn->h.stream);
 }
 
 typedef struct {
@@ -253,11 +286,11 @@ static void pump_connection_cb(uv_stream_t *listener, int status) {
   if (status < 0) return;
   conn = accept_conn(listener);
   if (conn == NULL) return;
-  if (uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, pump_read_cb) < 0) {
-    close_conn((uv_stream_t *)&conn->tcp);
+  if (uv_read_start(&conn->h.stream, alloc_cb, pump_read_cb) < 0) {
+    close_conn(&conn->h.stream);
     return;
   }
-  pump((uv_stream_t *)&conn->tcp);
+  pump(&conn->h.stream);
 }
 
 /* pump_server */
@@ -267,6 +300,16 @@ int pump_server_main(int argc, char **argv) {
   memset(chunk, 'p', sizeof chunk);
   loop = uv_default_loop();
   listen_local(loop, &server, pump_connection_cb);
+  uv_run(loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+/* unix_pump_server PATH */
+int unix_pump_server_main(int argc, char **argv) {
+  memset(chunk, 'p', sizeof chunk);
+  loop = uv_default_loop();
+  if (argc < 1) die("missing argument PATH");
+  listen_pipe(loop, &pipe_server, argv[0], pump_connection_cb);
   uv_run(loop, UV_RUN_DEFAULT);
   return 0;
 }

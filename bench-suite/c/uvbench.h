@@ -35,6 +35,8 @@ double seconds_since(uint64_t start_ns);
 
 /* Binds 127.0.0.1:0, listens, prints `listening PORT`. */
 void listen_local(uv_loop_t *loop, uv_tcp_t *server, uv_connection_cb cb);
+/* Binds the Unix socket path (the orchestrator chose it), listens, prints `listening 0`. */
+void listen_pipe(uv_loop_t *loop, uv_pipe_t *server, const char *path, uv_connection_cb cb);
 
 int loop_count_main(int argc, char **argv);
 int timers_main(int argc, char **argv);
@@ -42,11 +44,14 @@ int defer_main(int argc, char **argv);
 int echo_server_main(int argc, char **argv);
 int echo_server_threads_main(int argc, char **argv);
 int pump_server_main(int argc, char **argv);
+int udp_echo_server_main(int argc, char **argv);
 int write_batch_main(int argc, char **argv);
 int waker_main(int argc, char **argv);
 int channel_main(int argc, char **argv);
 int queue_work_main(int argc, char **argv);
 int fs_stat_main(int argc, char **argv);
 int spawn_main(int argc, char **argv);
+int unix_echo_server_main(int argc, char **argv);
+int unix_pump_server_main(int argc, char **argv);
 
 #endif

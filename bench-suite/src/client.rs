@@ -2,6 +2,9 @@
 //! It is written with evloop (one thread, so that it fits on its own core) except `sink` and
 //! `hold`, which are plain blocking std code.
 //!
+//! Where a mode takes a `PORT` (on 127.0.0.1), `echo`, `pump` and `hold` also take
+//! `unix:PATH`, a Unix domain socket's path, and run the same code over Unix streams.
+//!
 //! - `echo PORT CONNS SIZE MILLIS`: lock-step request/response on CONNS connections; every
 //!   echo is checked byte for byte. Prints `round_trips_per_s`, `p50_us`, `p99_us`.
 //! - `pump PORT CONNS MILLIS`: reads and discards what the server streams. Prints `mib_per_s`.
@@ -10,39 +13,62 @@
 //!
 //! `echo`, `pump` and `pound` also print `ops` (round trips, MiB, connections), which the
 //! orchestrator divides the server's CPU time by.
+//! - `udp_echo PORT SOCKETS SIZE MILLIS`: SOCKETS connected UDP sockets keep `UDP_WINDOW`
+//!   datagrams in flight each; every echo is checked. Plain std code, blocking, one thread:
+//!   evloop's `UdpSocket` would be the runtime under test. Prints `datagrams_per_s`, `lost`
+//!   and `ops` (echoes).
 //! - `sink EXPECTED`: accepts one connection, reads it to the end, checks the byte count.
-//! - `hold PORT N`: opens N connections, prints `connected`, keeps them until killed.
+//! - `hold PORT N`: opens N connections (blocking std ones), prints `connected`, keeps them until killed.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use evloop::{Loop, RunMode, TcpStream, Timer};
+use evloop::{Loop, RunMode, TcpStream, Timer, UnixStream};
 
-use crate::util::{self, parse};
+use crate::stream::Stream;
+use crate::util::{self, parse, Target};
+
+/// Calls `$f::<TcpStream>` or `$f::<UnixStream>` with the address of `$target` first.
+macro_rules! on_stream {
+    ($target:expr, $f:ident($($arg:expr),*)) => {
+        match $target {
+            Target::Tcp(addr) => $f::<TcpStream>(&addr, $($arg),*),
+            Target::Unix(path) => $f::<UnixStream>(&path, $($arg),*),
+        }
+    };
+}
 
 pub fn main(args: &[String]) -> Result<(), String> {
     let mode = args.first().map(String::as_str).unwrap_or("");
     let rest = args.get(1..).unwrap_or(&[]);
     let r = match mode {
-        "echo" => echo(
-            util::local_port(parse(rest, 0, "PORT")?),
-            parse(rest, 1, "CONNS")?,
-            parse(rest, 2, "SIZE")?,
-            Duration::from_millis(parse(rest, 3, "MILLIS")?),
+        "echo" => on_stream!(
+            util::target(rest, 0)?,
+            echo(
+                parse(rest, 1, "CONNS")?,
+                parse(rest, 2, "SIZE")?,
+                Duration::from_millis(parse(rest, 3, "MILLIS")?)
+            )
         ),
-        "pump" => pump(
-            util::local_port(parse(rest, 0, "PORT")?),
-            parse(rest, 1, "CONNS")?,
-            Duration::from_millis(parse(rest, 2, "MILLIS")?),
+        "pump" => on_stream!(
+            util::target(rest, 0)?,
+            pump(parse(rest, 1, "CONNS")?, Duration::from_millis(parse(rest, 2, "MILLIS")?))
         ),
         "pound" => pound(
             util::local_port(parse(rest, 0, "PORT")?),
             parse(rest, 1, "CONCURRENCY")?,
             Duration::from_millis(parse(rest, 2, "MILLIS")?),
         ),
+        "udp_echo" => udp_echo(
+            util::local_port(parse(rest, 0, "PORT")?),
+            parse(rest, 1, "SOCKETS")?,
+            parse(rest, 2, "SIZE")?,
+            Duration::from_millis(parse(rest, 3, "MILLIS")?),
+        ),
         "sink" => sink(parse(rest, 0, "EXPECTED")?),
-        "hold" => hold(util::local_port(parse(rest, 0, "PORT")?), parse(rest, 1, "N")?),
+        "hold" => hold(util::target(rest, 0)?, parse(rest, 1, "N")?),
         other => return Err(format!("unknown client mode {other:?}")),
     };
     r.map_err(|e| format!("client {mode}: {e}"))
@@ -54,11 +80,11 @@ fn fail(msg: impl Into<String>) -> io::Error {
 
 // ---- echo ----
 
-struct Echo {
+struct Echo<T> {
     conns: usize,
     message: std::rc::Rc<[u8]>,
     duration: Duration,
-    streams: Vec<TcpStream>,
+    streams: Vec<T>,
     /// Per connection: when its message in flight was sent.
     sent_at: Vec<Instant>,
     start: Instant,
@@ -78,12 +104,12 @@ fn message(size: usize) -> Vec<u8> {
     }
 }
 
-fn echo(addr: SocketAddr, conns: usize, size: usize, duration: Duration) -> io::Result<()> {
+fn echo<T: Stream>(addr: &T::Addr, conns: usize, size: usize, duration: Duration) -> io::Result<()> {
     if conns == 0 || size == 0 {
         return Err(fail("CONNS and SIZE must be positive"));
     }
     let now = Instant::now();
-    let mut lp = Loop::with_state(Echo {
+    let mut lp = Loop::with_state(Echo::<T> {
         conns,
         message: message(size).into(),
         duration,
@@ -97,7 +123,7 @@ fn echo(addr: SocketAddr, conns: usize, size: usize, duration: Duration) -> io::
         error: None,
     })?;
     for c in 0..conns {
-        TcpStream::connect(&mut lp, addr, move |lp, stream, r| echo_connected(lp, stream, c, r))?;
+        T::connect(&mut lp, addr, move |lp, stream, r| echo_connected(lp, stream, c, r))?;
     }
     lp.run(RunMode::Default)?;
     let st = &mut lp.state;
@@ -119,7 +145,7 @@ fn echo(addr: SocketAddr, conns: usize, size: usize, duration: Duration) -> io::
     Ok(())
 }
 
-fn echo_error(lp: &mut Loop<Echo>, stream: TcpStream, why: String) {
+fn echo_error<T: Stream>(lp: &mut Loop<Echo<T>>, stream: T, why: String) {
     if lp.state.error.is_none() {
         lp.state.error = Some(why);
     }
@@ -132,7 +158,7 @@ fn echo_error(lp: &mut Loop<Echo>, stream: TcpStream, why: String) {
     }
 }
 
-fn echo_connected(lp: &mut Loop<Echo>, stream: TcpStream, c: usize, r: io::Result<()>) {
+fn echo_connected<T: Stream>(lp: &mut Loop<Echo<T>>, stream: T, c: usize, r: io::Result<()>) {
     if let Err(e) = r {
         return echo_error(lp, stream, format!("connect: {e}"));
     }
@@ -190,20 +216,80 @@ fn echo_connected(lp: &mut Loop<Echo>, stream: TcpStream, c: usize, r: io::Resul
     }
 }
 
+// ---- udp_echo ----
+
+/// Datagrams each client socket keeps in flight: enough for the server to find several per
+/// wakeup (what batched receive is for), few enough that 16 sockets' 1,400-byte datagrams fit
+/// the server's default receive buffer, so that loopback drops none.
+const UDP_WINDOW: usize = 4;
+
+/// An echo not back by then is counted lost, and replaced.
+const UDP_LOSS_TIMEOUT: Duration = Duration::from_millis(200);
+
+fn udp_echo(addr: SocketAddr, sockets: usize, size: usize, duration: Duration) -> io::Result<()> {
+    if sockets == 0 || size == 0 {
+        return Err(fail("SOCKETS and SIZE must be positive"));
+    }
+    let message = message(size);
+    let socks = (0..sockets)
+        .map(|_| {
+            let s = std::net::UdpSocket::bind(util::local_port(0))?;
+            s.connect(addr)?;
+            s.set_read_timeout(Some(UDP_LOSS_TIMEOUT))?;
+            Ok(s)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let start = Instant::now();
+    let deadline = start + duration;
+    for s in &socks {
+        for _ in 0..UDP_WINDOW {
+            s.send(&message)?;
+        }
+    }
+    let (mut echoed, mut lost) = (0u64, 0u64);
+    'run: loop {
+        for s in &socks {
+            match s.recv(&mut buf) {
+                Ok(n) if buf[..n] == message[..] => echoed += 1,
+                Ok(_) => return Err(fail("echo mismatch")),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    lost += 1
+                }
+                Err(e) => return Err(fail(format!("recv: {e}"))),
+            }
+            if Instant::now() >= deadline {
+                break 'run;
+            }
+            s.send(&message)?;
+        }
+    }
+    let elapsed = start.elapsed();
+    // Loopback drops nothing unless a receive buffer overflows: more than a trace of loss
+    // means the server fell behind, and the figure would measure the timeout.
+    if lost * 1000 > echoed {
+        return Err(fail(format!("{lost} datagrams lost of {}", echoed + lost)));
+    }
+    util::result("datagrams_per_s", echoed as f64 / elapsed.as_secs_f64());
+    util::result("lost", lost as f64);
+    util::result("ops", echoed as f64);
+    Ok(())
+}
+
 // ---- pump ----
 
-struct Pump {
+struct Pump<T> {
     conns: usize,
     duration: Duration,
-    streams: Vec<TcpStream>,
+    streams: Vec<T>,
     start: Option<Instant>,
     end: Option<Instant>,
     bytes: u64,
     error: Option<String>,
 }
 
-fn pump(addr: SocketAddr, conns: usize, duration: Duration) -> io::Result<()> {
-    let mut lp = Loop::with_state(Pump {
+fn pump<T: Stream>(addr: &T::Addr, conns: usize, duration: Duration) -> io::Result<()> {
+    let mut lp = Loop::with_state(Pump::<T> {
         conns,
         duration,
         streams: Vec::new(),
@@ -213,7 +299,7 @@ fn pump(addr: SocketAddr, conns: usize, duration: Duration) -> io::Result<()> {
         error: None,
     })?;
     for _ in 0..conns {
-        TcpStream::connect(&mut lp, addr, |lp, stream, r| {
+        T::connect(&mut lp, addr, |lp, stream, r| {
             if let Err(e) = r {
                 lp.state.error.get_or_insert(format!("connect: {e}"));
                 return pump_stop(lp);
@@ -258,7 +344,7 @@ fn pump(addr: SocketAddr, conns: usize, duration: Duration) -> io::Result<()> {
     Ok(())
 }
 
-fn pump_stop(lp: &mut Loop<Pump>) {
+fn pump_stop<T: Stream>(lp: &mut Loop<Pump<T>>) {
     if lp.state.end.is_none() {
         lp.state.end = Some(Instant::now());
     }
@@ -386,10 +472,13 @@ fn sink(expected: u64) -> io::Result<()> {
     Ok(())
 }
 
-fn hold(addr: SocketAddr, n: usize) -> io::Result<()> {
-    let mut conns = Vec::with_capacity(n);
+fn hold(target: Target, n: usize) -> io::Result<()> {
+    let mut conns: Vec<OwnedFd> = Vec::with_capacity(n);
     for _ in 0..n {
-        conns.push(std::net::TcpStream::connect(addr)?);
+        conns.push(match &target {
+            Target::Tcp(addr) => std::net::TcpStream::connect(addr)?.into(),
+            Target::Unix(path) => std::os::unix::net::UnixStream::connect(path)?.into(),
+        });
     }
     println!("connected");
     io::stdout().flush()?;

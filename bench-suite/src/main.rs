@@ -16,6 +16,8 @@ mod procs;
 mod report;
 mod rt_evloop;
 mod rt_tokio;
+mod stream;
+mod tokio_stream;
 mod util;
 mod workloads;
 
@@ -193,7 +195,7 @@ fn orchestrate(args: &[String]) -> Result<bool, String> {
         cfg.reps,
         if cfg.smoke { " (smoke: tiny counts)" } else { "" },
         match cfg.pin {
-            Some((s, c)) => format!("TCP servers on CPU {s}, load generator on CPU {c} (taskset)"),
+            Some((s, c)) => format!("servers on CPU {s}, load generator on CPU {c} (taskset)"),
             None => "not pinned".into(),
         }
     );
@@ -325,6 +327,9 @@ Notes (bench-suite/README.md has the details):
 the load generator (or sink) is the same evloop/std program for all three, pinned to the other CPU with \
 taskset. All servers: backlog 1024, TCP_NODELAY, one shared 64 KiB read buffer, write-through with a 64 KiB \
 write-queue high-water mark.
+- unix_echo, unix_pump, unix_memory: the echo and pump servers on a Unix domain socket (a path in a fresh \
+temp directory), with the same per-connection code as over TCP: evloop `UnixListener`, tokio `UnixListener` \
+(no backlog to set: the kernel's maximum), libuv `uv_pipe_t`; no TCP_NODELAY (nothing to set).
 - Server CPU rows: the server process's CPU time (all threads) divided by the requests (round trips, MiB, \
 connections) it served. With one core for the load generator, throughput is often capped by the client; \
 these rows show what each server spent.
@@ -376,8 +381,8 @@ fn header(cfg: &Config, args: &[String], secs: f64) -> String {
         libuv,
         match cfg.pin {
             Some((s, c)) => format!(
-                "the TCP server (or writer) under test on CPU {s}, the load generator on CPU {c} (taskset); \
-                 other workloads unpinned"
+                "the TCP or Unix socket server (or writer) under test on CPU {s}, the load generator \
+                 on CPU {c} (taskset); other workloads unpinned"
             ),
             None => "none (taskset missing or fewer than 2 CPUs, or --no-pin)".to_string(),
         }

@@ -297,6 +297,8 @@ const SUMMARY_ROWS: &[(&str, &str, &str)] = &[
     ("echo_threads", ECHO_THREADS_1, "round_trips_per_s"),
     ("echo_threads", ECHO_THREADS_2, "round_trips_per_s"),
     ("echo_threads", ECHO_THREADS_2, "server_cpu_us_per_op"),
+    ("udp_echo", "16 sockets x 64 B", "datagrams_per_s"),
+    ("udp_echo", "16 sockets x 64 B", "server_cpu_us_per_op"),
     ("pump", "100 conn x 8 KiB writes", "mib_per_s"),
     ("pound", "1000 clients", "server_cpu_us_per_op"),
     ("tcp_write_batch", "1000000 x 13 B", "total_ms"),
@@ -305,6 +307,9 @@ const SUMMARY_ROWS: &[(&str, &str, &str)] = &[
     ("queue_work", "1000 in flight", "jobs_per_s"),
     ("fs_stat", "32 in flight", "stats_per_s"),
     ("memory", "10000 idle conns", "rss_per_conn_bytes"),
+    ("unix_echo", "100 conn x 1 KiB", "round_trips_per_s"),
+    ("unix_pump", "100 conn x 8 KiB writes", "mib_per_s"),
+    ("unix_memory", "10000 idle conns", "rss_per_conn_bytes"),
 ];
 
 /// Besides `SUMMARY_ROWS`, the summary shows every row where evloop is behind either runtime

@@ -1,13 +1,18 @@
 //! The evloop side of every workload (`bench-suite child evloop WORKLOAD ARGS...`).
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use evloop::{fs, Channel, Idle, ListenOptions, Loop, RunMode, TcpListener, TcpStream, Timer, Waker};
+use evloop::{
+    fs, Channel, Idle, ListenOptions, Loop, RunMode, TcpListener, TcpStream, Timer, UdpSocket, UnixStream,
+    Waker,
+};
 
+use crate::stream::Stream;
 use crate::util::{self, parse};
 
 pub fn main(args: &[String]) -> Result<(), String> {
@@ -21,9 +26,14 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "defer" => {
             defer(parse(rest, 0, "N")?, parse(rest, 1, "OUTSTANDING")?, parse::<u8>(rest, 2, "TIMER")? != 0)
         }
-        "echo_server" => echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }),
+        "echo_server" => echo_server::<TcpStream>(&util::local_any(), optional_n(rest, 0)?),
+        "unix_echo_server" => {
+            echo_server::<UnixStream>(&parse::<PathBuf>(rest, 0, "PATH")?, optional_n(rest, 1)?)
+        }
         "echo_server_threads" => echo_server_threads(parse(rest, 0, "THREADS")?),
-        "pump_server" => pump_server(),
+        "pump_server" => pump_server::<TcpStream>(&util::local_any()),
+        "unix_pump_server" => pump_server::<UnixStream>(&parse::<PathBuf>(rest, 0, "PATH")?),
+        "udp_echo_server" => udp_echo_server(),
         "write_batch" => write_batch(parse(rest, 0, "PORT")?, parse(rest, 1, "N")?),
         "waker" => waker(parse(rest, 0, "THREADS")?, parse(rest, 1, "ROUNDS")?),
         "channel" => channel(parse(rest, 0, "THREADS")?, parse(rest, 1, "PER_THREAD")?),
@@ -33,6 +43,15 @@ pub fn main(args: &[String]) -> Result<(), String> {
         other => return Err(format!("unknown workload {other:?}")),
     };
     r.map_err(|e| format!("evloop {workload}: {e}"))
+}
+
+/// The memory servers' `N` (report after N connections), if given.
+fn optional_n(args: &[String], i: usize) -> Result<Option<u64>, String> {
+    if args.len() > i {
+        parse(args, i, "N").map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 /// N idle iterations. With `listener`, a TCP listener on 127.0.0.1:0 that nobody connects to
@@ -143,21 +162,11 @@ struct EchoServer {
     rss_before_kib: u64,
 }
 
-fn listen<S: 'static>(
-    lp: &mut Loop<S>,
-    on_connection: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
-) -> io::Result<TcpListener> {
-    let options = ListenOptions::new().backlog(util::BACKLOG);
-    let listener = options.bind(lp, util::local_any(), on_connection)?;
-    util::listening(listener.local_addr(lp)?.port());
-    Ok(listener)
-}
-
-/// The echo server: reads into the loop's buffer, writes through, stops reading while the
-/// write queue is at the high-water mark and resumes on drain.
-fn echo_server(report_after: Option<u64>) -> io::Result<()> {
+/// The echo server, on TCP or Unix streams: reads into the loop's buffer, writes through,
+/// stops reading while the write queue is at the high-water mark and resumes on drain.
+fn echo_server<T: Stream>(addr: &T::Addr, report_after: Option<u64>) -> io::Result<()> {
     let mut lp = Loop::with_state(EchoServer { accepted: 0, report_after, rss_before_kib: 0 })?;
-    listen(&mut lp, |lp, stream| {
+    T::listen(&mut lp, addr, |lp, stream| {
         serve_echo(lp, stream);
         lp.state.accepted += 1;
         if Some(lp.state.accepted) == lp.state.report_after {
@@ -181,7 +190,7 @@ fn echo_server(report_after: Option<u64>) -> io::Result<()> {
 }
 
 /// Sets up one accepted echo connection.
-fn serve_echo<S: 'static>(lp: &mut Loop<S>, stream: TcpStream) {
+fn serve_echo<S: 'static, T: Stream>(lp: &mut Loop<S>, stream: T) {
     let _ = stream.set_nodelay(lp, true);
     let _ = stream.set_high_water_mark(lp, util::HIGH_WATER_MARK);
     let resumed = stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp)));
@@ -221,7 +230,7 @@ fn echo_server_threads(threads: usize) -> io::Result<()> {
     Ok(())
 }
 
-fn echo<S>(lp: &mut Loop<S>, stream: TcpStream, data: io::Result<&[u8]>) {
+fn echo<S, T: Stream>(lp: &mut Loop<S>, stream: T, data: io::Result<&[u8]>) {
     match data {
         Ok(bytes) if !bytes.is_empty() => match stream.write(lp, bytes) {
             Ok(true) => {}
@@ -243,10 +252,25 @@ fn echo<S>(lp: &mut Loop<S>, stream: TcpStream, data: io::Result<&[u8]>) {
     }
 }
 
-/// Streams 8 KiB writes to every client until it goes away.
-fn pump_server() -> io::Result<()> {
+/// Echoes every datagram to its sender: `send_to` tries the socket at once and queues a copy
+/// only if it is full.
+fn udp_echo_server() -> io::Result<()> {
     let mut lp = Loop::new()?;
-    listen(&mut lp, |lp, stream| {
+    let socket = UdpSocket::bind(&mut lp, util::local_any())?;
+    socket.recv_start(&mut lp, |lp, socket, received| {
+        if let Ok((data, from, _)) = received {
+            let _ = socket.send_to(lp, data, from);
+        }
+    })?;
+    util::listening(socket.local_addr(&lp)?.port());
+    lp.run(RunMode::Default)?;
+    Ok(())
+}
+
+/// Streams 8 KiB writes to every client until it goes away.
+fn pump_server<T: Stream>(addr: &T::Addr) -> io::Result<()> {
+    let mut lp = Loop::new()?;
+    T::listen(&mut lp, addr, |lp, stream| {
         let _ = stream.set_nodelay(lp, true);
         let _ = stream.set_high_water_mark(lp, util::HIGH_WATER_MARK);
         let started = stream.on_drain(lp, pump).and_then(|()| {
@@ -269,7 +293,7 @@ fn pump_server() -> io::Result<()> {
 static CHUNK: [u8; util::PUMP_CHUNK] = [b'p'; util::PUMP_CHUNK];
 
 /// Writes until the queue reaches the high-water mark; `on_drain` calls it again.
-fn pump(lp: &mut Loop<()>, stream: TcpStream) {
+fn pump<T: Stream>(lp: &mut Loop<()>, stream: T) {
     loop {
         match stream.write(lp, &CHUNK) {
             Ok(true) => {}

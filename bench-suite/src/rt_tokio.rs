@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -18,6 +19,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
+use crate::tokio_stream::{Conn, Listener};
 use crate::util::{self, parse};
 
 pub fn main(args: &[String]) -> Result<(), String> {
@@ -36,10 +38,21 @@ pub fn main(args: &[String]) -> Result<(), String> {
             parse::<u8>(rest, 2, "TIMER")? != 0,
         )),
         "echo_server" => {
-            rt.block_on(echo_server(if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) }))
+            let n = if rest.is_empty() { None } else { Some(parse(rest, 0, "N")?) };
+            rt.block_on(async { echo_server(listen()?, n).await })
+        }
+        "unix_echo_server" => {
+            let path: PathBuf = parse(rest, 0, "PATH")?;
+            let n = if rest.len() < 2 { None } else { Some(parse(rest, 1, "N")?) };
+            rt.block_on(async { echo_server(listen_unix(&path)?, n).await })
         }
         "echo_server_threads" => echo_server_threads(parse(rest, 0, "THREADS")?),
-        "pump_server" => rt.block_on(pump_server()),
+        "pump_server" => rt.block_on(async { pump_server(listen()?).await }),
+        "unix_pump_server" => {
+            let path: PathBuf = parse(rest, 0, "PATH")?;
+            rt.block_on(async { pump_server(listen_unix(&path)?).await })
+        }
+        "udp_echo_server" => rt.block_on(udp_echo_server()),
         "write_batch" => rt.block_on(write_batch(parse(rest, 0, "PORT")?, parse(rest, 1, "N")?)),
         "waker" => rt.block_on(waker(parse(rest, 0, "THREADS")?, parse(rest, 1, "ROUNDS")?)),
         "channel" => rt.block_on(channel(parse(rest, 0, "THREADS")?, parse(rest, 1, "PER_THREAD")?)),
@@ -185,6 +198,14 @@ fn listen() -> io::Result<tokio::net::TcpListener> {
     Ok(listener)
 }
 
+/// A Unix listener on `path` (the orchestrator chose it: `listening 0`); must be called
+/// inside a runtime. tokio's `bind` takes no backlog: it listens with the kernel's maximum.
+fn listen_unix(path: &Path) -> io::Result<tokio::net::UnixListener> {
+    let listener = tokio::net::UnixListener::bind(path)?;
+    util::listening(0);
+    Ok(listener)
+}
+
 /// A listener on `addr`, with `SO_REUSEPORT` if `reuse_port`; must be called inside a runtime.
 fn bind(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<tokio::net::TcpListener> {
     let socket = TcpSocket::new_v4()?;
@@ -199,7 +220,7 @@ fn bind(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<tokio::net::
 fn echo_server_threads(threads: usize) -> io::Result<()> {
     let serve = |listener: tokio::net::TcpListener| async move {
         loop {
-            if let Some(stream) = accept(&listener).await {
+            if let Some(stream) = listener.next_conn().await {
                 tokio::spawn(echo_conn(stream));
             }
         }
@@ -231,21 +252,6 @@ fn echo_server_threads(threads: usize) -> io::Result<()> {
     }
     util::listening(port);
     rt.block_on(serve(first))
-}
-
-/// Accepts one connection and sets TCP_NODELAY. An accept error (out of descriptors, a client
-/// that gave up) does not end the server, as in evloop and libuv: it backs off 10 ms.
-async fn accept(listener: &tokio::net::TcpListener) -> Option<TcpStream> {
-    match listener.accept().await {
-        Ok((stream, _)) => {
-            let _ = stream.set_nodelay(true);
-            Some(stream)
-        }
-        Err(_) => {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            None
-        }
-    }
 }
 
 thread_local! {
@@ -284,7 +290,7 @@ impl Pending {
 
 /// Reads what is there and echoes it: written at once if nothing is pending (the socket
 /// taking what it can), the rest appended to `pending`.
-fn read_and_echo(stream: &TcpStream, pending: &mut Pending) -> Step {
+fn read_and_echo(stream: &impl Conn, pending: &mut Pending) -> Step {
     READ_BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
         let n = match stream.try_read(&mut buf) {
@@ -311,7 +317,7 @@ fn read_and_echo(stream: &TcpStream, pending: &mut Pending) -> Step {
 /// did not take, keep reading while less than the high-water mark (64 KiB) is queued, stop at
 /// it and resume once the queue is empty. One task waits for readability, writability or
 /// both with `ready()`, and reads and writes with `try_read` / `try_write`.
-async fn echo_conn(mut stream: TcpStream) {
+async fn echo_conn(mut stream: impl Conn) {
     let mut pending = Pending::default();
     let mut paused = false;
     loop {
@@ -352,13 +358,13 @@ async fn echo_conn(mut stream: TcpStream) {
     }
 }
 
-async fn echo_server(report_after: Option<u64>) -> io::Result<()> {
-    let listener = listen()?;
+/// The echo server on `listener` (TCP or Unix), which is listening.
+async fn echo_server(listener: impl Listener, report_after: Option<u64>) -> io::Result<()> {
     tokio::task::yield_now().await;
     let rss_before = util::status_kib("VmRSS:").unwrap_or(0);
     let mut accepted = 0u64;
     loop {
-        let Some(stream) = accept(&listener).await else { continue };
+        let Some(stream) = listener.next_conn().await else { continue };
         tokio::spawn(echo_conn(stream));
         accepted += 1;
         if Some(accepted) == report_after {
@@ -375,12 +381,26 @@ async fn echo_server(report_after: Option<u64>) -> io::Result<()> {
     }
 }
 
+/// Echoes every datagram to its sender: `recv_from`, then `try_send_to` at once, and only if
+/// the socket is full, `send_to(...).await`.
+async fn udp_echo_server() -> io::Result<()> {
+    let socket = tokio::net::UdpSocket::bind(util::local_any()).await?;
+    util::listening(socket.local_addr()?.port());
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let (n, from) = socket.recv_from(&mut buf).await?;
+        match socket.try_send_to(&buf[..n], from) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => drop(socket.send_to(&buf[..n], from).await),
+            _ => {}
+        }
+    }
+}
+
 static CHUNK: [u8; util::PUMP_CHUNK] = [b'p'; util::PUMP_CHUNK];
 
-async fn pump_server() -> io::Result<()> {
-    let listener = listen()?;
+async fn pump_server(listener: impl Listener) -> io::Result<()> {
     loop {
-        let Some(mut stream) = accept(&listener).await else { continue };
+        let Some(mut stream) = listener.next_conn().await else { continue };
         tokio::spawn(async move { while stream.write_all(&CHUNK).await.is_ok() {} });
     }
 }

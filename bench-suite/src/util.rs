@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Listen backlog of every server (all three runtimes), so that 1,000 concurrent `pound`
@@ -27,6 +28,25 @@ pub fn local_any() -> SocketAddr {
 
 pub fn local_port(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Where the load generator connects: a port on 127.0.0.1, or a Unix socket's path.
+pub enum Target {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// The prefix of a Unix socket's path in the load generator's arguments (`unix:PATH`, else a
+/// port).
+pub const UNIX_PREFIX: &str = "unix:";
+
+/// Argument `i` as a [`Target`]: `PORT` or `unix:PATH`.
+pub fn target(args: &[String], i: usize) -> Result<Target, String> {
+    let a: String = parse(args, i, "PORT or unix:PATH")?;
+    Ok(match a.strip_prefix(UNIX_PREFIX) {
+        Some(path) => Target::Unix(path.into()),
+        None => Target::Tcp(local_port(parse(args, i, "PORT")?)),
+    })
 }
 
 /// Prints one `result KEY VALUE` line for the orchestrator.

@@ -1,5 +1,9 @@
 //! The workloads, their cases and metrics, and how one case runs on one runtime.
 
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::procs::{Proc, Results, Spec};
@@ -26,7 +30,7 @@ impl Runtime {
 }
 
 /// Every workload, in the order they run, with a one-line description.
-pub const WORKLOADS: [(&str, &str); 15] = [
+pub const WORKLOADS: [(&str, &str); 19] = [
     (
         "loop_count",
         "idle loop iterations per second with one idle TCP listener open, and with no socket \
@@ -42,11 +46,22 @@ pub const WORKLOADS: [(&str, &str); 15] = [
     ("ping_pongs", "one TCP connection, 5-byte PING\\n round trips"),
     ("echo", "1/10/100 connections in lock-step request/response at 64 B, 1 KiB, 64 KiB"),
     (
+        "unix_echo",
+        "echo over a Unix domain socket: 1 conn x 64 B, 100 conn x 1 KiB, 100 conn x 64 KiB in lock-step \
+         (libuv: uv_pipe_t)",
+    ),
+    (
         "echo_threads",
         "one loop per core: the echo server on 1 and 2 threads, each with its own SO_REUSEPORT listener on \
          one port; 100 connections x 64 B in lock-step; nothing pinned (2 threads and the client share 2 CPUs)",
     ),
     ("pump", "the server streams 8 KiB writes to 1 and 100 connections: throughput"),
+    ("unix_pump", "pump over a Unix domain socket: 8 KiB writes to 1 and 100 connections: throughput"),
+    (
+        "udp_echo",
+        "UDP echo: 1 and 16 client sockets, 4 datagrams in flight each, 64 B and 1,400 B: datagrams/s \
+         (libuv with recvmmsg)",
+    ),
     ("pound", "100 and 1,000 concurrent clients: connect, write, read the echo, close"),
     ("tcp_write_batch", "1,000,000 writes of 13 bytes on one connection, then shutdown"),
     ("waker", "loop <-> 1, 2, 4 std threads wakeup ping-pong"),
@@ -59,6 +74,7 @@ pub const WORKLOADS: [(&str, &str); 15] = [
     ("fs_stat", "stat() of one file through the thread pool at 1, 4, 16, 32 in flight"),
     ("memory", "resident memory per idle connection, 10,000 connections"),
     ("spawn", "2,000 spawn-and-wait of /bin/true, 1 and 16 at a time: processes/s"),
+    ("unix_memory", "resident memory per idle Unix domain socket connection, 10,000 connections"),
 ];
 
 /// `LoopCount::listener`: a bound TCP listener nobody connects to is open during the count.
@@ -72,6 +88,7 @@ pub enum Kind {
     Echo { conns: usize, size: usize, millis: u64 },
     EchoThreads { threads: usize, conns: usize, size: usize, millis: u64 },
     Pump { conns: usize, millis: u64 },
+    UdpEcho { sockets: usize, size: usize, millis: u64 },
     Pound { concurrency: usize, millis: u64 },
     WriteBatch { n: u64 },
     Waker { threads: usize, rounds: u64 },
@@ -80,6 +97,9 @@ pub enum Kind {
     FsStat { n: u64, in_flight: u64 },
     Memory { conns: usize },
     Spawn { n: u64, in_flight: u64 },
+    UnixEcho { conns: usize, size: usize, millis: u64 },
+    UnixPump { conns: usize, millis: u64 },
+    UnixMemory { conns: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -127,15 +147,19 @@ impl Case {
                 m("round_trips_per_s", "round trips/s", Unit::PerSec, true),
                 m("server_cpu_us_per_op", "server CPU/round trip", Unit::Us, false),
             ],
-            Kind::Echo { .. } | Kind::EchoThreads { .. } => vec![
+            Kind::Echo { .. } | Kind::EchoThreads { .. } | Kind::UnixEcho { .. } => vec![
                 m("round_trips_per_s", "requests/s", Unit::PerSec, true),
                 m("p50_us", "p50 latency", Unit::Us, false),
                 m("p99_us", "p99 latency", Unit::Us, false),
                 m("server_cpu_us_per_op", "server CPU/request", Unit::Us, false),
             ],
-            Kind::Pump { .. } => vec![
+            Kind::Pump { .. } | Kind::UnixPump { .. } => vec![
                 m("mib_per_s", "throughput", Unit::MiBPerSec, true),
                 m("server_cpu_us_per_op", "server CPU/MiB", Unit::Us, false),
+            ],
+            Kind::UdpEcho { .. } => vec![
+                m("datagrams_per_s", "datagrams/s", Unit::PerSec, true),
+                m("server_cpu_us_per_op", "server CPU/datagram", Unit::Us, false),
             ],
             Kind::Pound { .. } => vec![
                 m("conns_per_s", "connections/s", Unit::PerSec, true),
@@ -149,6 +173,9 @@ impl Case {
             Kind::FsStat { .. } => vec![m("stats_per_s", "stats/s", Unit::PerSec, true)],
             Kind::Memory { .. } => vec![m("rss_per_conn_bytes", "RSS per connection", Unit::Bytes, false)],
             Kind::Spawn { .. } => vec![m("procs_per_s", "processes/s", Unit::PerSec, true)],
+            Kind::Memory { .. } | Kind::UnixMemory { .. } => {
+                vec![m("rss_per_conn_bytes", "RSS per connection", Unit::Bytes, false)]
+            }
         }
     }
 }
@@ -161,6 +188,7 @@ pub fn metrics_of(workload: &'static str) -> Vec<Metric> {
         "defer" => Kind::Defer { n: 0, timer: false },
         "pump" => Kind::Pump { conns: 0, millis: 0 },
         "pound" => Kind::Pound { concurrency: 0, millis: 0 },
+        "udp_echo" => Kind::UdpEcho { sockets: 0, size: 0, millis: 0 },
         "tcp_write_batch" => Kind::WriteBatch { n: 0 },
         "waker" => Kind::Waker { threads: 0, rounds: 0 },
         "channel" => Kind::Channel { threads: 0, per_thread: 0 },
@@ -168,6 +196,9 @@ pub fn metrics_of(workload: &'static str) -> Vec<Metric> {
         "fs_stat" => Kind::FsStat { n: 0, in_flight: 0 },
         "memory" => Kind::Memory { conns: 0 },
         "spawn" => Kind::Spawn { n: 0, in_flight: 0 },
+        "unix_echo" => Kind::UnixEcho { conns: 0, size: 0, millis: 0 },
+        "unix_pump" => Kind::UnixPump { conns: 0, millis: 0 },
+        "unix_memory" => Kind::UnixMemory { conns: 0 },
         "echo_threads" => Kind::EchoThreads { threads: 0, conns: 0, size: 0, millis: 0 },
         _ => Kind::Echo { conns: 0, size: 0, millis: 0 },
     };
@@ -235,6 +266,14 @@ pub fn cases(cfg: &Config) -> Vec<Case> {
             );
         }
     }
+    // Labelled as the TCP echo's cases, so that the rows can be read side by side.
+    for (conns, size) in [(1, 64), (100, 1024), (100, 64 * 1024)] {
+        add(
+            "unix_echo",
+            format!("{conns} conn x {}", size_label(size)),
+            Kind::UnixEcho { conns, size, millis: echo_ms },
+        );
+    }
     for (threads, label) in [(1, ECHO_THREADS_1), (2, ECHO_THREADS_2)] {
         add(
             "echo_threads",
@@ -244,6 +283,15 @@ pub fn cases(cfg: &Config) -> Vec<Case> {
     }
     for conns in [1, 100] {
         add("pump", format!("{conns} conn x 8 KiB writes"), Kind::Pump { conns, millis: tcp_ms });
+    }
+    for conns in [1, 100] {
+        add("unix_pump", format!("{conns} conn x 8 KiB writes"), Kind::UnixPump { conns, millis: tcp_ms });
+    }
+    for sockets in [1, 16] {
+        for size in [64, 1400] {
+            let label = format!("{sockets} socket{} x {size} B", if sockets == 1 { "" } else { "s" });
+            add("udp_echo", label, Kind::UdpEcho { sockets, size, millis: echo_ms });
+        }
     }
     for concurrency in [100, 1000] {
         add("pound", format!("{concurrency} clients"), Kind::Pound { concurrency, millis: tcp_ms });
@@ -279,6 +327,7 @@ pub fn cases(cfg: &Config) -> Vec<Case> {
     for in_flight in [1, 16] {
         add("spawn", format!("{in_flight} at a time"), Kind::Spawn { n: s(2_000, 50), in_flight });
     }
+    add("unix_memory", format!("{conns} idle conns{capped}"), Kind::UnixMemory { conns });
     out
 }
 
@@ -330,28 +379,47 @@ pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
         let spec = runtime_spec(cfg, rt, args)?;
         Proc::spawn(&name("runtime"), &spec, None)?.results(&[], timeout)
     };
-    // A server under test on one core, the load generator on the other (or both unpinned).
-    let served_on = |pinned: bool, server_args: Vec<String>, client_args: Vec<String>| {
-        let spec = runtime_spec(cfg, rt, server_args)?;
-        let mut server = Proc::spawn(&name("server"), &spec, server_core.filter(|_| pinned))?;
-        let port = server.port(short)?;
-        let mut args = client_args;
-        args.insert(1, port.to_string());
-        let cpu_before = server.cpu_ns();
-        let client_spec = client_spec(cfg, args);
-        let mut client = Proc::spawn(&name("client"), &client_spec, client_core.filter(|_| pinned))?;
-        let mut results = client.results(&[], timeout)?;
-        server.check_running()?;
-        // The server's CPU time per operation: what throughput hides when the load generator
-        // (one core) is the bottleneck.
-        if let (Some(a), Some(b), Some(&ops)) = (cpu_before, server.cpu_ns(), results.get("ops")) {
-            if ops > 0.0 {
-                results.insert("server_cpu_us_per_op".into(), (b - a) as f64 / 1e3 / ops);
-            }
-        }
-        Ok::<Results, String>(results)
+    // Where the load generator goes: the port the server printed or, for a server given a
+    // Unix socket's path (which prints `listening 0`), that path.
+    let target = |port: u16, unix: Option<&Path>| match unix {
+        Some(path) => format!("{}{}", util::UNIX_PREFIX, path.display()),
+        None => port.to_string(),
     };
+    // A server under test on one core, the load generator on the other (or both unpinned).
+    let served_at =
+        |pinned: bool, unix: Option<&Path>, server_args: Vec<String>, client_args: Vec<String>| {
+            let spec = runtime_spec(cfg, rt, server_args)?;
+            let mut server = Proc::spawn(&name("server"), &spec, server_core.filter(|_| pinned))?;
+            let port = server.port(short)?;
+            let mut args = client_args;
+            args.insert(1, target(port, unix));
+            let cpu_before = server.cpu_ns();
+            let client_spec = client_spec(cfg, args);
+            let mut client = Proc::spawn(&name("client"), &client_spec, client_core.filter(|_| pinned))?;
+            let mut results = client.results(&[], timeout)?;
+            server.check_running()?;
+            // The server's CPU time per operation: what throughput hides when the load generator
+            // (one core) is the bottleneck.
+            if let (Some(a), Some(b), Some(&ops)) = (cpu_before, server.cpu_ns(), results.get("ops")) {
+                if ops > 0.0 {
+                    results.insert("server_cpu_us_per_op".into(), (b - a) as f64 / 1e3 / ops);
+                }
+            }
+            Ok::<Results, String>(results)
+        };
+    let served_on = |pinned, server_args, client_args| served_at(pinned, None, server_args, client_args);
     let served = |server_args, client_args| served_on(true, server_args, client_args);
+    // An echo server holding `conns` idle connections of a client process: its resident
+    // memory per connection.
+    let held = |server_args: Vec<String>, unix: Option<&Path>, conns: usize| {
+        let spec = runtime_spec(cfg, rt, server_args)?;
+        let mut server = Proc::spawn(&name("server"), &spec, server_core)?;
+        let port = server.port(short)?;
+        let hold = client_spec(cfg, strings(&[&"hold", &target(port, unix), &conns]));
+        let mut client = Proc::spawn(&name("client"), &hold, client_core)?;
+        client.expect("connected", timeout)?;
+        server.results(&["rss_per_conn_bytes"], timeout)
+    };
     let stat_path = cfg.self_exe.clone();
     match case.kind {
         Kind::LoopCount { n, listener } => in_process(strings(&[&"loop_count", &n, &u8::from(listener)])),
@@ -375,6 +443,9 @@ pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
         Kind::Pump { conns, millis } => {
             served(strings(&[&"pump_server"]), strings(&[&"pump", &conns, &millis]))
         }
+        Kind::UdpEcho { sockets, size, millis } => {
+            served(strings(&[&"udp_echo_server"]), strings(&[&"udp_echo", &sockets, &size, &millis]))
+        }
         Kind::Pound { concurrency, millis } => {
             let r = served(strings(&[&"echo_server"]), strings(&[&"pound", &concurrency, &millis]))?;
             match r.get("errors") {
@@ -393,14 +464,48 @@ pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
             sink.results(&[], short)?;
             Ok(results)
         }
-        Kind::Memory { conns } => {
-            let spec = runtime_spec(cfg, rt, strings(&[&"echo_server", &conns]))?;
-            let mut server = Proc::spawn(&name("server"), &spec, server_core)?;
-            let port = server.port(short)?;
-            let hold = client_spec(cfg, strings(&[&"hold", &port, &conns]));
-            let mut client = Proc::spawn(&name("client"), &hold, client_core)?;
-            client.expect("connected", timeout)?;
-            server.results(&["rss_per_conn_bytes"], timeout)
+        Kind::Memory { conns } => held(strings(&[&"echo_server", &conns]), None, conns),
+        Kind::UnixEcho { conns, size, millis } => {
+            let dir = SocketDir::new()?;
+            let path = dir.socket();
+            let server = strings(&[&"unix_echo_server", &path.display()]);
+            served_at(true, Some(&path), server, strings(&[&"echo", &conns, &size, &millis]))
         }
+        Kind::UnixPump { conns, millis } => {
+            let dir = SocketDir::new()?;
+            let path = dir.socket();
+            let server = strings(&[&"unix_pump_server", &path.display()]);
+            served_at(true, Some(&path), server, strings(&[&"pump", &conns, &millis]))
+        }
+        Kind::UnixMemory { conns } => {
+            let dir = SocketDir::new()?;
+            let path = dir.socket();
+            held(strings(&[&"unix_echo_server", &path.display(), &conns]), Some(&path), conns)
+        }
+    }
+}
+
+/// A fresh directory (mode 0700, in the temp dir) for one run's Unix socket, removed with
+/// what is in it when dropped: the servers leave their socket file behind.
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    fn new() -> Result<SocketDir, String> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("bench-suite-{}-{n}", std::process::id()));
+        DirBuilder::new().mode(0o700).create(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(SocketDir(dir))
+    }
+
+    /// The socket's path in it.
+    fn socket(&self) -> PathBuf {
+        self.0.join("s.sock")
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

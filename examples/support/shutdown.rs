@@ -26,11 +26,16 @@ pub enum Outcome {
     Forced,
 }
 
-/// The open handles of `kind`, not closing.
-pub fn open_handles<S>(lp: &mut Loop<S>, kind: HandleKind) -> Vec<Handle> {
+/// Listeners, TCP or Unix.
+const LISTENERS: &[HandleKind] = &[HandleKind::TcpListener, HandleKind::UnixListener];
+/// Connections, TCP or Unix.
+const STREAMS: &[HandleKind] = &[HandleKind::TcpStream, HandleKind::UnixStream];
+
+/// The open handles of one of `kinds`, not closing.
+pub fn open_handles<S>(lp: &mut Loop<S>, kinds: &[HandleKind]) -> Vec<Handle> {
     let mut found = Vec::new();
     lp.walk(|lp, h| {
-        if h.kind(lp).ok() == Some(kind) && !h.is_closing(lp) {
+        if h.kind(lp).is_ok_and(|k| kinds.contains(&k)) && !h.is_closing(lp) {
             found.push(h);
         }
     });
@@ -47,10 +52,10 @@ pub fn begin<S: 'static>(
     deadline: Duration,
     done: impl FnOnce(&mut Loop<S>, Outcome) + 'static,
 ) {
-    for listener in open_handles(lp, HandleKind::TcpListener) {
+    for listener in open_handles(lp, LISTENERS) {
         let _ = listener.close(lp);
     }
-    if open_handles(lp, HandleKind::TcpStream).is_empty() {
+    if open_handles(lp, STREAMS).is_empty() {
         lp.defer(move |lp| done(lp, Outcome::Drained));
         return;
     }
@@ -62,14 +67,14 @@ pub fn begin<S: 'static>(
     };
     let finish_at_deadline = finish.clone();
     let timer = Timer::new(lp, move |lp, timer| {
-        for stream in open_handles(lp, HandleKind::TcpStream) {
+        for stream in open_handles(lp, STREAMS) {
             let _ = stream.close(lp);
         }
         let _ = timer.close(lp);
         finish_at_deadline(lp, Outcome::Forced);
     });
     let check = Check::new(lp, move |lp, check| {
-        if open_handles(lp, HandleKind::TcpStream).is_empty() {
+        if open_handles(lp, STREAMS).is_empty() {
             let _ = check.close(lp);
             let _ = timer.close(lp);
             finish(lp, Outcome::Drained);

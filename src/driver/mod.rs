@@ -17,7 +17,7 @@
 //!
 //! Nothing outside `driver/` matches on the variants, and user code never names them. This
 //! module imports nothing from the layers above it (only `crate::error`, a leaf); the plain
-//! option types it needs ([`Backend`], [`ListenOptions`]) live in `options.rs` and are
+//! option types it needs ([`Backend`], [`ListenOptions`], [`UdpOptions`]) live in `options.rs` and are
 //! re-exported at the crate root.
 
 use std::io::{self, IoSlice};
@@ -29,18 +29,24 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use socket2::{SockAddr, Socket};
+
 #[cfg(target_os = "linux")]
 pub(crate) mod epoll;
 pub(crate) mod executor;
 mod options;
 pub(crate) mod os;
+pub(crate) mod pipe;
 pub(crate) mod process;
 pub(crate) mod sim;
+mod stream_io;
 pub(crate) mod threads;
+pub(crate) mod udp;
 
 pub(crate) use options::check_pollable;
-pub use options::{Backend, FdInterest, ListenOptions};
+pub use options::{Backend, FdInterest, ListenOptions, UCred, UdpOptions};
 pub(crate) use process::{ProcId, SpawnedChild, ESRCH};
+pub(crate) use udp::{Membership, Received, UdpOption, RECV_BATCH};
 
 /// The backend under a loop.
 pub(crate) enum Driver {
@@ -127,13 +133,13 @@ forward! {
     mut fn wait(timeout_ms: Option<u64>, ready: &mut Vec<Readiness>) -> io::Result<bool>;
     /// The notifier that wakes a blocked `wait` from any thread.
     ref fn notifier() -> &Arc<Notifier>;
-    /// A bound, listening, non-blocking TCP socket.
-    mut fn tcp_listen(addr: SocketAddr, opts: &ListenOptions) -> io::Result<SocketId>;
+    /// A bound, listening, non-blocking socket of `addr`'s family: TCP or Unix domain.
+    mut fn listen(addr: &SockAddr, opts: &ListenOptions) -> io::Result<SocketId>;
     /// Accepts one connection, non-blocking, not registered yet.
-    mut fn tcp_accept(listener: SocketId) -> io::Result<SocketId>;
+    mut fn accept(listener: SocketId) -> io::Result<SocketId>;
     /// Starts a non-blocking connect: the outer error is the socket's creation, the inner
     /// result the connect's (`true` if it completed at once).
-    mut fn tcp_connect(addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)>;
+    mut fn connect(addr: &SockAddr) -> io::Result<(SocketId, io::Result<bool>)>;
     /// The outcome of a connect, once the socket is writable.
     mut fn connect_result(sock: SocketId) -> io::Result<()>;
     /// Reads what is there, without blocking.
@@ -146,14 +152,17 @@ forward! {
     mut fn shutdown_write(sock: SocketId) -> io::Result<()>;
     /// Registers or changes the socket's interest, under `key`.
     mut fn set_interest(sock: SocketId, key: usize, interest: Interest) -> io::Result<()>;
-    /// Takes over a listening std socket (non-blocking from then on), not registered yet.
-    mut fn adopt_listener(listener: std::net::TcpListener) -> io::Result<SocketId>;
-    /// Takes over a connected std stream (non-blocking from then on), not registered yet.
-    mut fn adopt_stream(stream: std::net::TcpStream) -> io::Result<SocketId>;
+    /// Takes over a listening socket (non-blocking from then on), not registered yet.
+    mut fn adopt_listener(listener: Socket) -> io::Result<SocketId>;
+    /// Takes over a connected stream (non-blocking from then on), not registered yet.
+    mut fn adopt_stream(stream: Socket) -> io::Result<SocketId>;
     /// Hands a listener back, deregistered and blocking again, without closing it.
-    mut fn release_listener(sock: SocketId) -> io::Result<std::net::TcpListener>;
+    mut fn release_listener(sock: SocketId) -> io::Result<Socket>;
     /// Hands a stream back, deregistered and blocking again, without closing it.
-    mut fn release_stream(sock: SocketId) -> io::Result<std::net::TcpStream>;
+    mut fn release_stream(sock: SocketId) -> io::Result<Socket>;
+    /// Takes over a pipe end (or a socket) that `pipe::inspect` accepted as `end`,
+    /// non-blocking from then on, not registered yet: a stream entry like a socket's.
+    mut fn pipe_open(fd: std::os::fd::OwnedFd, end: pipe::PipeEnd) -> io::Result<SocketId>;
     /// Deregisters and closes the socket.
     mut fn close(sock: SocketId) -> ();
     /// Takes a descriptor an fd watcher watches (a duplicate the driver now owns), not
@@ -181,15 +190,40 @@ forward! {
     /// handles' keys to `exited`.
     mut fn process_reap_sigchld(exited: &mut Vec<usize>) -> ();
     /// The socket's local address.
-    ref fn local_addr(sock: SocketId) -> io::Result<SocketAddr>;
+    ref fn local_addr(sock: SocketId) -> io::Result<SockAddr>;
     /// The connected peer's address.
-    ref fn peer_addr(sock: SocketId) -> io::Result<SocketAddr>;
+    ref fn peer_addr(sock: SocketId) -> io::Result<SockAddr>;
+    /// The peer's credentials (Unix domain streams).
+    ref fn peer_cred(sock: SocketId) -> io::Result<UCred>;
     /// TCP_NODELAY.
     ref fn set_nodelay(sock: SocketId, on: bool) -> io::Result<()>;
     /// TCP_NODELAY.
     ref fn nodelay(sock: SocketId) -> io::Result<bool>;
     /// SO_KEEPALIVE with the idle time before the first probe, or off.
     ref fn set_keepalive(sock: SocketId, idle: Option<Duration>) -> io::Result<()>;
+    /// A bound, non-blocking UDP socket, not registered yet.
+    mut fn udp_bind(addr: SocketAddr, opts: &UdpOptions) -> io::Result<SocketId>;
+    /// Sends one datagram to `to`, or to the connected peer (`None`), without blocking.
+    mut fn udp_send(sock: SocketId, data: &[u8], to: Option<SocketAddr>) -> io::Result<usize>;
+    /// Receives a batch of datagrams without blocking, each into its own `slot`-byte piece
+    /// of `buf`, appending where they are to `got` (`udp.rs`); `WouldBlock` if none.
+    mut fn udp_recv_batch(sock: SocketId, buf: &mut [u8], slot: usize, got: &mut Vec<Received>) -> io::Result<()>;
+    /// Connects the socket to one peer, or (`None`) dissolves the association.
+    mut fn udp_connect(sock: SocketId, to: Option<SocketAddr>) -> io::Result<()>;
+    /// Registers or changes a UDP socket's interest, under `key`.
+    mut fn udp_set_interest(sock: SocketId, key: usize, interest: Interest) -> io::Result<()>;
+    /// Deregisters and closes a UDP socket.
+    mut fn udp_close(sock: SocketId) -> ();
+    /// A UDP socket's local address.
+    ref fn udp_local_addr(sock: SocketId) -> io::Result<SocketAddr>;
+    /// A connected UDP socket's peer.
+    ref fn udp_peer_addr(sock: SocketId) -> io::Result<SocketAddr>;
+    /// Sets a UDP socket option.
+    mut fn udp_set_option(sock: SocketId, opt: UdpOption, value: u32) -> io::Result<()>;
+    /// Reads a UDP socket option back.
+    ref fn udp_option(sock: SocketId, opt: UdpOption) -> io::Result<u32>;
+    /// Joins (`true`) or leaves a multicast group.
+    mut fn udp_membership(sock: SocketId, membership: Membership, join: bool) -> io::Result<()>;
 }
 
 impl Driver {

@@ -1,5 +1,5 @@
 //! Plain option types that the driver needs and the public API re-exports: which backend a
-//! loop waits with, and how a listening socket is set up. They live here, at the bottom, so
+//! loop waits with, and how a listening or UDP socket is set up. They live here, at the bottom, so
 //! that `driver/` imports nothing from the layers above it.
 
 use std::io;
@@ -70,6 +70,30 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// The builder methods of the options every bound socket shares (`SO_REUSEADDR`,
+/// `SO_REUSEPORT`, `IPV6_V6ONLY`), for [`ListenOptions`] and [`UdpOptions`] alike.
+macro_rules! address_setters {
+    () => {
+        /// Sets `SO_REUSEADDR`.
+        pub fn reuse_address(mut self, on: bool) -> Self {
+            self.reuse_address = on;
+            self
+        }
+
+        /// Sets `SO_REUSEPORT`.
+        pub fn reuse_port(mut self, on: bool) -> Self {
+            self.reuse_port = on;
+            self
+        }
+
+        /// Sets `IPV6_V6ONLY` (IPv6 addresses only).
+        pub fn only_v6(mut self, on: bool) -> Self {
+            self.only_v6 = Some(on);
+            self
+        }
+    };
+}
+
 /// Options for a listening socket: `ListenOptions::new().backlog(128).bind(lp, addr, cb)`
 /// binds a `TcpListener` with them (`bind` lives in `net/listener.rs`, above the driver).
 #[derive(Clone, Debug)]
@@ -85,11 +109,20 @@ pub struct ListenOptions {
     pub reuse_port: bool,
     /// `IPV6_V6ONLY` for IPv6 addresses; `None` keeps the system's default.
     pub only_v6: Option<bool>,
+    /// Unix domain sockets bound to a path: remove a socket file already at the path before
+    /// binding (default `false`). See [`unlink_existing`](ListenOptions::unlink_existing).
+    pub unlink_existing: bool,
 }
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        ListenOptions { backlog: 511, reuse_address: true, reuse_port: false, only_v6: None }
+        ListenOptions {
+            backlog: 511,
+            reuse_address: true,
+            reuse_port: false,
+            only_v6: None,
+            unlink_existing: false,
+        }
     }
 }
 
@@ -105,23 +138,56 @@ impl ListenOptions {
         self
     }
 
-    /// Sets `SO_REUSEADDR`.
-    pub fn reuse_address(mut self, on: bool) -> Self {
-        self.reuse_address = on;
+    address_setters!();
+
+    /// Unix domain sockets bound to a path: if a socket file is already there (left by a
+    /// server that did not remove it), remove it and bind (default `false`: the bind fails
+    /// with `AddrInUse`). Only a socket is removed, never another kind of file. As with
+    /// Node's servers, removing a path that a live server still listens on makes that
+    /// server unreachable by path: choose this only where the path is yours.
+    pub fn unlink_existing(mut self, on: bool) -> Self {
+        self.unlink_existing = on;
         self
+    }
+}
+
+/// Options for a UDP socket: `UdpOptions::new().reuse_port(true).bind(lp, addr)` binds a
+/// `UdpSocket` with them (`bind` lives in `net/udp/`, above the driver).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct UdpOptions {
+    /// `SO_REUSEADDR` (default off, as libuv's `UV_UDP_REUSEADDR` and Node's `reuseAddr`):
+    /// on Linux it lets several sockets bind the same address and port, the last one bound
+    /// receiving unicast datagrams.
+    pub reuse_address: bool,
+    /// `SO_REUSEPORT` (default off): several sockets, one loop per core say, share the
+    /// address and port; the kernel spreads the senders among them.
+    pub reuse_port: bool,
+    /// `IPV6_V6ONLY` for IPv6 addresses; `None` keeps the system's default.
+    pub only_v6: Option<bool>,
+}
+
+impl UdpOptions {
+    /// The defaults: `SO_REUSEADDR` and `SO_REUSEPORT` off, the system's `IPV6_V6ONLY`.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Sets `SO_REUSEPORT`.
-    pub fn reuse_port(mut self, on: bool) -> Self {
-        self.reuse_port = on;
-        self
-    }
+    address_setters!();
+}
 
-    /// Sets `IPV6_V6ONLY` (IPv6 addresses only).
-    pub fn only_v6(mut self, on: bool) -> Self {
-        self.only_v6 = Some(on);
-        self
-    }
+/// The credentials of the process at the other end of a Unix domain stream, as the kernel
+/// recorded them when the connection was made (`SO_PEERCRED`); see
+/// [`UnixStream::peer_cred`](crate::UnixStream::peer_cred).
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
+pub struct UCred {
+    /// The peer's process id.
+    pub pid: i32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
 }
 
 /// What an [`FdWatcher`](crate::FdWatcher) watches its descriptor for: any union of

@@ -12,9 +12,11 @@
 //! (see `driver/epoll.rs` for why), `polling` level-triggered; the loop is right under both.
 //! An fd watcher's descriptor (a duplicate the driver owns, `Sock::Fd`) is registered at
 //! once, level-triggered on both backends, as its callback may leave it undrained.
+//!
+//! Streams are read and written in `stream_io.rs` (a socket or a pipe end), pipe entries
+//! opened and shut down in `pipe.rs`, UDP sockets in `udp.rs`.
 
-use std::io::{self, IoSlice, Read, Write};
-use std::net::{self, Shutdown, SocketAddr};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -22,16 +24,24 @@ use std::time::{Duration, Instant};
 
 use polling::{Event, PollMode};
 use slab::Slab;
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Protocol, SockAddr, Socket, Type};
 
-use super::{Backend, FdInterest, Interest, ListenOptions, Notifier, Readiness, SocketId, WakeTarget};
+use super::{Backend, FdInterest, Interest, ListenOptions, Notifier, Readiness, SocketId, UCred, WakeTarget};
 
-enum Sock {
-    Listener(net::TcpListener),
-    Stream(net::TcpStream),
+/// A socket of either stream family (TCP or Unix domain): `socket2::Socket` reads and
+/// writes with one system call each, as std's types do, and serves both families with one
+/// code path.
+pub(super) enum Sock {
+    Listener(Socket),
+    Stream(Socket),
+    /// A UDP socket (its datagram operations are in `driver/udp.rs`).
+    Udp(std::net::UdpSocket),
     /// An fd watcher's duplicate of a descriptor the host owns; registered level-triggered,
     /// with the interest it has in the poller (`None`: not in the poller).
     Fd(OwnedFd, Option<FdInterest>),
+    /// A pipe end, FIFO or character device of a `Pipe` stream (`driver/pipe.rs`); `None`
+    /// once shut down (closed).
+    Pipe(Option<OwnedFd>),
 }
 
 /// How a descriptor is registered: a socket (edge-triggered on the epoll backend) or an fd
@@ -42,18 +52,21 @@ enum Reg {
     Fd(FdInterest),
 }
 
-struct Entry {
-    sock: Sock,
+pub(super) struct Entry {
+    pub(super) sock: Sock,
     /// The interest registered with the poller, `None` while not in the poller.
-    registered: Option<Interest>,
+    pub(super) registered: Option<Interest>,
 }
 
 impl Entry {
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+    /// The descriptor; `None` only for a pipe that was shut down, which is out of the poller.
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.sock {
-            Sock::Listener(l) => l.as_fd(),
-            Sock::Stream(s) => s.as_fd(),
-            Sock::Fd(fd, _) => fd.as_fd(),
+            Sock::Listener(l) => Some(l.as_fd()),
+            Sock::Stream(s) => Some(s.as_fd()),
+            Sock::Udp(s) => Some(s.as_fd()),
+            Sock::Fd(fd, _) => Some(fd.as_fd()),
+            Sock::Pipe(fd) => fd.as_ref().map(|fd| fd.as_fd()),
         }
     }
 
@@ -82,7 +95,7 @@ impl Poll {
                 let event = polling_event(key, reg);
                 // SAFETY: `polling` requires that a registered fd be deleted from the poller
                 // before it is closed, and the poller may outlive the driver (a `Waker` holds
-                // it through the notifier). Three callers. `OsDriver::watch_signals`, with the
+                // it through the notifier). Four callers. `OsDriver::watch_signals`, with the
                 // read end of a signal pipe, which lives in a `static` (`crate::signal`) and
                 // is never closed. `OsDriver::set_interest` and `OsDriver::fd_set_interest`,
                 // with the fd of an entry of `OsDriver::sockets`, which owns it: a socket, or
@@ -91,7 +104,10 @@ impl Poll {
                 // `OsDriver::close` (which `OsDriver::fd_close` is) and `OsDriver::release`
                 // (which hands the fd back to the program), which delete a registered fd from
                 // the poller first, and the drop of the driver, whose `Drop` deletes every
-                // registered fd before the fields (the slab) drop.
+                // registered fd before the fields (the slab) drop. A pipe's descriptor is
+                // also dropped in place by `OsDriver::pipe_shutdown`, which deletes it from
+                // the poller first. And `OsDriver::poll_probe` registers a descriptor it owns
+                // and deletes it at once, leaking it if the delete fails.
                 #[allow(unsafe_code)]
                 unsafe {
                     poller.add_with_mode(fd.as_raw_fd(), event, PollMode::Level)
@@ -183,7 +199,7 @@ pub(crate) struct OsDriver {
     poll: Poll,
     notifier: Arc<Notifier>,
     start: Instant,
-    sockets: Slab<Entry>,
+    pub(super) sockets: Slab<Entry>,
     /// The read end of this loop's signal pipe, once a signal watcher started (`crate::signal`).
     signal_pipe: Option<&'static UnixStream>,
     /// Child processes (`driver/process.rs`); their pidfds are entries of `sockets`.
@@ -194,8 +210,11 @@ pub(crate) struct OsDriver {
 /// generation 2^32 - 1), nor the epoll backend's eventfd key (`u64::MAX`).
 const SIGNAL_KEY: usize = usize::MAX - 1;
 
+/// The key of a probe (`poll_probe`), registered for no longer than one call: never waited on.
+const PROBE_KEY: usize = usize::MAX - 2;
+
 /// Retries `op` while a signal interrupts its system call (EINTR).
-fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+pub(super) fn retry_interrupted<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match op() {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -208,7 +227,7 @@ fn no_such_socket() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "evloop: no such socket")
 }
 
-fn not_a_stream() -> io::Error {
+pub(super) fn not_a_stream() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "evloop: not a connected stream")
 }
 
@@ -293,33 +312,35 @@ impl OsDriver {
 
     // ---- sockets ----
 
-    pub(crate) fn tcp_listen(&mut self, addr: SocketAddr, opts: &ListenOptions) -> io::Result<SocketId> {
-        let socket = Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.nonblocking().cloexec(),
-            Some(Protocol::TCP),
-        )?;
-        socket.set_reuse_address(opts.reuse_address)?;
-        #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
-        if opts.reuse_port {
-            socket.set_reuse_port(true)?;
-        }
-        if addr.is_ipv6() {
-            if let Some(only_v6) = opts.only_v6 {
+    /// A bound, listening, non-blocking socket of `addr`'s family (TCP or Unix domain).
+    /// The TCP options apply to TCP only; `unlink_existing` to Unix paths only.
+    pub(crate) fn listen(&mut self, addr: &SockAddr, opts: &ListenOptions) -> io::Result<SocketId> {
+        let socket = new_socket(addr)?;
+        if addr.is_unix() {
+            if let (true, Some(path)) = (opts.unlink_existing, addr.as_pathname()) {
+                remove_stale_socket(path)?;
+            }
+        } else {
+            socket.set_reuse_address(opts.reuse_address)?;
+            #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+            if opts.reuse_port {
+                socket.set_reuse_port(true)?;
+            }
+            if let (true, Some(only_v6)) = (addr.is_ipv6(), opts.only_v6) {
                 socket.set_only_v6(only_v6)?;
             }
         }
-        socket.bind(&addr.into())?;
+        socket.bind(addr)?;
         socket.listen(opts.backlog.min(i32::MAX as u32) as i32)?;
-        Ok(self.sockets.insert(Entry { sock: Sock::Listener(socket.into()), registered: None }))
+        Ok(self.sockets.insert(Entry { sock: Sock::Listener(socket), registered: None }))
     }
 
-    pub(crate) fn tcp_accept(&mut self, listener: SocketId) -> io::Result<SocketId> {
+    pub(crate) fn accept(&mut self, listener: SocketId) -> io::Result<SocketId> {
         let Some(Entry { sock: Sock::Listener(l), .. }) = self.sockets.get(listener) else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: not a listener"));
         };
         #[cfg(target_os = "linux")]
-        let stream: net::TcpStream = {
+        let stream: Socket = {
             // accept4 with NONBLOCK | CLOEXEC: one system call instead of accept + fcntl.
             let flags = rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC;
             rustix::net::accept_with(l, flags)?.into()
@@ -335,21 +356,22 @@ impl OsDriver {
 
     /// Starts a non-blocking connect. The outer error means no socket could be created;
     /// the inner result is the connect's: `Ok(true)` if it completed at once.
-    pub(crate) fn tcp_connect(&mut self, addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)> {
-        let socket = Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.nonblocking().cloexec(),
-            Some(Protocol::TCP),
-        )?;
-        let outcome = match socket.connect(&addr.into()) {
+    pub(crate) fn connect(&mut self, addr: &SockAddr) -> io::Result<(SocketId, io::Result<bool>)> {
+        let socket = new_socket(addr)?;
+        let outcome = match socket.connect(addr) {
             Ok(()) => Ok(true),
+            // A Unix socket says EAGAIN when the listener's backlog is full: final for this
+            // attempt, and not a kind that retry loops should retry.
+            Err(e) if addr.is_unix() && e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "evloop: the listener's backlog is full (EAGAIN)",
+            )),
             Err(e) if e.raw_os_error() == Some(EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {
                 Ok(false)
             }
             Err(e) => Err(e),
         };
-        let stream: net::TcpStream = socket.into();
-        Ok((self.sockets.insert(Entry { sock: Sock::Stream(stream), registered: None }), outcome))
+        Ok((self.sockets.insert(Entry { sock: Sock::Stream(socket), registered: None }), outcome))
     }
 
     /// The outcome of a connect once the socket reported writable (SO_ERROR, then the peer).
@@ -362,30 +384,28 @@ impl OsDriver {
         stream.peer_addr().map(|_| ())
     }
 
-    fn stream(&self, sock: SocketId) -> io::Result<&net::TcpStream> {
+    fn stream(&self, sock: SocketId) -> io::Result<&Socket> {
         match self.sockets.get(sock) {
             Some(Entry { sock: Sock::Stream(s), .. }) => Ok(s),
             _ => Err(not_a_stream()),
         }
     }
 
-    pub(crate) fn read(&mut self, sock: SocketId, buf: &mut [u8]) -> io::Result<usize> {
-        let mut stream = self.stream(sock)?;
-        retry_interrupted(|| stream.read(buf))
+    /// Takes `fd` out of the poller.
+    pub(super) fn poll_delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        self.poll.delete(fd)
     }
 
-    pub(crate) fn write(&mut self, sock: SocketId, buf: &[u8]) -> io::Result<usize> {
-        let mut stream = self.stream(sock)?;
-        retry_interrupted(|| stream.write(buf))
-    }
-
-    pub(crate) fn write_vectored(&mut self, sock: SocketId, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let mut stream = self.stream(sock)?;
-        retry_interrupted(|| stream.write_vectored(bufs))
-    }
-
-    pub(crate) fn shutdown_write(&mut self, sock: SocketId) -> io::Result<()> {
-        self.stream(sock)?.shutdown(Shutdown::Write)
+    /// Whether the poller accepts `fd`: registers it and takes it out again at once. Gives
+    /// `fd` back if it does; if it cannot be taken out again, `fd` is leaked rather than
+    /// closed while registered (see the SAFETY argument in `Poll::add`).
+    pub(super) fn poll_probe(&self, fd: OwnedFd) -> io::Result<OwnedFd> {
+        self.poll.add(fd.as_fd(), PROBE_KEY, Reg::Socket(Interest { readable: true, writable: false }))?;
+        if let Err(e) = self.poll.delete(fd.as_fd()) {
+            std::mem::forget(fd);
+            return Err(e);
+        }
+        Ok(fd)
     }
 
     /// Registers or changes interest, with `key` as the poller key.
@@ -394,7 +414,7 @@ impl OsDriver {
         if entry.registered == Some(interest) || (entry.registered.is_none() && interest == Interest::NONE) {
             return Ok(());
         }
-        let fd = entry.fd();
+        let Some(fd) = entry.fd() else { return Err(not_a_stream()) };
         if interest == Interest::NONE {
             // Out of the poller rather than registered for nothing: level-triggered epoll
             // (the `polling` backend) reports a hung-up socket on every wait even with an
@@ -411,27 +431,28 @@ impl OsDriver {
         Ok(())
     }
 
-    /// Takes over a std listener: non-blocking from now on (std already set close-on-exec).
-    /// Refused if the socket is not listening, where the system can tell (`SO_ACCEPTCONN`).
-    pub(crate) fn adopt_listener(&mut self, listener: net::TcpListener) -> io::Result<SocketId> {
+    /// Takes over a listening socket: non-blocking from now on (std already set
+    /// close-on-exec). Refused if the socket is not listening, where the system can tell
+    /// (`SO_ACCEPTCONN`).
+    pub(crate) fn adopt_listener(&mut self, listener: Socket) -> io::Result<SocketId> {
         #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-        if !SockRef::from(&listener).is_listener()? {
+        if !listener.is_listener()? {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: the socket is not listening"));
         }
         listener.set_nonblocking(true)?;
         Ok(self.sockets.insert(Entry { sock: Sock::Listener(listener), registered: None }))
     }
 
-    /// Takes over a connected std stream: non-blocking from now on. A stream that is not
+    /// Takes over a connected stream: non-blocking from now on. A stream that is not
     /// connected fails with `NotConnected` (its `peer_addr`).
-    pub(crate) fn adopt_stream(&mut self, stream: net::TcpStream) -> io::Result<SocketId> {
+    pub(crate) fn adopt_stream(&mut self, stream: Socket) -> io::Result<SocketId> {
         stream.peer_addr()?;
         stream.set_nonblocking(true)?;
         Ok(self.sockets.insert(Entry { sock: Sock::Stream(stream), registered: None }))
     }
 
     /// Hands a listener back: out of the poller, blocking again.
-    pub(crate) fn release_listener(&mut self, sock: SocketId) -> io::Result<net::TcpListener> {
+    pub(crate) fn release_listener(&mut self, sock: SocketId) -> io::Result<Socket> {
         match self.release(sock, true)? {
             Sock::Listener(l) => Ok(l),
             _ => Err(no_such_socket()),
@@ -439,7 +460,7 @@ impl OsDriver {
     }
 
     /// Hands a stream back: out of the poller, blocking again.
-    pub(crate) fn release_stream(&mut self, sock: SocketId) -> io::Result<net::TcpStream> {
+    pub(crate) fn release_stream(&mut self, sock: SocketId) -> io::Result<Socket> {
         match self.release(sock, false)? {
             Sock::Stream(s) => Ok(s),
             _ => Err(no_such_socket()),
@@ -452,17 +473,20 @@ impl OsDriver {
         let set_nonblocking = |entry: &Entry, on: bool| match &entry.sock {
             Sock::Listener(l) => l.set_nonblocking(on),
             Sock::Stream(s) => s.set_nonblocking(on),
-            Sock::Fd(..) => Err(no_such_socket()),
+            Sock::Udp(_) | Sock::Fd(..) | Sock::Pipe(_) => Err(no_such_socket()),
         };
         let entry = match self.sockets.get(sock) {
-            Some(e) if matches!(e.sock, Sock::Listener(_)) == listener && !matches!(e.sock, Sock::Fd(..)) => {
+            Some(e)
+                if matches!(e.sock, Sock::Listener(_)) == listener
+                    && matches!(e.sock, Sock::Listener(_) | Sock::Stream(_)) =>
+            {
                 e
             }
             _ => return Err(no_such_socket()),
         };
         set_nonblocking(entry, false)?;
-        if entry.in_poller() {
-            if let Err(e) = self.poll.delete(entry.fd()) {
+        if let (true, Some(fd)) = (entry.in_poller(), entry.fd()) {
+            if let Err(e) = self.poll.delete(fd) {
                 let _ = set_nonblocking(entry, true);
                 return Err(e);
             }
@@ -473,8 +497,8 @@ impl OsDriver {
     /// Deregisters and closes a socket.
     pub(crate) fn close(&mut self, sock: SocketId) {
         if let Some(entry) = self.sockets.try_remove(sock) {
-            if entry.in_poller() {
-                let _ = self.poll.delete(entry.fd());
+            if let (true, Some(fd)) = (entry.in_poller(), entry.fd()) {
+                let _ = self.poll.delete(fd);
             }
         }
     }
@@ -526,32 +550,62 @@ impl OsDriver {
         self.close(id);
     }
 
-    pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SockAddr> {
         match self.sockets.get(sock).map(|e| &e.sock) {
-            Some(Sock::Listener(l)) => l.local_addr(),
-            Some(Sock::Stream(s)) => s.local_addr(),
-            Some(Sock::Fd(..)) | None => Err(not_a_stream()),
+            Some(Sock::Listener(s) | Sock::Stream(s)) => s.local_addr(),
+            Some(Sock::Udp(_) | Sock::Fd(..) | Sock::Pipe(_)) | None => Err(not_a_stream()),
         }
     }
 
-    pub(crate) fn peer_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
+    pub(crate) fn peer_addr(&self, sock: SocketId) -> io::Result<SockAddr> {
         self.stream(sock)?.peer_addr()
     }
 
     pub(crate) fn set_nodelay(&self, sock: SocketId, on: bool) -> io::Result<()> {
-        self.stream(sock)?.set_nodelay(on)
+        self.stream(sock)?.set_tcp_nodelay(on)
     }
 
     pub(crate) fn nodelay(&self, sock: SocketId) -> io::Result<bool> {
-        self.stream(sock)?.nodelay()
+        self.stream(sock)?.tcp_nodelay()
     }
 
     pub(crate) fn set_keepalive(&self, sock: SocketId, idle: Option<Duration>) -> io::Result<()> {
-        let s = SockRef::from(self.stream(sock)?);
+        let s = self.stream(sock)?;
         match idle {
             None => s.set_keepalive(false),
             Some(idle) => s.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle)),
         }
+    }
+
+    /// The credentials of the process at the other end of a Unix stream (`SO_PEERCRED`).
+    pub(crate) fn peer_cred(&self, sock: SocketId) -> io::Result<UCred> {
+        let s = self.stream(sock)?;
+        #[cfg(target_os = "linux")]
+        {
+            let cred = rustix::net::sockopt::socket_peercred(s)?;
+            Ok(UCred { pid: cred.pid.as_raw_nonzero().get(), uid: cred.uid.as_raw(), gid: cred.gid.as_raw() })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = s;
+            Err(io::Error::new(io::ErrorKind::Unsupported, "evloop: peer credentials need Linux"))
+        }
+    }
+}
+
+/// A non-blocking, close-on-exec stream socket of `addr`'s family.
+fn new_socket(addr: &SockAddr) -> io::Result<Socket> {
+    let protocol = (!addr.is_unix()).then_some(Protocol::TCP);
+    Socket::new(addr.domain(), Type::STREAM.nonblocking().cloexec(), protocol)
+}
+
+/// Removes what is at `path` if it is a socket (a stale one, left by a listener that did not
+/// clean up); anything else stays, and the bind then fails with `AddrInUse`.
+fn remove_stale_socket(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        _ => Ok(()),
     }
 }
 
@@ -564,8 +618,8 @@ impl Drop for OsDriver {
             let _ = self.poll.delete(pipe.as_fd());
         }
         for (_, entry) in &self.sockets {
-            if entry.in_poller() {
-                let _ = self.poll.delete(entry.fd());
+            if let (true, Some(fd)) = (entry.in_poller(), entry.fd()) {
+                let _ = self.poll.delete(fd);
             }
         }
     }

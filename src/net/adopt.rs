@@ -1,4 +1,5 @@
-//! Adopted sockets: std sockets taken over by a loop (asyncio's `connect_accepted_socket`,
+//! Adopted sockets, for every socket type (the TCP types' methods are here, the Unix ones'
+//! in `unix.rs`, all on the loop's side below): std sockets taken over by a loop (asyncio's `connect_accepted_socket`,
 //! systemd socket activation) and handed back (to move a connection to another loop).
 //!
 //! Adopting makes the socket non-blocking (std already opens sockets close-on-exec);
@@ -9,10 +10,13 @@
 use std::io;
 use std::net;
 
-use super::listener::TcpListener;
-use super::stream::{TcpStream, NO_SOCKET};
+use socket2::Socket;
+
+use super::listener::{connection_callback, ConnectionCallback};
+use super::stream::NO_SOCKET;
+use super::tcp::{TcpListener, TcpStream};
 use crate::event_loop::Loop;
-use crate::handle::{Extra, HandleKind};
+use crate::handle::{Extra, Handle, HandleKind};
 
 impl TcpListener {
     /// Takes over a listening std socket (bound and listening already, for instance
@@ -48,8 +52,9 @@ impl TcpListener {
         listener: net::TcpListener,
         on_connection: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
     ) -> io::Result<TcpListener> {
-        let sock = lp.driver.adopt_listener(listener)?;
-        Ok(lp.open_listener(sock, Box::new(on_connection)))
+        let on_connection = connection_callback(on_connection, TcpStream::from_handle);
+        let handle = lp.adopt_listener(listener.into(), HandleKind::TcpListener, on_connection)?;
+        Ok(TcpListener::from_handle(handle))
     }
 
     /// Closes the listener and hands its socket back, still bound and listening, out of the
@@ -72,14 +77,7 @@ impl TcpListener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn into_std<S>(self, lp: &mut Loop<S>) -> io::Result<net::TcpListener> {
-        let h = self.handle();
-        let sock = lp.handles.state(h, HandleKind::TcpListener, Extra::listener)?.sock;
-        let listener = lp.driver.release_listener(sock)?;
-        if let Ok(l) = lp.handles.state_mut(h, HandleKind::TcpListener, Extra::listener_mut) {
-            l.sock = NO_SOCKET;
-        }
-        lp.close_handle(h, Some(HandleKind::TcpListener), None)?;
-        Ok(listener)
+        Ok(lp.release_listener(self.handle(), HandleKind::TcpListener)?.into())
     }
 }
 
@@ -113,8 +111,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn from_std<S>(lp: &mut Loop<S>, stream: net::TcpStream) -> io::Result<TcpStream> {
-        let sock = lp.driver.adopt_stream(stream)?;
-        Ok(TcpStream::from_handle(lp.open_stream(sock)))
+        Ok(TcpStream::from_handle(lp.adopt_stream(stream.into(), HandleKind::TcpStream)?))
     }
 
     /// Closes the stream and hands its socket back, connected, out of the loop's poller and
@@ -154,8 +151,43 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn into_std<S>(self, lp: &mut Loop<S>) -> io::Result<net::TcpStream> {
-        let h = self.handle();
-        let st = lp.stream_usable(h)?;
+        Ok(lp.release_stream(self.handle(), HandleKind::TcpStream)?.into())
+    }
+}
+
+/// The loop's side, shared by every socket type's `from_std` / `into_std`.
+impl<S> Loop<S> {
+    /// Takes over a listening socket as a listener of `kind`.
+    pub(super) fn adopt_listener(
+        &mut self,
+        socket: Socket,
+        kind: HandleKind,
+        on_connection: ConnectionCallback<S>,
+    ) -> io::Result<Handle> {
+        let sock = self.driver.adopt_listener(socket)?;
+        Ok(self.open_listener(sock, kind, on_connection))
+    }
+
+    /// Closes a listener of `kind` and hands its socket back (see `TcpListener::into_std`).
+    pub(super) fn release_listener(&mut self, h: Handle, kind: HandleKind) -> io::Result<Socket> {
+        let socket = self.driver.release_listener(self.listener_socket(h, kind)?)?;
+        if let Ok(l) = self.handles.state_mut(h, kind, Extra::listener_mut) {
+            l.sock = NO_SOCKET;
+        }
+        self.close_handle(h, Some(kind), None)?;
+        Ok(socket)
+    }
+
+    /// Takes over a connected socket as a stream of `kind`.
+    pub(super) fn adopt_stream(&mut self, socket: Socket, kind: HandleKind) -> io::Result<Handle> {
+        let sock = self.driver.adopt_stream(socket)?;
+        Ok(self.open_stream(sock, kind))
+    }
+
+    /// Closes a stream of `kind` and hands its socket back, unless data could be lost (see
+    /// `TcpStream::into_std`).
+    pub(super) fn release_stream(&mut self, h: Handle, kind: HandleKind) -> io::Result<Socket> {
+        let st = self.stream_usable(h, kind)?;
         let busy = if st.connecting() {
             Some("a connect is in flight")
         } else if st.shutdown_requested() {
@@ -170,11 +202,11 @@ impl TcpStream {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
         }
         let sock = st.sock;
-        let stream = lp.driver.release_stream(sock)?;
-        if let Some(st) = lp.stream_state(h) {
+        let socket = self.driver.release_stream(sock)?;
+        if let Some(st) = self.stream_state(h) {
             st.sock = NO_SOCKET;
         }
-        lp.close_handle(h, Some(HandleKind::TcpStream), None)?;
-        Ok(stream)
+        self.close_handle(h, Some(kind), None)?;
+        Ok(socket)
     }
 }

@@ -1,14 +1,17 @@
-//! Connecting: an address, or a name resolved on the pool whose addresses are tried in turn.
+//! Connecting, for every stream type: addresses tried in turn until one connects; for TCP,
+//! also a name resolved on the pool first.
 
 use std::io;
-use std::net::SocketAddr;
+
+use socket2::SockAddr;
 
 use super::addr::{ConnectAddr, ToConnectAddr};
-use super::stream::{TcpStream, NO_SOCKET};
+use super::stream::NO_SOCKET;
+use super::tcp::TcpStream;
 use super::{Completion, Done};
 use crate::error::copy_error;
 use crate::event_loop::Loop;
-use crate::handle::Handle;
+use crate::handle::{Handle, HandleKind};
 
 impl TcpStream {
     /// Connects to `addr`: a `SocketAddr`, or a `"host:port"` string resolved first on the
@@ -26,46 +29,62 @@ impl TcpStream {
         on_connect: impl FnOnce(&mut Loop<S>, TcpStream, io::Result<()>) + 'static,
     ) -> io::Result<TcpStream> {
         let target = addr.to_connect_addr()?;
-        let stream = TcpStream::from_handle(lp.open_stream(NO_SOCKET));
-        let h = stream.handle();
-        let callback: Completion<S> = Box::new(move |lp, result| on_connect(lp, stream, result));
-        lp.with_stream(h, |st| st.cold().connect = Some(callback));
-        lp.refresh_activity(h);
-        lp.net.requests += 1;
-        let started = match target {
-            ConnectAddr::Socket(addr) => lp.connect_next(h, vec![addr]),
+        let make_callback = |h| -> Completion<S> {
+            Box::new(move |lp, result| on_connect(lp, TcpStream::from_handle(h), result))
+        };
+        let h = lp.stream_connect(HandleKind::TcpStream, make_callback, move |lp, h| match target {
+            ConnectAddr::Socket(addr) => lp.connect_next(h, vec![addr.into()]),
             ConnectAddr::Host(host, port) => crate::dns::resolve(lp, &host, port, move |lp, addrs| {
                 if lp.stream_state(h).is_none_or(|st| !st.connecting()) {
                     return; // closed while resolving: the close phase cancelled it
                 }
+                let addrs = addrs.map(|addrs| addrs.into_iter().map(SockAddr::from).collect());
                 if let Err(e) = addrs.and_then(|addrs| lp.connect_next(h, addrs)) {
                     lp.connect_failed(h, e);
                 }
             })
             .map(drop),
-        };
-        if let Err(e) = started {
-            // Nothing started (no socket, no worker): the call fails, and the handle goes
-            // without calling back.
-            if let Some(st) = lp.stream_state(h) {
+        })?;
+        Ok(TcpStream::from_handle(h))
+    }
+}
+
+impl<S> Loop<S> {
+    /// Opens a stream of `kind` that connects: `make_callback` wraps the user's callback
+    /// for the new handle, and `start` begins (resolving, or the first attempt). If `start`
+    /// fails, nothing started (no socket, no worker): the call fails, and the handle goes
+    /// without calling back.
+    pub(crate) fn stream_connect(
+        &mut self,
+        kind: HandleKind,
+        make_callback: impl FnOnce(Handle) -> Completion<S>,
+        start: impl FnOnce(&mut Self, Handle) -> io::Result<()>,
+    ) -> io::Result<Handle> {
+        let h = self.open_stream(NO_SOCKET, kind);
+        let callback = make_callback(h);
+        self.with_stream(h, |st| st.cold().connect = Some(callback));
+        self.refresh_activity(h);
+        self.net.requests += 1;
+        if let Err(e) = start(self, h) {
+            if let Some(st) = self.stream_state(h) {
                 st.cold().connect = None;
-                lp.net.requests -= 1;
+                self.net.requests -= 1;
             }
-            let _ = lp.close_handle(h, None, None);
+            let _ = self.close_handle(h, None, None);
             return Err(e);
         }
-        Ok(stream)
+        Ok(h)
     }
 }
 
 impl<S> Loop<S> {
     /// Starts connecting to the first of `addrs`, keeping the rest to fall back on. Fails
     /// only if no socket could be created for any of them.
-    pub(crate) fn connect_next(&mut self, h: Handle, mut addrs: Vec<SocketAddr>) -> io::Result<()> {
+    pub(crate) fn connect_next(&mut self, h: Handle, mut addrs: Vec<SockAddr>) -> io::Result<()> {
         let mut last_error = io::Error::new(io::ErrorKind::NotFound, "evloop: no address to connect to");
         while !addrs.is_empty() {
             let addr = addrs.remove(0);
-            let (sock, outcome) = match self.driver.tcp_connect(addr) {
+            let (sock, outcome) = match self.driver.connect(&addr) {
                 Ok(started) => started,
                 Err(e) => {
                     last_error = e;
@@ -80,8 +99,11 @@ impl<S> Loop<S> {
             st.cold().fallback = addrs;
             self.mark_interest(h);
             match outcome {
-                Ok(false) => {}
-                Ok(true) => self.connected(h),
+                // Done at once (a Unix socket always is, where a listener takes it): still
+                // finished by the loop, once the socket reports writable, as an unfinished
+                // connect is, so that the connect is in flight until then whatever the
+                // socket type (closing before then cancels it, on both drivers).
+                Ok(_) => {}
                 Err(e) => self.connect_failed(h, e),
             }
             return Ok(());

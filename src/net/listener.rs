@@ -1,4 +1,7 @@
-//! TCP listeners: accept for the user, Node's `net.createServer` style.
+//! The listener core that TCP and Unix domain listeners share: accept for the user, Node's
+//! `net.createServer` style, keyed by [`Handle`]; the accepted stream gets the kind that
+//! matches its listener's (`TcpListener` accepts `TcpStream`s, `UnixListener`
+//! `UnixStream`s).
 //!
 //! Running out of file descriptors (EMFILE, ENFILE) must neither spin the loop nor kill the
 //! listener. libuv sheds the waiting connection with a reserved descriptor; evloop instead
@@ -7,15 +10,11 @@
 //! episode is logged once, at warn level, and its end at info level.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::stream::TcpStream;
-use super::ListenOptions;
 use crate::driver::{Interest, Readiness, SocketId};
-use crate::error::misuse;
 use crate::event_loop::Loop;
-use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
+use crate::handle::{Extra, Handle, HandleKind};
 use crate::timer::Timer;
 
 /// Connections accepted per wakeup at most, so a connection storm cannot starve the rest.
@@ -23,7 +22,8 @@ const MAX_ACCEPTS_PER_WAKEUP: usize = 128;
 const BACKOFF_START_MS: u64 = 10;
 const BACKOFF_MAX_MS: u64 = 1000;
 
-pub(super) type ConnectionCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream)>;
+/// The callback a listener hands each accepted stream to, handle-erased.
+pub(super) type ConnectionCallback<S> = Box<dyn FnMut(&mut Loop<S>, Handle)>;
 
 pub(crate) struct ListenerState<S> {
     pub(crate) sock: SocketId,
@@ -43,114 +43,31 @@ impl<S> ListenerState<S> {
     }
 }
 
-/// A listening TCP socket that accepts connections and hands each to a callback (Node's
-/// `net.createServer`, libuv's `uv_listen`). Stop listening by closing it.
-///
-/// ```
-/// use evloop::{Loop, RunMode, TcpListener, TcpStream};
-///
-/// let mut lp = Loop::new()?;
-/// // An echo server on a free port.
-/// let server = TcpListener::bind(&mut lp, "127.0.0.1:0", |lp, stream| {
-///     stream
-///         .read_start(lp, |lp, stream, data| match data {
-///             Ok(bytes) if !bytes.is_empty() => {
-///                 stream.write(lp, bytes).unwrap();
-///             }
-///             // End of stream: send FIN once the queued echoes have gone, then close.
-///             // (`close` at once would cancel writes still queued.)
-///             Ok(_) => stream.shutdown(lp, move |lp, _| stream.close(lp).unwrap()).unwrap(),
-///             Err(_) => stream.close(lp).unwrap(),
-///         })
-///         .unwrap();
-/// })?;
-/// let addr = server.local_addr(&lp)?;
-///
-/// // A client: send, check the echo, close everything.
-/// TcpStream::connect(&mut lp, addr, move |lp, client, result| {
-///     result.unwrap();
-///     client.write(lp, b"ping").unwrap();
-///     client
-///         .read_start(lp, move |lp, client, data| {
-///             assert_eq!(data.unwrap(), b"ping");
-///             client.close(lp).unwrap();
-///             server.close(lp).unwrap();
-///         })
-///         .unwrap();
-/// })?;
-/// lp.run(RunMode::Default)?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
-pub struct TcpListener {
-    handle: Handle,
+/// Wraps the user's connection callback once, at registration, into the handle-erased one
+/// the core stores: it rebuilds the typed stream with `typed`.
+pub(super) fn connection_callback<S, T: 'static>(
+    mut on_connection: impl FnMut(&mut Loop<S>, T) + 'static,
+    typed: fn(Handle) -> T,
+) -> ConnectionCallback<S> {
+    Box::new(move |lp, h| on_connection(lp, typed(h)))
 }
 
-common_handle_methods!(TcpListener, TcpListener);
-
-impl TcpListener {
-    /// Binds to `addr` with the default [`ListenOptions`] and starts accepting; each new
-    /// connection is handed to `on_connection`. Bind to port 0 for a free port and read it
-    /// back with [`local_addr`](TcpListener::local_addr). For other options (backlog,
-    /// `SO_REUSEPORT`, ...) use [`ListenOptions::bind`].
-    ///
-    /// `addr` is anything [`ToSocketAddrs`] takes, as for std's `TcpListener::bind`: a
-    /// `SocketAddr`, `"127.0.0.1:8080"`, `("::1", 0)`, `"localhost:8080"`. Each address it
-    /// yields is tried in turn until one binds. A host name is resolved by the system's
-    /// resolver inside this call, which blocks the loop thread meanwhile (as std does); from
-    /// a callback, prefer an IP address.
-    pub fn bind<S>(
-        lp: &mut Loop<S>,
-        addr: impl ToSocketAddrs,
-        on_connection: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
-    ) -> io::Result<TcpListener> {
-        ListenOptions::default().bind(lp, addr, on_connection)
-    }
-
-    /// The address the listener is bound to.
-    pub fn local_addr<S>(&self, lp: &Loop<S>) -> io::Result<SocketAddr> {
-        let sock = lp.handles.state(self.handle, HandleKind::TcpListener, Extra::listener)?.sock;
-        lp.driver.local_addr(sock)
-    }
-}
-
-impl ListenOptions {
-    /// Binds a [`TcpListener`] to `addr` with these options and starts accepting (the way
-    /// std's `OpenOptions::open` opens a file); `addr` as for [`TcpListener::bind`].
-    ///
-    /// ```
-    /// use evloop::{ListenOptions, Loop};
-    ///
-    /// let mut lp = Loop::new()?;
-    /// let listener = ListenOptions::new().backlog(128).reuse_port(true).bind(&mut lp, "127.0.0.1:0", |lp, stream| {
-    ///     stream.close(lp).unwrap();
-    /// })?;
-    /// assert_ne!(listener.local_addr(&lp)?.port(), 0);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn bind<S>(
-        &self,
-        lp: &mut Loop<S>,
-        addr: impl ToSocketAddrs,
-        on_connection: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
-    ) -> io::Result<TcpListener> {
-        let mut last_error = None;
-        for addr in addr.to_socket_addrs()? {
-            match lp.driver.tcp_listen(addr, self) {
-                Ok(sock) => return Ok(lp.open_listener(sock, Box::new(on_connection))),
-                Err(e) => last_error = Some(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| misuse("evloop: the address resolved to nothing to bind")))
+/// The kind of the streams a listener of `kind` accepts.
+fn accepted_kind(kind: HandleKind) -> HandleKind {
+    match kind {
+        HandleKind::UnixListener => HandleKind::UnixStream,
+        _ => HandleKind::TcpStream,
     }
 }
 
 impl<S> Loop<S> {
+    /// Opens a listener of `kind` over a listening socket and starts accepting.
     pub(super) fn open_listener(
         &mut self,
         sock: SocketId,
+        kind: HandleKind,
         on_connection: ConnectionCallback<S>,
-    ) -> TcpListener {
+    ) -> Handle {
         let state = ListenerState {
             sock,
             on_connection: Some(on_connection),
@@ -159,30 +76,36 @@ impl<S> Loop<S> {
             backoff: None,
             interest_dirty: false,
         };
-        let handle =
-            self.open_handle(HandleKind::TcpListener, Box::new(|_, _| {}), Extra::Listener(Box::new(state)));
+        let handle = self.open_handle(kind, Box::new(|_, _| {}), Extra::Listener(Box::new(state)));
         self.handles.update(handle, |b| b.active = true);
         self.mark_interest(handle);
-        TcpListener { handle }
+        handle
+    }
+
+    /// The socket of a usable listener of `kind`, or the error a user should see.
+    pub(super) fn listener_socket(&self, h: Handle, kind: HandleKind) -> io::Result<SocketId> {
+        Ok(self.handles.state(h, kind, Extra::listener)?.sock)
     }
 }
 
 impl<S> Loop<S> {
-    fn listener_state(&mut self, h: Handle) -> io::Result<&mut ListenerState<S>> {
-        self.handles.state_mut(h, HandleKind::TcpListener, Extra::listener_mut)
+    /// The state of an open listener that is not closing.
+    fn listener_state(&mut self, h: Handle) -> Option<&mut ListenerState<S>> {
+        self.handles.get_mut(h).filter(|b| !b.closing).and_then(|b| b.extra.listener_mut())
     }
 
     pub(crate) fn listener_ready(&mut self, h: Handle) {
         for _ in 0..MAX_ACCEPTS_PER_WAKEUP {
-            let Ok(l) = self.listener_state(h) else { return };
+            let Some(l) = self.listener_state(h) else { return };
             if l.paused {
                 return;
             }
             let sock = l.sock;
-            match self.driver.tcp_accept(sock) {
+            match self.driver.accept(sock) {
                 Ok(stream_sock) => {
                     self.end_backoff_episode(h);
-                    let stream = TcpStream::from_handle(self.open_stream(stream_sock));
+                    let kind = self.handles.get(h).map_or(HandleKind::TcpListener, |b| b.kind);
+                    let stream = self.open_stream(stream_sock, accepted_kind(kind));
                     log::trace!("{h:?}: accepted {stream:?}");
                     self.call_slot(
                         h,
@@ -211,7 +134,7 @@ impl<S> Loop<S> {
     }
 
     fn pause_accepting(&mut self, h: Handle, e: io::Error) {
-        let Ok(l) = self.listener_state(h) else { return };
+        let Some(l) = self.listener_state(h) else { return };
         let delay = l.backoff_ms;
         if delay == BACKOFF_START_MS {
             log::warn!("{h:?}: cannot accept ({e}); pausing accepts until descriptors are free");
@@ -228,7 +151,7 @@ impl<S> Loop<S> {
                 }
                 // The listener keeps the loop alive; its back-off timer must not.
                 let _ = t.unref(self);
-                if let Ok(l) = self.listener_state(h) {
+                if let Some(l) = self.listener_state(h) {
                     l.backoff = Some(t);
                 }
                 t
@@ -242,7 +165,7 @@ impl<S> Loop<S> {
     /// the back-off and closes its timer, so that no handle outlives the episode (the next
     /// episode opens a fresh one).
     fn end_backoff_episode(&mut self, h: Handle) {
-        let Ok(l) = self.listener_state(h) else { return };
+        let Some(l) = self.listener_state(h) else { return };
         if l.backoff_ms == BACKOFF_START_MS {
             return;
         }
@@ -255,7 +178,7 @@ impl<S> Loop<S> {
     }
 
     fn resume_accepting(&mut self, h: Handle) {
-        if let Ok(l) = self.listener_state(h) {
+        if let Some(l) = self.listener_state(h) {
             l.paused = false;
             self.mark_interest(h);
         }
@@ -263,7 +186,7 @@ impl<S> Loop<S> {
 
     /// Closes the listening socket and its back-off timer.
     pub(crate) fn close_listener(&mut self, h: Handle) {
-        let Ok(l) = self.listener_state(h) else { return };
+        let Some(l) = self.listener_state(h) else { return };
         let (sock, backoff) = (l.sock, l.backoff.take());
         self.driver.close(sock);
         if let Some(t) = backoff {

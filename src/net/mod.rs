@@ -1,4 +1,9 @@
-//! TCP: listeners and streams with libuv's and Node's semantics, on the driver seam.
+//! Streams and listeners with libuv's and Node's semantics, on the driver seam: one stream
+//! core (`stream.rs`, `read.rs`, `write.rs`, `write_queue.rs`, `connect.rs`) and one
+//! listener core (`listener.rs`), keyed by handle, serve TCP (`tcp.rs`), Unix domain
+//! sockets (`unix.rs`) and pipes (`pipe.rs`); the public stream methods are written once
+//! (`stream_methods.rs`).
+//! UDP sockets (`udp/`) have a core of their own: datagrams share nothing with streams.
 //!
 //! Every socket operation goes through the [`Driver`](crate::driver::Driver), so the
 //! simulated driver can provide the same streams in memory.
@@ -15,8 +20,13 @@ pub(crate) mod addr;
 mod adopt;
 mod connect;
 pub(crate) mod listener;
+pub(crate) mod pipe;
 mod read;
 pub(crate) mod stream;
+mod stream_methods;
+pub(crate) mod tcp;
+pub(crate) mod udp;
+pub(crate) mod unix;
 mod write;
 pub(crate) mod write_queue;
 
@@ -33,7 +43,7 @@ pub(crate) enum Done<S> {
     ReadError(io::Error),
 }
 
-/// The loop's TCP bookkeeping.
+/// The loop's bookkeeping for streams and listeners.
 pub(crate) struct NetState {
     /// Streams with finished requests to report, in the order they finished.
     pub(crate) pending: VecDeque<Handle>,
@@ -43,6 +53,11 @@ pub(crate) struct NetState {
     pub(crate) requests: usize,
     /// The buffer every read borrows from; taken out while a read callback runs.
     pub(crate) read_buf: Vec<u8>,
+    /// The buffer UDP sockets receive batches into (`udp/recv.rs`), allocated on first
+    /// use; taken out while a batch is delivered.
+    pub(crate) udp_buf: Vec<u8>,
+    /// Where each datagram of a batch ended up in `udp_buf`.
+    pub(crate) udp_received: Vec<crate::driver::Received>,
     /// Readiness found by the last poll, dispatched after it.
     pub(crate) ready: Vec<Readiness>,
     /// Readiness the loop owes itself: sockets that may still be ready though the poller
@@ -61,6 +76,8 @@ impl NetState {
             interest_dirty: Vec::new(),
             requests: 0,
             read_buf: vec![0; READ_BUF_SIZE],
+            udp_buf: Vec::new(),
+            udp_received: Vec::new(),
             ready: Vec::new(),
             again: Vec::new(),
         }
@@ -83,6 +100,10 @@ impl<S> Loop<S> {
                 Some(Extra::Listener(l)) => {
                     l.interest_dirty = false;
                     Some((l.sock, l.interest()))
+                }
+                Some(Extra::Udp(_)) => {
+                    self.flush_udp_interest(h);
+                    None
                 }
                 _ => None,
             };
@@ -112,10 +133,11 @@ impl<S> Loop<S> {
                 _ => continue,
             };
             match kind {
-                HandleKind::TcpListener => self.listener_ready(h),
-                HandleKind::TcpStream => self.stream_ready(h, r),
+                HandleKind::TcpListener | HandleKind::UnixListener => self.listener_ready(h),
+                HandleKind::TcpStream | HandleKind::UnixStream | HandleKind::Pipe => self.stream_ready(h, r),
                 HandleKind::FdWatcher => self.fd_ready(h, r),
                 HandleKind::Process => self.process_ready(h),
+                HandleKind::UdpSocket => self.udp_ready(h, r),
                 _ => {}
             }
         }

@@ -1,9 +1,9 @@
-//! The read side of TCP streams: draining a readable socket into the read callback, and the
+//! The read side of streams: draining a readable socket into the read callback, and the
 //! bookkeeping an edge-triggered poller needs when a pass stops before the socket is empty.
 
 use std::io;
 
-use super::stream::{ReadCallback, TcpStream};
+use super::stream::ReadCallback;
 use super::READ_BUF_SIZE;
 use crate::driver::Readiness;
 use crate::event_loop::Loop;
@@ -92,7 +92,7 @@ impl<S> Loop<S> {
 
     /// Calls the read callback, taken out of its slot for the call.
     pub(super) fn call_read(&mut self, h: Handle, result: io::Result<&[u8]>) {
-        self.call_slot(h, read_slot, |lp, cb| cb(lp, TcpStream::from_handle(h), result));
+        self.call_slot(h, read_slot, |lp, cb| cb(lp, h, result));
     }
 
     /// Reports a failure to the read callback, as a read would have.

@@ -1,26 +1,32 @@
-//! TCP streams: the public API (connect is in `connect.rs`), the stream's state, and the
-//! bookkeeping its read side (`read.rs`) and write side (`write.rs`) share.
+//! The stream core that TCP and Unix domain streams and pipes share: the stream's state and
+//! the bookkeeping, keyed by [`Handle`], that its read side (`read.rs`), write side
+//! (`write.rs`), connect (`connect.rs`) and close share. The operations behind the public stream methods
+//! are in `stream_methods.rs`. Nothing here knows which kind of stream it serves: the
+//! handle's kind is checked against the one the public type names, and callbacks are stored
+//! handle-erased (each public type wraps the user's closure once, at registration, into one
+//! that rebuilds its typed handle).
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
-use std::time::Duration;
+
+use socket2::SockAddr;
 
 use super::write_queue::WriteQueue;
 use super::{Completion, Done};
 use crate::driver::{Interest, Readiness, SocketId};
-use crate::error::{cancelled, copy_error};
+use crate::error::cancelled;
 use crate::event_loop::Loop;
-use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
+use crate::handle::{Extra, Handle, HandleKind};
 
-/// The callback `read_start` installs.
-pub(crate) type ReadCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>)>;
-pub(super) type DrainCallback<S> = Box<dyn FnMut(&mut Loop<S>, TcpStream)>;
+/// The callback `read_start` installs, handle-erased.
+pub(crate) type ReadCallback<S> = Box<dyn FnMut(&mut Loop<S>, Handle, io::Result<&[u8]>)>;
+/// The callback `on_drain` installs, handle-erased.
+pub(crate) type DrainCallback<S> = Box<dyn FnMut(&mut Loop<S>, Handle)>;
 
 /// Default high-water mark of the write queue.
 pub(crate) const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024;
 
-enum Shutdown<S> {
+pub(super) enum Shutdown<S> {
     No,
     /// Requested; sent once the queued writes have gone.
     Requested(Completion<S>),
@@ -30,8 +36,19 @@ enum Shutdown<S> {
 /// The socket of a stream whose name is still being resolved.
 pub(crate) const NO_SOCKET: SocketId = usize::MAX;
 
+/// Which ways a stream carries data: both for a socket; one for most pipes, whose
+/// descriptor was opened read-only or write-only (`net/pipe.rs`).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Direction {
+    Both,
+    ReadOnly,
+    WriteOnly,
+}
+
 pub(crate) struct StreamState<S> {
     pub(crate) sock: SocketId,
+    /// Fits in the padding beside the flags below: an idle socket stream costs no more.
+    pub(crate) direction: Direction,
     pub(super) reading: bool,
     /// The end of the stream or a read error was delivered: reading is over.
     pub(super) read_ended: bool,
@@ -60,10 +77,10 @@ pub(crate) struct Cold<S> {
     /// The connect's callback, while connecting.
     pub(super) connect: Option<Completion<S>>,
     /// Addresses left to try if the current connect attempt fails.
-    pub(super) fallback: Vec<SocketAddr>,
+    pub(super) fallback: Vec<SockAddr>,
     /// Finished requests to report in the pending phase.
     pub(crate) done: VecDeque<Done<S>>,
-    shutdown: Shutdown<S>,
+    pub(super) shutdown: Shutdown<S>,
     /// A write failed: later writes fail at once.
     pub(super) write_error: Option<io::Error>,
 }
@@ -84,6 +101,7 @@ impl<S> StreamState<S> {
     fn new(sock: SocketId) -> Self {
         StreamState {
             sock,
+            direction: Direction::Both,
             reading: false,
             read_ended: false,
             reader_installed: false,
@@ -97,6 +115,21 @@ impl<S> StreamState<S> {
             queue: WriteQueue::new(),
             cold: None,
         }
+    }
+
+    /// Refuses to read from a write-only pipe end (`write` false) or to write to a read-only
+    /// one (`write` true), naming the direction.
+    pub(super) fn check_direction(&self, write: bool) -> io::Result<()> {
+        let msg = match (self.direction, write) {
+            (Direction::WriteOnly, false) => {
+                "evloop: this pipe is a write end (opened write-only): it cannot read"
+            }
+            (Direction::ReadOnly, true) => {
+                "evloop: this pipe is a read end (opened read-only): it cannot write"
+            }
+            _ => return Ok(()),
+        };
+        Err(io::Error::new(io::ErrorKind::InvalidInput, msg))
     }
 
     /// The rarely used part, allocated on first use.
@@ -152,242 +185,11 @@ impl<S> StreamState<S> {
     }
 }
 
-/// A TCP connection (libuv's `uv_tcp_t`, Node's `net.Socket`).
-///
-/// A stream comes from [`TcpStream::connect`] or from a
-/// [`TcpListener`](crate::TcpListener)'s connection callback. Reads are delivered to the
-/// callback given to [`read_start`](TcpStream::read_start) as a `&[u8]` borrowed from one
-/// loop-owned 64 KiB buffer (copy what you keep); `Ok` with an empty slice is the end of the
-/// stream, as with [`std::io::Read`]. [`write`](TcpStream::write) tries the socket at once and
-/// queues only what it could not take.
-///
-/// # What keeps the loop alive
-///
-/// libuv's rule: a stream is *active*, and (unless unreferenced) keeps
-/// [`RunMode::Default`](crate::RunMode::Default) running, while something can still happen to
-/// it: it is connecting, it is reading, or it has writes or a shutdown in flight. So after a
-/// failed connect, after the end of the stream or a read error (reading stops by itself),
-/// or after `read_stop` with nothing queued, an unclosed stream no longer holds the loop:
-/// `run` returns once nothing else is left. The stream stays open until it is closed; close
-/// it to free its socket.
-///
-/// `close` is abrupt, as in libuv: queued writes are cancelled, and if unread input remains
-/// the kernel answers with a reset, which can discard data the peer has not received yet.
-/// To end a connection gracefully, [`shutdown`](TcpStream::shutdown) first, read until the
-/// end of the stream, then close.
-///
-/// ```no_run
-/// use evloop::{Loop, RunMode, TcpStream};
-///
-/// let mut lp = Loop::new()?;
-/// TcpStream::connect(&mut lp, "127.0.0.1:7000", |lp, stream, result| {
-///     if result.is_err() {
-///         return; // refused, unreachable: the error says which
-///     }
-///     stream.write(lp, b"hello\n").unwrap();
-///     stream
-///         .read_start(lp, |lp, stream, data| match data {
-///             Ok(bytes) if !bytes.is_empty() => println!("got {bytes:?}"),
-///             _ => stream.close(lp).unwrap(), // end of stream, or an error
-///         })
-///         .unwrap();
-/// })?;
-/// lp.run(RunMode::Default)?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
-pub struct TcpStream {
-    handle: Handle,
-}
-
-common_handle_methods!(TcpStream, TcpStream);
-
-impl TcpStream {
-    /// Starts reading: `on_read` gets each chunk as it arrives, then `Ok(&[])` once at the end
-    /// of the stream, or an error (a reset peer gives `ConnectionReset`). Reading stops by
-    /// itself after the end or an error. Calling it again replaces the callback.
-    pub fn read_start<S>(
-        &self,
-        lp: &mut Loop<S>,
-        on_read: impl FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>) + 'static,
-    ) -> io::Result<()> {
-        let st = lp.stream_usable(self.handle)?;
-        st.read_callback = Some(Box::new(on_read));
-        st.reader_installed = true;
-        if !st.reading {
-            lp.start_reading(self.handle);
-        }
-        Ok(())
-    }
-
-    /// Stops reading. The kernel keeps buffering what arrives, up to its window, which is
-    /// how a reader applies backpressure to its peer. [`read_resume`](TcpStream::read_resume)
-    /// starts again with the same callback. If a write fails while reading is stopped, the
-    /// error is delivered to the read callback.
-    pub fn read_stop<S>(&self, lp: &mut Loop<S>) -> io::Result<()> {
-        let st = lp.stream_usable(self.handle)?;
-        if st.reading {
-            st.reading = false;
-            lp.mark_interest(self.handle);
-        }
-        Ok(())
-    }
-
-    /// Starts reading again with the callback given to the last
-    /// [`read_start`](TcpStream::read_start), keeping whatever state it holds (Node's
-    /// `resume()`); the usual partner of `read_stop` for backpressure. Does nothing if the
-    /// stream is reading; an error if no read callback was ever set or the stream has
-    /// reached its end.
-    pub fn read_resume<S>(&self, lp: &mut Loop<S>) -> io::Result<()> {
-        let st = lp.stream_usable(self.handle)?;
-        if !st.reader_installed {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: read_resume before read_start"));
-        }
-        if st.read_ended {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "evloop: the stream has ended"));
-        }
-        if !st.reading {
-            lp.start_reading(self.handle);
-        }
-        Ok(())
-    }
-
-    /// Whether the stream is reading.
-    pub fn is_reading<S>(&self, lp: &Loop<S>) -> bool {
-        lp.stream_ref(self.handle).is_ok_and(|st| st.reading)
-    }
-
-    /// Writes `data`: what the socket takes now is sent at once, the rest is copied into the
-    /// write queue and sent in order as the socket drains. Returns `Ok(true)` while the queue
-    /// is below the high-water mark, `Ok(false)` once it has reached it (Node's `write`
-    /// returning false): stop producing until the [`on_drain`](TcpStream::on_drain) callback.
-    ///
-    /// Returns an error if the stream is closed or shut down, or if the connection has
-    /// failed (a reset peer): then nothing was sent or queued. A failure found later, while
-    /// queued data goes out, is reported to the callbacks of the queued writes (see
-    /// [`write_with`](TcpStream::write_with)); later writes return it.
-    pub fn write<S>(&self, lp: &mut Loop<S>, data: &[u8]) -> io::Result<bool> {
-        lp.stream_write(self.handle, data, None)
-    }
-
-    /// Like [`write`](TcpStream::write), and calls `on_written` from the loop once all of
-    /// `data` has been handed to the kernel, or with the error that stopped it. Callbacks run
-    /// in submission order and never inside this call. If the stream is closed first, the
-    /// callback gets a [`Cancelled`](crate::Cancelled) error. If this call returns an error,
-    /// the callback is dropped without being called.
-    pub fn write_with<S>(
-        &self,
-        lp: &mut Loop<S>,
-        data: &[u8],
-        on_written: impl FnOnce(&mut Loop<S>, io::Result<()>) + 'static,
-    ) -> io::Result<bool> {
-        lp.stream_write(self.handle, data, Some(Box::new(on_written)))
-    }
-
-    /// Writes what the socket takes now and queues nothing (libuv's `uv_try_write`). Returns
-    /// the number of bytes written, or `WouldBlock` if the socket is full or writes are
-    /// already queued (which must go first).
-    pub fn try_write<S>(&self, lp: &mut Loop<S>, data: &[u8]) -> io::Result<usize> {
-        let st = lp.stream_usable(self.handle)?;
-        if let Some(e) = st.write_error() {
-            return Err(copy_error(e));
-        }
-        if st.connecting() || !st.queue.is_empty() || st.shut() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let sock = st.sock;
-        lp.driver.write(sock, data)
-    }
-
-    /// Bytes queued and not yet handed to the kernel.
-    pub fn write_queue_size<S>(&self, lp: &Loop<S>) -> io::Result<usize> {
-        Ok(lp.stream_ref(self.handle)?.queue.bytes())
-    }
-
-    /// Sets the write queue's high-water mark (default 64 KiB), see
-    /// [`write`](TcpStream::write).
-    pub fn set_high_water_mark<S>(&self, lp: &mut Loop<S>, bytes: usize) -> io::Result<()> {
-        lp.stream_usable(self.handle)?.high_water_mark = u32::try_from(bytes).unwrap_or(u32::MAX);
-        Ok(())
-    }
-
-    /// Sets the callback that runs when the write queue has emptied after a
-    /// [`write`](TcpStream::write) returned `false` (Node's `'drain'` event).
-    pub fn on_drain<S>(
-        &self,
-        lp: &mut Loop<S>,
-        on_drain: impl FnMut(&mut Loop<S>, TcpStream) + 'static,
-    ) -> io::Result<()> {
-        lp.stream_usable(self.handle)?.drain_callback = Some(Box::new(on_drain));
-        Ok(())
-    }
-
-    /// Sends FIN once every queued write has gone (half-close); the stream can still read.
-    /// `on_shutdown` runs from the loop with the outcome. Writes after this are an error.
-    pub fn shutdown<S>(
-        &self,
-        lp: &mut Loop<S>,
-        on_shutdown: impl FnOnce(&mut Loop<S>, io::Result<()>) + 'static,
-    ) -> io::Result<()> {
-        let st = lp.stream_usable(self.handle)?;
-        if st.shut() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "evloop: shutdown already requested"));
-        }
-        st.cold().shutdown = Shutdown::Requested(Box::new(on_shutdown));
-        let ready = !st.connecting() && st.queue.is_empty();
-        lp.net.requests += 1;
-        if ready {
-            lp.send_shutdown(self.handle);
-        }
-        Ok(())
-    }
-
-    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
-    pub fn set_nodelay<S>(&self, lp: &mut Loop<S>, on: bool) -> io::Result<()> {
-        let sock = lp.stream_usable(self.handle)?.sock;
-        lp.driver.set_nodelay(sock, on)
-    }
-
-    /// Whether `TCP_NODELAY` is set.
-    pub fn nodelay<S>(&self, lp: &Loop<S>) -> io::Result<bool> {
-        let sock = lp.stream_ref(self.handle)?.sock;
-        lp.driver.nodelay(sock)
-    }
-
-    /// Turns TCP keep-alive on, with `idle` before the first probe, or off with `None`.
-    pub fn set_keepalive<S>(&self, lp: &mut Loop<S>, idle: Option<Duration>) -> io::Result<()> {
-        let sock = lp.stream_usable(self.handle)?.sock;
-        lp.driver.set_keepalive(sock, idle)
-    }
-
-    /// The address of the peer.
-    pub fn peer_addr<S>(&self, lp: &Loop<S>) -> io::Result<SocketAddr> {
-        let sock = lp.stream_ref(self.handle)?.sock;
-        lp.driver.peer_addr(sock)
-    }
-
-    /// The local address of the connection.
-    pub fn local_addr<S>(&self, lp: &Loop<S>) -> io::Result<SocketAddr> {
-        let sock = lp.stream_ref(self.handle)?.sock;
-        lp.driver.local_addr(sock)
-    }
-}
-
-impl TcpStream {
-    pub(crate) fn from_handle(handle: Handle) -> TcpStream {
-        TcpStream { handle }
-    }
-}
-
 impl<S> Loop<S> {
-    pub(crate) fn open_stream(&mut self, sock: SocketId) -> Handle {
-        let h = self.open_handle(
-            HandleKind::TcpStream,
-            Box::new(|_, _| {}),
-            Extra::Stream(Box::new(StreamState::new(sock))),
-        );
-        // Inactive until it connects, reads or writes (see `StreamState::busy`).
-        h
+    /// Opens a stream handle of `kind` (`TcpStream`, `UnixStream`) over `sock`. Inactive
+    /// until it connects, reads or writes (see `StreamState::busy`).
+    pub(crate) fn open_stream(&mut self, sock: SocketId, kind: HandleKind) -> Handle {
+        self.open_handle(kind, Box::new(|_, _| {}), Extra::Stream(Box::new(StreamState::new(sock))))
     }
 
     /// The state of an open stream that is not closing (`None` once it is).
@@ -398,12 +200,13 @@ impl<S> Loop<S> {
         }
     }
 
-    fn stream_ref(&self, h: Handle) -> io::Result<&StreamState<S>> {
-        self.handles.state(h, HandleKind::TcpStream, Extra::stream)
+    /// The state of a usable stream whose handle is of `kind`, or the error a user should see.
+    pub(crate) fn stream_ref(&self, h: Handle, kind: HandleKind) -> io::Result<&StreamState<S>> {
+        self.handles.state(h, kind, Extra::stream)
     }
 
-    pub(super) fn stream_usable(&mut self, h: Handle) -> io::Result<&mut StreamState<S>> {
-        self.handles.state_mut(h, HandleKind::TcpStream, Extra::stream_mut)
+    pub(crate) fn stream_usable(&mut self, h: Handle, kind: HandleKind) -> io::Result<&mut StreamState<S>> {
+        self.handles.state_mut(h, kind, Extra::stream_mut)
     }
 
     pub(super) fn with_stream<R>(

@@ -5,11 +5,11 @@
 
 use std::io;
 
-use super::stream::{DrainCallback, StreamState, TcpStream};
+use super::stream::{DrainCallback, StreamState};
 use super::{Completion, Done};
 use crate::error::copy_error;
 use crate::event_loop::Loop;
-use crate::handle::{Extra, Handle};
+use crate::handle::{Extra, Handle, HandleKind};
 
 fn drain_slot<S>(extra: &mut Extra<S>) -> Option<&mut Option<DrainCallback<S>>> {
     match extra {
@@ -19,13 +19,15 @@ fn drain_slot<S>(extra: &mut Extra<S>) -> Option<&mut Option<DrainCallback<S>>> 
 }
 
 impl<S> Loop<S> {
-    pub(super) fn stream_write(
+    pub(crate) fn stream_write(
         &mut self,
         h: Handle,
+        kind: HandleKind,
         data: &[u8],
         callback: Option<Completion<S>>,
     ) -> io::Result<bool> {
-        let st = self.stream_usable(h)?;
+        let st = self.stream_usable(h, kind)?;
+        st.check_direction(true)?;
         if let Some(e) = st.write_error() {
             return Err(copy_error(e));
         }
@@ -135,6 +137,6 @@ impl<S> Loop<S> {
     }
 
     pub(crate) fn call_drain(&mut self, h: Handle) {
-        self.call_slot(h, drain_slot, |lp, cb| cb(lp, TcpStream::from_handle(h)));
+        self.call_slot(h, drain_slot, |lp, cb| cb(lp, h));
     }
 }

@@ -11,14 +11,21 @@
 //!   returns [`SimError::Stalled`] instead of hanging when live handles wait for an event
 //!   that can never come, or [`SimError::Livelock`] when something keeps the loop busy
 //!   without ever letting time pass (an idle watcher that never stops).
-//! - **The network** is in memory, addressed by `SocketAddr`: listeners, connections, FIN,
+//! - **The network** is in memory, addressed by `SocketAddr` (and by path or abstract name
+//!   for Unix domain sockets, which share TCP's connection model): listeners, connections, FIN,
 //!   RST, half-close, a receive window per direction (so backpressure is real), per-link
 //!   latency, and reads cut into chunks (whole, fixed or seeded random down to 1 byte).
-//! - **Fake peers** ([`Sim::connect`], [`Sim::listen`]) are driven by the test: send, receive
+//!   UDP too, with seeded loss, duplication and reordering ([`SimConfig::udp_loss`] and
+//!   friends) and fake UDP peers ([`Sim::udp_peer`]).
+//! - **Fake peers** ([`Sim::connect`], [`Sim::listen`], and for Unix paths
+//!   [`Sim::connect_unix`], [`Sim::listen_unix`]) are driven by the test: send, receive
 //!   what the program wrote, shut down, reset, pause reading. They never call user callbacks:
 //!   callbacks run only inside the loop.
 //! - **Fake descriptors** ([`Sim::fake_fd`]) for [`FdWatcher`](crate::FdWatcher)s: the test
 //!   sets them readable, writable, urgent or hung up; they are reported level-triggered.
+//! - **Fake pipes** ([`Sim::fake_read_pipe`], [`Sim::fake_write_pipe`]) for
+//!   [`Pipe`](crate::Pipe)s: a descriptor for `Pipe::open` and a [`FakePeer`] at the other
+//!   end (a connection used one way, never reset).
 //! - **The pool** runs jobs on the loop thread while virtual time stands still: inline, in a
 //!   seeded order, or by hand ([`PoolMode`]). File operations touch the real file system.
 //! - **Faults**: partial writes, would-block, spurious readiness, a reset at a byte offset,
@@ -59,6 +66,8 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+
+use socket2::SockAddr;
 use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
 use std::time::Duration;
@@ -67,11 +76,14 @@ pub use crate::driver::sim::pool::PoolMode;
 pub use crate::driver::sim::process::FakeProgram;
 pub use crate::driver::sim::world::{Chunking, TraceEvent};
 
+use crate::driver::sim::udp::UdpFaults;
 use crate::driver::sim::world::{ConnectFault, End, FakeListen, Listening, World};
 
 mod determinism;
 mod fake_fd;
+mod fake_pipe;
 mod peers;
+mod udp_peer;
 
 use crate::driver::sim::StalledMarker;
 use crate::driver::Driver;
@@ -81,6 +93,7 @@ use crate::pool::Pool;
 pub use determinism::{check_determinism, check_determinism_with, Divergence};
 pub use fake_fd::FakeFd;
 pub use peers::{FakeListener, FakePeer};
+pub use udp_peer::FakeUdpPeer;
 
 /// Whole milliseconds of `d`, the resolution of virtual time, saturating at `u64::MAX`: a
 /// duration too long to count is as good as forever.
@@ -99,6 +112,7 @@ pub struct SimConfig {
     pool: PoolMode,
     chaos: f64,
     livelock_limit: usize,
+    udp: UdpFaults,
 }
 
 impl Default for SimConfig {
@@ -111,6 +125,7 @@ impl Default for SimConfig {
             pool: PoolMode::Inline,
             chaos: 0.0,
             livelock_limit: 100_000,
+            udp: UdpFaults::default(),
         }
     }
 }
@@ -164,6 +179,26 @@ impl SimConfig {
     /// Iterations without time passing before [`SimError::Livelock`] (default 100,000).
     pub fn livelock_limit(mut self, iterations: usize) -> Self {
         self.livelock_limit = iterations.max(1);
+        self
+    }
+
+    /// UDP: the probability that a datagram is lost, drawn from the seed per datagram.
+    pub fn udp_loss(mut self, probability: f64) -> Self {
+        self.udp.loss = probability.clamp(0.0, 1.0);
+        self
+    }
+
+    /// UDP: the probability that a datagram arrives twice.
+    pub fn udp_duplication(mut self, probability: f64) -> Self {
+        self.udp.duplication = probability.clamp(0.0, 1.0);
+        self
+    }
+
+    /// UDP: the probability that a datagram is held back by a seeded extra delay of 1 ms to
+    /// `max_delay` (at least 1 ms), so that datagrams sent after it overtake it.
+    pub fn udp_reordering(mut self, probability: f64, max_delay: Duration) -> Self {
+        self.udp.reordering = probability.clamp(0.0, 1.0);
+        self.udp.reorder_delay = ms(max_delay).max(1);
         self
     }
 
@@ -288,6 +323,7 @@ impl<S> Sim<S> {
         let seed = config.resolve_seed();
         let mut world = World::new(seed, config.window, ms(config.latency), config.chunking, config.chaos);
         world.pool.mode = config.pool;
+        world.udp.faults = config.udp;
         let world = Rc::new(RefCell::new(world));
         let driver = Driver::sim(world.clone());
         let lp = Loop::from_parts(state, driver, Pool::simulated(world.clone()));
@@ -437,6 +473,16 @@ impl<S> Sim<S> {
 
     /// Connects a fake peer to a listener of the program. Refused if nothing listens there.
     pub fn connect(&mut self, addr: SocketAddr) -> io::Result<FakePeer> {
+        self.connect_to(&addr.into())
+    }
+
+    /// Connects a fake peer to a [`UnixListener`](crate::UnixListener) of the program bound
+    /// to `path` (simulated: no file is involved). Refused if nothing listens there.
+    pub fn connect_unix(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<FakePeer> {
+        self.connect_to(&SockAddr::unix(path)?)
+    }
+
+    fn connect_to(&mut self, addr: &SockAddr) -> io::Result<FakePeer> {
         let opened = self.world.borrow_mut().connect(End::Peer, addr);
         let (conn, _) = opened.ok_or(io::ErrorKind::ConnectionRefused)?;
         Ok(FakePeer::new(self.world.clone(), conn, 0))
@@ -444,28 +490,38 @@ impl<S> Sim<S> {
 
     /// A fake server at `addr`: the program's connects there reach it.
     pub fn listen(&mut self, addr: SocketAddr) -> io::Result<FakeListener> {
+        self.listen_at(addr.into())
+    }
+
+    /// A fake Unix domain server at `path`: the program's
+    /// [`UnixStream::connect`](crate::UnixStream::connect)s there reach it.
+    pub fn listen_unix(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<FakeListener> {
+        self.listen_at(SockAddr::unix(path)?)
+    }
+
+    fn listen_at(&mut self, addr: SockAddr) -> io::Result<FakeListener> {
         let mut w = self.world.borrow_mut();
         if w.listening.contains_key(&addr) {
             return Err(io::ErrorKind::AddrInUse.into());
         }
-        let id = w.fake_listeners.insert(FakeListen { addr, accepted: Default::default() });
+        let id = w.fake_listeners.insert(FakeListen { addr: addr.clone(), accepted: Default::default() });
         w.listening.insert(addr, Listening::Fake(id));
         Ok(FakeListener::new(self.world.clone(), id))
     }
 
     /// Connects to `addr` are refused from now on.
     pub fn refuse_connects(&mut self, addr: SocketAddr) {
-        self.world.borrow_mut().connect_faults.insert(addr, ConnectFault::Refuse);
+        self.world.borrow_mut().connect_faults.insert(addr.into(), ConnectFault::Refuse);
     }
 
     /// Connects to `addr` are never answered from now on.
     pub fn blackhole_connects(&mut self, addr: SocketAddr) {
-        self.world.borrow_mut().connect_faults.insert(addr, ConnectFault::Blackhole);
+        self.world.borrow_mut().connect_faults.insert(addr.into(), ConnectFault::Blackhole);
     }
 
     /// Connects to `addr` behave normally again.
     pub fn heal_connects(&mut self, addr: SocketAddr) {
-        self.world.borrow_mut().connect_faults.remove(&addr);
+        self.world.borrow_mut().connect_faults.remove(&addr.into());
     }
 
     /// Every accept fails with EMFILE for the next `d` of virtual time.

@@ -107,14 +107,18 @@ impl FakePeer {
     /// the stream at the other end, which is how a test finds that stream.
     ///
     /// [`TcpStream::peer_addr`]: crate::TcpStream::peer_addr
+    ///
+    /// A peer of a Unix domain connection has no `SocketAddr`: it reports `0.0.0.0:0`.
     pub fn local_addr(&self) -> SocketAddr {
-        self.world.borrow().conns[self.conn].addrs[self.side]
+        ip_or_unspecified(&self.world.borrow().conns[self.conn].addrs[self.side])
     }
 
     /// The program's address on this connection: its listener's, or the local address of a
     /// stream that connected to a [`FakeListener`].
+    ///
+    /// Of a Unix domain connection: `0.0.0.0:0`.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.world.borrow().conns[self.conn].addrs[1 - self.side]
+        ip_or_unspecified(&self.world.borrow().conns[self.conn].addrs[1 - self.side])
     }
 
     /// Whether the program has ended the connection: FIN received (after all data) or reset.
@@ -158,6 +162,10 @@ impl FakePeer {
     pub fn reset_after(&self, bytes: u64) {
         self.with(|c, _| c.faults.reset_at = Some(bytes));
     }
+}
+
+fn ip_or_unspecified(addr: &socket2::SockAddr) -> SocketAddr {
+    addr.as_socket().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
 /// A fake server that the program connects to.

@@ -88,22 +88,47 @@ pub fn example_path(name: &str) -> std::path::PathBuf {
     dir.join("examples").join(name)
 }
 
+/// The example's binary, refused if older than its source (run `cargo build --examples`).
+pub fn fresh_example(name: &str) -> std::path::PathBuf {
+    use std::path::Path;
+    let bin = example_path(name);
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.rs"));
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(&bin), modified(&source)) {
+        (Some(b), Some(s)) if b >= s => bin,
+        _ => panic!("{} is missing or stale: run `cargo build --examples`", bin.display()),
+    }
+}
+
 /// Starts `command` (an example, perhaps under a wrapper such as `prlimit`) and waits for
 /// its `listening on ADDR` line.
-pub fn start_example(mut command: std::process::Command) -> Example {
+pub fn start_example(command: std::process::Command) -> Example {
+    let (child, listening) = start_listening(command);
+    let addr = listening.parse().unwrap_or_else(|e| panic!("not an address: {listening:?}: {e}"));
+    Example { child, addr }
+}
+
+/// Starts `command` and returns it with what its first line says after `listening on `
+/// (`127.0.0.1:7000`, `unix:/path`), read on a thread so that a silent example fails the
+/// test within 10 s.
+pub fn start_listening(mut command: std::process::Command) -> (std::process::Child, String) {
     use std::io::BufRead;
     use std::process::Stdio;
     let mut child = command.stdout(Stdio::piped()).spawn().expect("cannot start the example");
     let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .parse()
-        .unwrap();
-    Example { child, addr }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(10));
+    let Some(listening) = line.as_deref().ok().and_then(|l| l.trim().strip_prefix("listening on ")) else {
+        let _ = child.kill();
+        panic!("the example did not say where it listens: {line:?}");
+    };
+    let listening = listening.to_owned();
+    (child, listening)
 }
 
 /// Whether an outside client is installed. If it is not, the test is skipped with a clear
@@ -157,5 +182,27 @@ pub fn wait_within(child: &mut std::process::Child, secs: u64, what: &str) -> st
             panic!("{what} did not end within {secs} s");
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("evloop-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn join(&self, p: &str) -> std::path::PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -18,6 +18,11 @@
 //! simulator with a `FakeFd`) and signal watchers (`signal.rs`: `kill(1)` and
 //! `Sim::raise_signal`) and child processes (`process.rs`: real programs, and fake ones
 //! scripted with `Sim::program`). The macro at the end of this file generates
+//! `tcp_lifecycle.rs`, `guarantees.rs` and `udp.rs` (which adds its own UDP peers). Handles
+//! with harnesses of their own beside their bodies: Unix domain streams (`unix.rs`), pipes
+//! (`pipe.rs`: `pipe(2)` and fake pipes; both on `RealLoop` / `SimLoop` below), fd
+//! watchers (`fd_watcher.rs`: epoll, `polling` and the simulator with a `FakeFd`) and signal
+//! watchers (`signal.rs`: `kill(1)` and `Sim::raise_signal`). The macro at the end of this file generates
 //! `name::real` and `name::sim` for every body. The first run of
 //! this suite found nine places where the simulation differed from Linux (how a reset is
 //! reported, EPIPE in CLOSE_WAIT, resets for data sent to closed sockets and for unaccepted
@@ -37,20 +42,44 @@ use evloop::{
     is_cancelled, Channel, Check, Handle, Idle, Loop, Prepare, RunMode, TcpListener, TcpStream, Timer, Waker,
 };
 
+/// `name::real` and `name::sim` for every body, on a harness pair of its own: the real one
+/// and the simulated one.
+macro_rules! conformance_with {
+    ($real:ident, $sim:ident; $($name:ident;)*) => {
+        $(
+            mod $name {
+                #[test]
+                fn real() {
+                    super::$name::<super::$real>()
+                }
+
+                #[test]
+                fn sim() {
+                    super::$name::<super::$sim>()
+                }
+            }
+        )*
+    };
+}
+
 mod fd_watcher;
 mod guarantees;
+mod pipe;
 mod process;
 mod real;
 mod signal;
 mod simulated;
 mod tcp_data;
 mod tcp_lifecycle;
+mod udp;
+mod unix;
 
 use guarantees::*;
 use real::*;
 use simulated::*;
 use tcp_data::*;
 use tcp_lifecycle::*;
+use udp::*;
 
 /// The longest any wait of the real harness may take, and the most virtual time a simulated
 /// `settle_until` may let pass.
@@ -122,6 +151,8 @@ struct St {
     log: Vec<String>,
     /// Streams the program's listeners accepted.
     streams: Vec<TcpStream>,
+    /// UDP receive callbacks, in order.
+    dgrams: Vec<Dgram>,
 }
 
 fn has_error(lp: &mut Loop<St>) -> bool {
@@ -259,6 +290,132 @@ fn log_as(name: &'static str) -> impl FnOnce(&mut Loop<St>, io::Result<()>) {
 // The tests: `name::real` and `name::sim` for every body.
 // ---------------------------------------------------------------------------------------
 
+/// A harness that runs its loop one bounded step at a time (the Unix and pipe harnesses).
+trait Steps {
+    type State;
+    fn lp(&mut self) -> &mut Loop<Self::State>;
+    /// Lets the loop (and the network) move on a little: one bounded iteration.
+    fn step(&mut self);
+}
+
+/// Runs the loop until `cond` holds, at most 20,000 steps (each bounded by 1 ms of wall or
+/// virtual time), which a loaded machine cannot exhaust while anything is still moving.
+fn settle<N: Steps>(net: &mut N, what: &str, mut cond: impl FnMut(&mut Loop<N::State>) -> bool) {
+    for _ in 0..20_000 {
+        if cond(net.lp()) {
+            return;
+        }
+        net.step();
+    }
+    panic!("{what}: not within 20,000 steps");
+}
+
+/// A few steps with nothing expected to happen: all that was due has happened.
+fn idle_steps<N: Steps>(net: &mut N) {
+    for _ in 0..5 {
+        net.step();
+    }
+}
+
+/// A harness built on a [`RealLoop`] or a [`SimLoop`], which steps for it.
+trait OnLoop {
+    type Base: Steps;
+    fn base(&mut self) -> &mut Self::Base;
+}
+
+impl<N: OnLoop> Steps for N {
+    type State = <N::Base as Steps>::State;
+    fn lp(&mut self) -> &mut Loop<Self::State> {
+        self.base().lp()
+    }
+    fn step(&mut self) {
+        self.base().step()
+    }
+}
+
+/// The real loop of the Unix and pipe harnesses: each step's wait bounded to 1 ms.
+struct RealLoop<T> {
+    lp: Loop<T>,
+    guard: Timer,
+}
+
+impl<T> RealLoop<T> {
+    fn new(state: T) -> Self {
+        let mut lp = Loop::with_state(state).unwrap();
+        // Bounds each step's wait to 1 ms; unreferenced, so it keeps nothing alive.
+        let guard = Timer::new(&mut lp, |_, _| {});
+        guard.start(&mut lp, ms(1), ms(1)).unwrap();
+        guard.unref(&mut lp).unwrap();
+        RealLoop { lp, guard }
+    }
+
+    /// Closes everything, and checks that the loop then ends.
+    fn finish(&mut self) {
+        let _ = self.guard.close(&mut self.lp);
+        self.lp.walk(|lp, h| {
+            let _ = h.close(lp);
+        });
+        let deadline = Instant::now() + BOUND;
+        while self.lp.run(RunMode::NoWait).unwrap() {
+            assert!(Instant::now() < deadline, "real: the loop does not end once everything is closed");
+        }
+    }
+}
+
+impl<T> Steps for RealLoop<T> {
+    type State = T;
+    fn lp(&mut self) -> &mut Loop<T> {
+        &mut self.lp
+    }
+    fn step(&mut self) {
+        self.lp.run(RunMode::Once).unwrap();
+    }
+}
+
+/// The simulated loop of the Unix and pipe harnesses.
+struct SimLoop<T> {
+    sim: Sim<T>,
+}
+
+impl<T> SimLoop<T> {
+    fn new(state: T) -> Self {
+        let config = SimConfig::new().seed(0xC0FFEE).pool(PoolMode::Manual);
+        SimLoop { sim: Sim::with_config(config, state) }
+    }
+
+    /// Closes everything, and checks that the simulation then ends.
+    fn finish(&mut self) {
+        self.sim.walk(|lp, h| {
+            let _ = h.close(lp);
+        });
+        self.sim.run().unwrap_or_else(|e| panic!("sim: finish: {e}"));
+    }
+}
+
+impl<T> Steps for SimLoop<T> {
+    type State = T;
+    fn lp(&mut self) -> &mut Loop<T> {
+        &mut self.sim
+    }
+    fn step(&mut self) {
+        self.sim.run_until_idle().unwrap();
+        self.sim.advance(ms(1)).unwrap();
+    }
+}
+
+/// Reads what a non-blocking reader has into `got`; returns whether it reached the end.
+fn read_available(r: &mut impl Read, got: &mut Vec<u8>) -> bool {
+    let mut buf = [0; 64 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) => panic!("the test's end: read: {e}"),
+        }
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident $(, sim: #[$sim:meta])?;)*) => {
         $(
@@ -333,4 +490,15 @@ conformance! {
     unreferenced_handles_let_run_return;
     double_close_is_an_error_and_the_close_callback_runs_once;
     channel_delivers_in_order_then_the_end;
+    udp_datagrams_between_two_sockets_and_a_peer;
+    udp_zero_byte_datagram_is_no_end;
+    udp_truncation_flag;
+    udp_connected_send_and_filter;
+    udp_recv_stop_stops_delivery;
+    udp_send_callbacks_in_order_never_inside_the_call;
+    udp_closed_socket_is_misuse;
+    udp_liveness_follows_receiving;
+    udp_address_in_use;
+    udp_reuse_port_shares_a_port;
+    udp_panic_in_a_recv_callback;
 }

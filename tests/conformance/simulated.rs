@@ -5,7 +5,7 @@ use super::*;
 // ---- the simulated loop ----
 
 pub(super) struct Simulated<S> {
-    sim: Sim<S>,
+    pub(super) sim: Sim<S>,
     next_port: u16,
 }
 

@@ -1,4 +1,6 @@
-//! The simulated driver: virtual time and in-memory TCP, with faults.
+//! The simulated driver: virtual time, in-memory TCP and Unix domain sockets and pipes (one
+//! connection model for all three, in `world.rs`; pipes in `pipe.rs`) and UDP (`udp.rs`),
+//! with faults.
 //!
 //! `wait` never sleeps. If something is ready it returns at once; otherwise, unless the
 //! timeout is zero, it moves the virtual clock to the earliest of the loop's timeout, the next
@@ -7,19 +9,21 @@
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) mod fd;
+pub(crate) mod pipe;
 pub(crate) mod pool;
 pub(crate) mod process;
+pub(crate) mod udp;
 pub(crate) mod world;
 
+use socket2::{SockAddr, Socket};
 use world::{ConnectFault, ConnectState, End, Listening, Sock, SockKind, World};
 
-use super::{Interest, ListenOptions, Notifier, Readiness, SocketId};
+use super::{Interest, ListenOptions, Notifier, Readiness, SocketId, UCred};
 
 /// A small seeded generator (splitmix64): every random choice of a simulation comes from it.
 #[derive(Clone, Debug)]
@@ -130,19 +134,33 @@ impl SimDriver {
         self.world.borrow_mut().record(id, kind, bytes);
     }
 
-    pub(crate) fn tcp_listen(&mut self, addr: SocketAddr, _opts: &ListenOptions) -> io::Result<SocketId> {
+    /// Listens at a TCP address (port 0: a fresh port) or a Unix name. A Unix path stays
+    /// taken after its listener closes, as its socket file would (see `World::unix_paths`).
+    pub(crate) fn listen(&mut self, addr: &SockAddr, opts: &ListenOptions) -> io::Result<SocketId> {
         let mut w = self.world.borrow_mut();
-        let addr = if addr.port() == 0 { w.ephemeral(addr) } else { addr };
-        if w.listening.contains_key(&addr) {
+        let addr = match addr.as_socket() {
+            Some(ip) if ip.port() == 0 => w.ephemeral(addr),
+            _ => addr.clone(),
+        };
+        if addr.as_pathname().is_some() {
+            if opts.unlink_existing {
+                w.unix_paths.remove(&addr);
+                w.listening.remove(&addr);
+            }
+            if !w.unix_paths.insert(addr.clone()) {
+                return Err(err(io::ErrorKind::AddrInUse));
+            }
+        } else if w.listening.contains_key(&addr) {
             return Err(err(io::ErrorKind::AddrInUse));
         }
-        let id = w.socks.insert(Sock::new(SockKind::Listener { addr, backlog: Default::default() }));
+        let id =
+            w.socks.insert(Sock::new(SockKind::Listener { addr: addr.clone(), backlog: Default::default() }));
         w.listening.insert(addr, Listening::Loop(id));
         w.record(id, "listen", 0);
         Ok(id)
     }
 
-    pub(crate) fn tcp_accept(&mut self, listener: SocketId) -> io::Result<SocketId> {
+    pub(crate) fn accept(&mut self, listener: SocketId) -> io::Result<SocketId> {
         let mut w = self.world.borrow_mut();
         let now = w.now;
         if now < w.emfile_until {
@@ -156,13 +174,13 @@ impl SimDriver {
         else {
             return Err(err(io::ErrorKind::InvalidInput));
         };
-        let local = *addr;
+        let local = addr.clone();
         let Some(pos) = backlog.iter().position(|&(_, at)| at <= now) else {
             return Err(err(io::ErrorKind::WouldBlock));
         };
         edges.taken += 1;
         let (conn, _) = backlog.remove(pos).unwrap_or_else(|| unreachable!());
-        let peer = w.conns[conn].addrs[0];
+        let peer = w.conns[conn].addrs[0].clone();
         let id = w.socks.insert(Sock::new(SockKind::Stream {
             conn: Some(conn),
             side: 1,
@@ -175,15 +193,36 @@ impl SimDriver {
         Ok(id)
     }
 
-    pub(crate) fn tcp_connect(&mut self, addr: SocketAddr) -> io::Result<(SocketId, io::Result<bool>)> {
+    /// Connects over the simulated link (one latency to answer). A Unix name where nothing
+    /// listens fails at once, as the kernel answers: `NotFound` for a path that was never
+    /// bound, `ConnectionRefused` for a stale path or an abstract name.
+    pub(crate) fn connect(&mut self, addr: &SockAddr) -> io::Result<(SocketId, io::Result<bool>)> {
         let mut w = self.world.borrow_mut();
         let at = w.now.saturating_add(w.latency);
         let id = w.socks.vacant_key();
-        let fault = w.connect_faults.get(&addr).copied();
+        let fault = w.connect_faults.get(addr).copied();
         let opened = if fault.is_none() { w.connect(End::Sock(id), addr) } else { None };
         let (conn, local, connect) = match (fault, opened) {
             (None, Some((conn, local))) => {
                 (Some(conn), local, ConnectState::Pending { at: Some(at), refused: false })
+            }
+            (None, None) if addr.is_unix() => {
+                let kind = if addr.as_pathname().is_some() && !w.unix_paths.contains(addr) {
+                    io::ErrorKind::NotFound
+                } else {
+                    io::ErrorKind::ConnectionRefused
+                };
+                let local = w.ephemeral(addr);
+                let peer = addr.clone();
+                w.socks.insert(Sock::new(SockKind::Stream {
+                    conn: None,
+                    side: 0,
+                    connect: ConnectState::Failed(kind),
+                    local,
+                    peer,
+                }));
+                w.record(id, "connect failed", 0);
+                return Ok((id, Err(err(kind))));
             }
             (Some(ConnectFault::Blackhole), _) => {
                 (None, w.ephemeral(addr), ConnectState::Pending { at: None, refused: false })
@@ -192,7 +231,8 @@ impl SimDriver {
                 (None, w.ephemeral(addr), ConnectState::Pending { at: Some(at), refused: true })
             }
         };
-        w.socks.insert(Sock::new(SockKind::Stream { conn, side: 0, connect, local, peer: addr }));
+        let peer = addr.clone();
+        w.socks.insert(Sock::new(SockKind::Stream { conn, side: 0, connect, local, peer }));
         w.record(id, "connect", 0);
         Ok((id, Ok(false)))
     }
@@ -311,7 +351,7 @@ impl SimDriver {
             c.reset_reported[side] = true;
             return Err(err(io::ErrorKind::ConnectionReset));
         }
-        if c.pipes[side].fin.is_some() {
+        if c.pipes[side].fin.is_some() || (c.pipe && c.ends[1 - side] == End::Closed) {
             return Err(err(io::ErrorKind::BrokenPipe));
         }
         if c.ends[1 - side] == End::Closed {
@@ -385,22 +425,22 @@ impl SimDriver {
     }
 
     /// A simulated loop has only in-memory sockets: it cannot take over a real one.
-    pub(crate) fn adopt_listener(&mut self, _listener: std::net::TcpListener) -> io::Result<SocketId> {
+    pub(crate) fn adopt_listener(&mut self, _listener: Socket) -> io::Result<SocketId> {
         Err(no_os_sockets())
     }
 
     /// See [`adopt_listener`](SimDriver::adopt_listener).
-    pub(crate) fn adopt_stream(&mut self, _stream: std::net::TcpStream) -> io::Result<SocketId> {
+    pub(crate) fn adopt_stream(&mut self, _stream: Socket) -> io::Result<SocketId> {
         Err(no_os_sockets())
     }
 
     /// An in-memory socket has no operating-system socket to hand back.
-    pub(crate) fn release_listener(&mut self, _sock: SocketId) -> io::Result<std::net::TcpListener> {
+    pub(crate) fn release_listener(&mut self, _sock: SocketId) -> io::Result<Socket> {
         Err(no_os_sockets())
     }
 
     /// See [`release_listener`](SimDriver::release_listener).
-    pub(crate) fn release_stream(&mut self, _sock: SocketId) -> io::Result<std::net::TcpStream> {
+    pub(crate) fn release_stream(&mut self, _sock: SocketId) -> io::Result<Socket> {
         Err(no_os_sockets())
     }
 
@@ -412,7 +452,10 @@ impl SimDriver {
         w.record(sock, "close", 0);
         match s.kind {
             SockKind::Listener { addr, backlog } => {
-                w.listening.remove(&addr);
+                // Unless a later bind took the name over (`unlink_existing`).
+                if matches!(w.listening.get(&addr), Some(Listening::Loop(id)) if *id == sock) {
+                    w.listening.remove(&addr);
+                }
                 for (conn, _) in backlog {
                     let c = &mut w.conns[conn];
                     c.reset[0] = Some(c.arrival(now));
@@ -428,15 +471,15 @@ impl SimDriver {
         }
     }
 
-    pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self, sock: SocketId) -> io::Result<SockAddr> {
         match self.world.borrow().socks.get(sock).map(|s| &s.kind) {
-            Some(SockKind::Listener { addr, .. }) => Ok(*addr),
-            Some(SockKind::Stream { local, .. }) => Ok(*local),
+            Some(SockKind::Listener { addr, .. }) => Ok(addr.clone()),
+            Some(SockKind::Stream { local, .. }) => Ok(local.clone()),
             None => Err(err(io::ErrorKind::NotConnected)),
         }
     }
 
-    pub(crate) fn peer_addr(&self, sock: SocketId) -> io::Result<SocketAddr> {
+    pub(crate) fn peer_addr(&self, sock: SocketId) -> io::Result<SockAddr> {
         let w = self.world.borrow();
         match w.socks.get(sock).map(|s| &s.kind) {
             Some(SockKind::Stream {
@@ -446,10 +489,19 @@ impl SimDriver {
                 if w.conns[*conn].reset[*side].is_some_and(|at| at <= w.now) {
                     return Err(err(io::ErrorKind::NotConnected));
                 }
-                Ok(*peer)
+                Ok(peer.clone())
             }
             _ => Err(err(io::ErrorKind::NotConnected)),
         }
+    }
+
+    /// A simulated connection has no process at the other end to describe.
+    pub(crate) fn peer_cred(&self, sock: SocketId) -> io::Result<UCred> {
+        stream_of(&self.world.borrow(), sock)?;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "evloop::sim: a simulated connection has no peer process, hence no credentials",
+        ))
     }
 
     pub(crate) fn set_nodelay(&self, sock: SocketId, on: bool) -> io::Result<()> {
@@ -493,6 +545,7 @@ fn rearm(w: &mut World, sock: SocketId) {
 fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>, consume: bool) {
     fd::collect_fd_ready(w, ready);
     process::collect_exits(w, ready);
+    udp::collect_udp_ready(w, ready, consume);
     let now = w.now;
     let World { socks, conns, .. } = w;
     for (_, sock) in socks.iter_mut() {
@@ -512,7 +565,9 @@ fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>, consume: bool) {
             SockKind::Stream { connect: ConnectState::Failed(_), .. } => (true, true, true, false, 1, false),
             SockKind::Stream { conn: Some(conn), side, .. } => {
                 let c = &conns[*conn];
-                let reset = c.reset[*side].is_some_and(|at| at <= now);
+                // A pipe whose other end closed: epoll reports EPOLLERR to its writer.
+                let reset =
+                    c.reset[*side].is_some_and(|at| at <= now) || (c.pipe && c.ends[1 - side] == End::Closed);
                 let input = &c.pipes[1 - side];
                 let fin = input.fin.is_some_and(|at| at <= now);
                 let spurious = c.faults.spurious > 0;

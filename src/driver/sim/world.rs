@@ -7,9 +7,11 @@
 //! way, stamped with their arrival time. What a real socket does after RST (measured on
 //! Linux): the reader first gets the data already delivered, then `ConnectionReset`, then EOF.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+
+use socket2::SockAddr;
 
 use slab::Slab;
 
@@ -161,7 +163,7 @@ pub(crate) struct Conn {
     /// `pipes[i]` carries data from side `i` to side `1 - i`.
     pub(crate) pipes: [Pipe; 2],
     pub(crate) ends: [End; 2],
-    pub(crate) addrs: [SocketAddr; 2],
+    pub(crate) addrs: [SockAddr; 2],
     /// RST, as seen by side `i`: when it arrives.
     pub(crate) reset: [Option<u64>; 2],
     /// Side `i` already reported the reset to its reader.
@@ -175,6 +177,9 @@ pub(crate) struct Conn {
     pub(crate) faults: ConnFaults,
     /// Bytes the loop's side has written so far (for reset-at-offset).
     pub(crate) loop_written: u64,
+    /// A pipe (`sim/pipe.rs`): used in one direction, never reset; a write once the other
+    /// end is closed fails with `BrokenPipe` at once.
+    pub(crate) pipe: bool,
 }
 
 impl Conn {
@@ -197,7 +202,7 @@ impl Conn {
     /// was written; data sent to it afterwards is answered with a reset.
     pub(crate) fn close_side(&mut self, side: usize, now: u64, unread: bool) {
         self.ends[side] = End::Closed;
-        if unread {
+        if unread && !self.pipe {
             self.reset[1 - side] = Some(self.arrival(now));
         } else if self.pipes[side].fin.is_none() {
             self.pipes[side].fin = Some(self.arrival(now));
@@ -232,8 +237,8 @@ pub(crate) enum ConnectState {
 }
 
 pub(crate) enum SockKind {
-    Listener { addr: SocketAddr, backlog: VecDeque<(usize, u64)> },
-    Stream { conn: Option<usize>, side: usize, connect: ConnectState, local: SocketAddr, peer: SocketAddr },
+    Listener { addr: SockAddr, backlog: VecDeque<(usize, u64)> },
+    Stream { conn: Option<usize>, side: usize, connect: ConnectState, local: SockAddr, peer: SockAddr },
 }
 
 pub(crate) struct Sock {
@@ -276,7 +281,7 @@ pub(crate) enum Listening {
 
 /// A fake listener's queue of connections the loop made to it.
 pub(crate) struct FakeListen {
-    pub(crate) addr: SocketAddr,
+    pub(crate) addr: SockAddr,
     pub(crate) accepted: VecDeque<usize>,
 }
 
@@ -312,9 +317,14 @@ pub(crate) struct World {
     pub(crate) chaos: f64,
     pub(crate) socks: Slab<Sock>,
     pub(crate) conns: Slab<Conn>,
-    pub(crate) listening: HashMap<SocketAddr, Listening>,
+    /// TCP addresses and Unix names (paths and abstract names) that something listens on.
+    pub(crate) listening: HashMap<SockAddr, Listening>,
+    /// Unix paths bound so far: the simulation has no filesystem, so this models the socket
+    /// files, which stay after their listener closes until a bind removes them
+    /// (`ListenOptions::unlink_existing`).
+    pub(crate) unix_paths: HashSet<SockAddr>,
     pub(crate) fake_listeners: Slab<FakeListen>,
-    pub(crate) connect_faults: HashMap<SocketAddr, ConnectFault>,
+    pub(crate) connect_faults: HashMap<SockAddr, ConnectFault>,
     /// Accepts fail with EMFILE until this time.
     pub(crate) emfile_until: u64,
     next_port: u16,
@@ -324,6 +334,10 @@ pub(crate) struct World {
     pub(crate) fds: super::fd::FakeFds,
     /// Fake programs and their processes (`process.rs`).
     pub(crate) procs: super::process::FakeProcs,
+    /// Fake pipes not yet opened by the program.
+    pub(crate) pipes: super::pipe::FakePipes,
+    /// The UDP network.
+    pub(crate) udp: super::udp::SimUdp,
 }
 
 impl World {
@@ -339,6 +353,7 @@ impl World {
             socks: Slab::new(),
             conns: Slab::new(),
             listening: HashMap::new(),
+            unix_paths: HashSet::new(),
             fake_listeners: Slab::new(),
             connect_faults: HashMap::new(),
             emfile_until: 0,
@@ -347,6 +362,8 @@ impl World {
             pool: super::pool::SimPool::default(),
             fds: super::fd::FakeFds::default(),
             procs: super::process::FakeProcs::default(),
+            pipes: super::pipe::FakePipes::default(),
+            udp: super::udp::SimUdp::default(),
         }
     }
 
@@ -354,13 +371,22 @@ impl World {
         self.trace.push(TraceEvent { time: self.now, id, kind, bytes });
     }
 
-    /// A fresh local address on the loopback network.
-    pub(crate) fn ephemeral(&mut self, like: SocketAddr) -> SocketAddr {
+    /// A fresh local address for a socket that talks to `like`: a new port on the loopback
+    /// network for TCP; for a Unix socket, the unnamed address a connecting socket has.
+    pub(crate) fn ephemeral(&mut self, like: &SockAddr) -> SockAddr {
+        match like.as_socket() {
+            Some(ip) => self.ephemeral_ip(ip).into(),
+            None => unnamed_unix_addr(),
+        }
+    }
+
+    /// A fresh port on `like`'s IP address (TCP and UDP share the counter).
+    pub(crate) fn ephemeral_ip(&mut self, like: SocketAddr) -> SocketAddr {
         self.next_port = self.next_port.checked_add(1).unwrap_or(40_000);
         SocketAddr::new(like.ip(), self.next_port)
     }
 
-    pub(crate) fn new_conn(&mut self, ends: [End; 2], addrs: [SocketAddr; 2]) -> usize {
+    pub(crate) fn new_conn(&mut self, ends: [End; 2], addrs: [SockAddr; 2]) -> usize {
         let window = self.window;
         self.conns.insert(Conn {
             pipes: [Pipe::new(window), Pipe::new(window)],
@@ -375,6 +401,7 @@ impl World {
             peer_paused: false,
             faults: ConnFaults::default(),
             loop_written: 0,
+            pipe: false,
         })
     }
 
@@ -383,8 +410,8 @@ impl World {
     /// A listener of the loop queues it in its backlog, where it arrives one link latency
     /// from now; a fake listener takes it at once (for the program's connects: a fake peer
     /// reaches only the program's listeners).
-    pub(crate) fn connect(&mut self, from: End, addr: SocketAddr) -> Option<(usize, SocketAddr)> {
-        let target = self.listening.get(&addr).copied()?;
+    pub(crate) fn connect(&mut self, from: End, addr: &SockAddr) -> Option<(usize, SockAddr)> {
+        let target = self.listening.get(addr).copied()?;
         if from == End::Peer && matches!(target, Listening::Fake(_)) {
             return None;
         }
@@ -392,7 +419,7 @@ impl World {
         let at = self.now.saturating_add(self.latency);
         match target {
             Listening::Loop(listener) => {
-                let conn = self.new_conn([from, End::Backlog], [local, addr]);
+                let conn = self.new_conn([from, End::Backlog], [local.clone(), addr.clone()]);
                 if let Some(Sock { kind: SockKind::Listener { backlog, .. }, .. }) =
                     self.socks.get_mut(listener)
                 {
@@ -401,7 +428,7 @@ impl World {
                 Some((conn, local))
             }
             Listening::Fake(fake) => {
-                let conn = self.new_conn([from, End::Peer], [local, addr]);
+                let conn = self.new_conn([from, End::Peer], [local.clone(), addr.clone()]);
                 self.fake_listeners[fake].accepted.push_back(conn);
                 Some((conn, local))
             }
@@ -421,8 +448,11 @@ impl World {
                     && !conn.peer_outbox.is_empty()
                     && conn.reset[side].is_none()
                 {
-                    // Data for a closed socket: the kernel answers with a reset.
-                    conn.reset[side] = Some(conn.arrival(now));
+                    // Data for a closed socket: the kernel answers with a reset (for a
+                    // pipe, EPIPE, which the test sees as the pipe closed).
+                    if !conn.pipe {
+                        conn.reset[side] = Some(conn.arrival(now));
+                    }
                     conn.peer_outbox.clear();
                 }
                 if !conn.peer_outbox.is_empty() && conn.reset[side].is_none() {
@@ -470,6 +500,7 @@ impl World {
         consider(Some(self.emfile_until));
         consider(self.pool.next_event(now));
         consider(self.procs.next_event(now));
+        consider(self.udp_next_event());
         next
     }
 
@@ -483,4 +514,10 @@ impl World {
     pub(crate) fn chaos_hit(&mut self) -> bool {
         self.chaos > 0.0 && self.rng.chance(self.chaos)
     }
+}
+
+/// The address of a Unix socket bound to no name (a connecting socket's own).
+pub(crate) fn unnamed_unix_addr() -> SockAddr {
+    // An empty path is the unnamed address; it always fits.
+    SockAddr::unix("").unwrap_or_else(|_| unreachable!())
 }
