@@ -7,12 +7,12 @@
 //! when a child's exit cannot be learnt through a pidfd.
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::process::{Command, ExitStatus};
 
 use crate::driver::ProcId;
 use crate::event_loop::Loop;
 use crate::handle::{common_handle_methods, Extra, Handle, HandleKind};
+use crate::net::pipe::Pipe;
 use crate::signal::Signal;
 
 /// A child process started by the loop, and its exit (libuv's `uv_process_t`, Node's
@@ -79,21 +79,27 @@ pub struct Process {
 
 common_handle_methods!(Process, Process);
 
-/// What [`Process::spawn`] returns: the handle, and the parent's ends of the stdio slots
-/// that the `Command` asked to be piped (`Stdio::piped()`), `None` for the others. The
-/// caller owns these descriptors (they close when dropped; closing stdin gives the child
-/// its end of input). A simulated loop's fake programs have none.
-#[derive(Debug)]
+/// What [`Process::spawn`] returns: the handle, and a [`Pipe`] stream for each stdio slot
+/// that the `Command` asked to be piped (`Stdio::piped()`), `None` for the others: `stdin`
+/// to write (with the write queue, high-water mark and `on_drain` of any stream; `shutdown`
+/// or `close` gives the child the end of its input), `stdout` and `stderr` to read
+/// (`read_start`; `Ok(&[])` at their end). They are handles of their own, independent of
+/// the process's: close each when done.
+///
+/// On a simulated loop a fake program's pipes are the slots its script uses
+/// ([`FakeProgram`](crate::sim::FakeProgram)), whatever the `Command` says, since std's
+/// `Command` does not tell its stdio settings.
+#[derive(Copy, Clone, Debug)]
 #[non_exhaustive]
 pub struct Spawned {
     /// The child's handle.
     pub process: Process,
     /// The write end of the child's stdin, if piped.
-    pub stdin: Option<OwnedFd>,
+    pub stdin: Option<Pipe>,
     /// The read end of the child's stdout, if piped.
-    pub stdout: Option<OwnedFd>,
+    pub stdout: Option<Pipe>,
     /// The read end of the child's stderr, if piped.
-    pub stderr: Option<OwnedFd>,
+    pub stderr: Option<Pipe>,
 }
 
 /// The loop's side of one process.
@@ -146,7 +152,24 @@ impl Process {
                 return Err(e);
             }
         }
-        Ok(Spawned { process, stdin: child.stdin, stdout: child.stdout, stderr: child.stderr })
+        let mut pipes = [None; 3];
+        for (slot, fd) in [child.stdin, child.stdout, child.stderr].into_iter().enumerate() {
+            let Some(fd) = fd else { continue };
+            match Pipe::open(lp, fd) {
+                Ok(pipe) => pipes[slot] = Some(pipe),
+                Err(e) => {
+                    // No half-made result: the child goes, with what was opened for it.
+                    for pipe in pipes.into_iter().flatten() {
+                        let _ = pipe.close(lp);
+                    }
+                    let _ = lp.driver.process_kill(child.id, Signal::SIGKILL_NUMBER);
+                    let _ = process.close(lp);
+                    return Err(e);
+                }
+            }
+        }
+        let [stdin, stdout, stderr] = pipes;
+        Ok(Spawned { process, stdin, stdout, stderr })
     }
 
     /// The child's process id. It stays the same after the exit; once the exit callback

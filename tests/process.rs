@@ -222,28 +222,43 @@ fn command_settings_reach_the_child() {
     std::fs::remove_file(out).unwrap();
 }
 
-/// `Stdio::piped()` slots come back as the parent's ends; an existing descriptor
-/// (`Stdio::from(OwnedFd)`) is the child's stdio.
+/// `Stdio::piped()` slots come back as `Pipe` streams; an existing descriptor
+/// (`Stdio::from(OwnedFd)`) is the child's stdio as given.
 #[test]
 fn piped_slots_and_existing_descriptors() {
-    let mut lp = new_loop();
+    let mut lp = Loop::with_state(Vec::new()).unwrap();
+    common::time_limit(&mut lp, 30);
     let (mut theirs_r, ours_w) = std::os::unix::net::UnixStream::pair().unwrap();
     let mut cmd = sh("read line; echo \"got $line\"; echo side >&2");
     cmd.stdin(Stdio::piped()).stdout(Stdio::from(OwnedFd::from(ours_w))).stderr(Stdio::piped());
-    let spawned = Process::spawn(&mut lp, &mut cmd, record).unwrap();
-    assert!(spawned.stdout.is_none(), "not piped: the descriptor given");
-    let stdin = std::fs::File::from(spawned.stdin.unwrap());
-    use std::io::Write;
-    (&stdin).write_all(b"hello\n").unwrap();
-    drop(stdin);
+    let spawned = Process::spawn(&mut lp, &mut cmd, |lp, p, status| {
+        assert!(status.success());
+        p.close(lp).unwrap();
+    })
+    .unwrap();
     drop(cmd); // the Command holds our copy of the socket's write end
-    lp.run(RunMode::Default).unwrap();
+    assert!(spawned.stdout.is_none(), "not piped: the descriptor given");
+    let stdin = spawned.stdin.unwrap();
+    assert!(stdin.is_writable(&lp) && !stdin.is_readable(&lp));
+    stdin.write(&mut lp, b"hello\n").unwrap();
+    stdin
+        .shutdown(&mut lp, move |lp, r| {
+            r.unwrap();
+            stdin.close(lp).unwrap();
+        })
+        .unwrap();
+    let stderr = spawned.stderr.unwrap();
+    stderr
+        .read_start(&mut lp, |lp, p, data| match data.unwrap() {
+            [] => p.close(lp).unwrap(),
+            bytes => lp.state.extend_from_slice(bytes),
+        })
+        .unwrap();
+    assert!(!lp.run(RunMode::Default).unwrap());
+    assert_eq!(lp.state, b"side\n");
     let mut out = String::new();
     theirs_r.read_to_string(&mut out).unwrap();
     assert_eq!(out, "got hello\n");
-    let mut err = String::new();
-    std::fs::File::from(spawned.stderr.unwrap()).read_to_string(&mut err).unwrap();
-    assert_eq!(err, "side\n");
 }
 
 /// An unreferenced process does not keep the loop running; detached in its own group.
@@ -267,13 +282,15 @@ fn unreferenced_detached_process() {
     assert_eq!(lp.state[0].signal(), Some(15));
 }
 
-/// A child that exits once its stdin (piped) is closed, and its pid.
-fn waiting_for_stdin(lp: &mut Loop<Vec<ExitStatus>>) -> (evloop::Spawned, u32) {
+/// A child that exits once its stdin (a socket whose other end the test holds) ends, its
+/// pid, and the test's end.
+fn waiting_for_stdin(lp: &mut Loop<Vec<ExitStatus>>) -> (Process, u32, std::os::unix::net::UnixStream) {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     let mut cmd = sh("read x");
-    cmd.stdin(Stdio::piped());
-    let spawned = Process::spawn(lp, &mut cmd, record).unwrap();
-    let pid = spawned.process.id(lp).unwrap();
-    (spawned, pid)
+    cmd.stdin(Stdio::from(OwnedFd::from(theirs)));
+    let process = Process::spawn(lp, &mut cmd, record).unwrap().process;
+    let pid = process.id(lp).unwrap();
+    (process, pid, ours)
 }
 
 /// A handle closed before its child exits: the loop is not kept alive by it, and the child
@@ -282,13 +299,13 @@ fn waiting_for_stdin(lp: &mut Loop<Vec<ExitStatus>>) -> (evloop::Spawned, u32) {
 #[test]
 fn closed_before_exit_still_reaped() {
     let mut lp = new_loop();
-    let (spawned, pid) = waiting_for_stdin(&mut lp);
-    spawned.process.close(&mut lp).unwrap();
+    let (process, pid, stdin) = waiting_for_stdin(&mut lp);
+    process.close(&mut lp).unwrap();
     assert!(!lp.run(RunMode::Default).unwrap(), "a closed process keeps nothing alive");
     // Something else keeps the loop iterating, as in a program that goes on.
     let ticker = evloop::Timer::new(&mut lp, |_, _| {});
     ticker.start(&mut lp, Duration::from_millis(1), Duration::from_millis(1)).unwrap();
-    drop(spawned.stdin); // the child reads its end and exits
+    drop(stdin); // the child reads its end and exits
     until(&mut lp, "the orphan reaped", |_| !is_our_child(pid));
     assert!(lp.state.is_empty(), "a closed handle's exit callback never runs");
     ticker.close(&mut lp).unwrap();
@@ -298,10 +315,10 @@ fn closed_before_exit_still_reaped() {
 #[test]
 fn dropped_loop_leaves_no_zombie() {
     let mut lp = new_loop();
-    let (spawned, pid) = waiting_for_stdin(&mut lp);
+    let (_, pid, stdin) = waiting_for_stdin(&mut lp);
     drop(lp);
     assert_eq!(proc_stat(pid).map(|(s, _)| s == 'Z'), Some(false), "still running, not killed");
-    drop(spawned.stdin);
+    drop(stdin);
     let deadline = Instant::now() + Duration::from_secs(10);
     while is_our_child(pid) {
         assert!(Instant::now() < deadline, "the child of a dropped loop was not reaped");
@@ -418,53 +435,76 @@ fn every_test_again_through_sigchld() -> io::Result<()> {
 }
 
 /// 16 MiB through `cat` and back, byte-exact, with backpressure on both pipes: the program
-/// writes to cat's stdin only when the pipe has room (at most a pipe buffer's page at a time,
-/// which a writable pipe always takes without blocking) and reads its stdout only when there
-/// is something, one read per readiness, so neither side ever blocks the loop.
+/// writes to cat's stdin only while `write` says the queue is below the high-water mark
+/// (and again from `on_drain`), and stops reading cat's stdout after every MiB, resuming on
+/// the next iteration, so that cat blocks on its full stdout meanwhile.
 #[test]
 fn sixteen_mib_round_trip_through_cat() {
-    use std::io::Write;
     const SIZE: usize = 16 << 20;
+    const CHUNK: usize = 16 * 1024;
+    const HIGH_WATER: usize = 64 * 1024;
+    #[derive(Default)]
+    struct St {
+        sent: usize,
+        received: Vec<u8>,
+        status: Option<ExitStatus>,
+        most_queued: usize,
+        write_pauses: usize,
+        read_pauses: usize,
+    }
+    fn pump(lp: &mut Loop<St>, stdin: evloop::Pipe, data: &[u8]) {
+        while lp.state.sent < SIZE {
+            let end = (lp.state.sent + CHUNK).min(SIZE);
+            let below = stdin.write(lp, &data[lp.state.sent..end]).unwrap();
+            lp.state.sent = end;
+            lp.state.most_queued = lp.state.most_queued.max(stdin.write_queue_size(lp).unwrap());
+            if !below {
+                lp.state.write_pauses += 1;
+                return; // on_drain goes on
+            }
+        }
+        stdin
+            .shutdown(lp, move |lp, r| {
+                r.unwrap();
+                stdin.close(lp).unwrap();
+            })
+            .unwrap();
+    }
     let data = std::rc::Rc::new(common::pattern(SIZE));
-    let mut lp = Loop::with_state((Vec::with_capacity(SIZE), None::<ExitStatus>)).unwrap();
+    let mut lp = Loop::with_state(St::default()).unwrap();
     common::time_limit(&mut lp, 60);
     let mut cmd = Command::new("cat");
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
     let spawned = Process::spawn(&mut lp, &mut cmd, |lp, p, status| {
-        lp.state.1 = Some(status);
+        lp.state.status = Some(status);
         p.close(lp).unwrap();
     })
     .unwrap();
-    let stdin_fd = spawned.stdin.unwrap();
-    let mut stdin = Some(std::fs::File::from(stdin_fd.try_clone().unwrap()));
-    let mut sent = 0;
-    let writer = evloop::FdWatcher::new(&mut lp, &stdin_fd, move |lp, w, _| {
-        let Some(file) = stdin.as_mut() else { return };
-        let n = file.write(&data[sent..(sent + 4096).min(SIZE)]).unwrap();
-        sent += n;
-        if sent == SIZE {
-            stdin = None; // cat sees the end of its input
-            w.close(lp).unwrap();
-        }
-    })
-    .unwrap();
-    drop(stdin_fd);
-    writer.start(&mut lp, evloop::FdInterest::WRITABLE).unwrap();
-    let stdout_fd = spawned.stdout.unwrap();
-    let mut stdout = std::fs::File::from(stdout_fd.try_clone().unwrap());
-    let mut buf = vec![0; 64 * 1024];
-    let reader = evloop::FdWatcher::new(&mut lp, &stdout_fd, move |lp, w, _| {
-        let n = stdout.read(&mut buf).unwrap();
-        lp.state.0.extend_from_slice(&buf[..n]);
-        if n == 0 {
-            w.close(lp).unwrap();
-        }
-    })
-    .unwrap();
-    drop(stdout_fd);
-    reader.start(&mut lp, evloop::FdInterest::READABLE).unwrap();
+    let (stdin, stdout) = (spawned.stdin.unwrap(), spawned.stdout.unwrap());
+    stdin.set_high_water_mark(&mut lp, HIGH_WATER).unwrap();
+    let on_drain = data.clone();
+    stdin.on_drain(&mut lp, move |lp, stdin| pump(lp, stdin, &on_drain)).unwrap();
+    pump(&mut lp, stdin, &data);
+    let mut next_pause = 1 << 20;
+    stdout
+        .read_start(&mut lp, move |lp, stdout, d| match d.unwrap() {
+            [] => stdout.close(lp).unwrap(),
+            bytes => {
+                lp.state.received.extend_from_slice(bytes);
+                if lp.state.received.len() >= next_pause {
+                    next_pause += 1 << 20;
+                    lp.state.read_pauses += 1;
+                    stdout.read_stop(lp).unwrap();
+                    lp.defer(move |lp| stdout.read_resume(lp).unwrap());
+                }
+            }
+        })
+        .unwrap();
     lp.run(RunMode::Default).unwrap();
-    assert!(lp.state.1.is_some_and(|s| s.success()));
-    assert_eq!(lp.state.0.len(), SIZE);
-    assert!(lp.state.0 == common::pattern(SIZE), "what came back differs from what was sent");
+    assert!(lp.state.status.is_some_and(|s| s.success()));
+    assert_eq!(lp.state.received.len(), SIZE);
+    assert!(lp.state.received == *data, "what came back differs from what was sent");
+    assert!(lp.state.write_pauses > 0, "the writer reached the high-water mark and waited");
+    assert!(lp.state.most_queued < HIGH_WATER + CHUNK, "queued at most: {}", lp.state.most_queued);
+    assert_eq!(lp.state.read_pauses, 16, "the reader paused after each MiB");
 }
