@@ -16,15 +16,13 @@
 //! 1
 //! ```
 //!
-//! The output of each command is read through an [`FdWatcher`] on the parent's end of its
-//! pipes (level-triggered: one read per readiness, so a blocking descriptor never blocks).
+//! The output of each command is read from the [`Pipe`] streams that [`Process::spawn`]
+//! gives for its piped stdout and stderr.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 
-use evloop::{FdInterest, FdWatcher, Loop, Process, RunMode, Signal};
+use evloop::{Loop, Pipe, Process, RunMode, Signal};
 
 struct App {
     /// (line number, command), in input order.
@@ -32,8 +30,8 @@ struct App {
     next: usize,
     /// The commands running.
     processes: Vec<Process>,
-    /// The watchers of their output, with their line numbers.
-    outputs: Vec<(usize, FdWatcher)>,
+    /// The pipes of their output, with their line numbers.
+    outputs: Vec<(usize, Pipe)>,
     jobs: usize,
     failed: usize,
     interrupted: bool,
@@ -118,12 +116,11 @@ fn start_more(lp: &mut Loop<App>) {
             if lp.state.interrupted {
                 // A command killed by Ctrl-C may leave a grandchild holding its output
                 // open: stop reading it rather than wait for it.
-                let outputs = std::mem::take(&mut lp.state.outputs);
-                for &(_, watcher) in outputs.iter().filter(|(n, _)| *n == line_no) {
-                    let _ = watcher.close(lp);
+                for (_, output) in lp.state.outputs.clone().into_iter().filter(|&(n, _)| n == line_no) {
+                    let _ = output.close(lp);
                 }
-                lp.state.outputs = outputs;
             }
+            lp.state.outputs.retain(|&(n, _)| n != line_no);
             start_more(lp);
         });
         match spawned {
@@ -144,35 +141,26 @@ fn start_more(lp: &mut Loop<App>) {
 }
 
 /// Prints what arrives on `output` line by line, prefixed with `line_no`, until its end.
-fn print_lines(lp: &mut Loop<App>, line_no: usize, output: OwnedFd) -> io::Result<()> {
-    // The watcher watches a duplicate of its own; `output` closes at the end of this call.
-    let file = File::from(output.try_clone()?);
+fn print_lines(lp: &mut Loop<App>, line_no: usize, output: Pipe) -> io::Result<()> {
     let mut pending = Vec::new();
-    let mut buf = vec![0; 16 * 1024];
-    let watcher = FdWatcher::new(lp, &output, move |lp, watcher, _| match (&file).read(&mut buf) {
-        Ok(n) if n > 0 => {
-            pending.extend_from_slice(&buf[..n]);
+    output.read_start(lp, move |lp, output, data| match data {
+        Ok([]) | Err(_) => {
+            // The end (or an error): the last line, even without its newline.
+            if !pending.is_empty() {
+                emit(line_no, &pending);
+                pending.clear();
+            }
+            let _ = output.close(lp);
+        }
+        Ok(bytes) => {
+            pending.extend_from_slice(bytes);
             while let Some(end) = pending.iter().position(|&b| b == b'\n') {
                 emit(line_no, &pending[..end]);
                 pending.drain(..=end);
             }
         }
-        // Level-triggered: the watcher calls again.
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-        // The end (or an error): the last line, even without its newline.
-        _ => {
-            if !pending.is_empty() {
-                emit(line_no, &pending);
-                pending.clear();
-            }
-            let _ = watcher.close(lp);
-        }
     })?;
-    watcher.start(lp, FdInterest::READABLE)?;
-    let mut outputs = std::mem::take(&mut lp.state.outputs);
-    outputs.retain(|(_, w)| !w.is_closing(lp));
-    outputs.push((line_no, watcher));
-    lp.state.outputs = outputs;
+    lp.state.outputs.push((line_no, output));
     Ok(())
 }
 
