@@ -6,10 +6,10 @@
 
 use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus};
+use std::process::{Command, ExitStatus, Stdio};
 
 use evloop::sim::{FakeProgram, Sim};
-use evloop::{Loop, Process, RunMode, Signal};
+use evloop::{Loop, Pipe, Process, RunMode, Signal};
 
 /// What the bodies need of a driver.
 trait Harness {
@@ -18,6 +18,11 @@ trait Harness {
     fn exits(&mut self, code: i32) -> Command;
     /// A program that runs until it is killed.
     fn forever(&mut self) -> Command;
+    /// A program that writes "out" to stdout, then "err" to stderr, and exits with 2; both
+    /// piped.
+    fn talks(&mut self) -> Command;
+    /// `cat`, stdin and stdout piped.
+    fn cat(&mut self) -> Command;
     /// Runs the loop as a program's `main` would, until nothing is left to do.
     fn run_to_end(&mut self);
 }
@@ -36,6 +41,16 @@ impl Harness for Real {
     fn forever(&mut self) -> Command {
         let mut cmd = Command::new("sleep");
         cmd.arg("100");
+        cmd
+    }
+    fn talks(&mut self) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "printf out; printf err >&2; exit 2"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+    fn cat(&mut self) -> Command {
+        let mut cmd = Command::new("cat");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
         cmd
     }
     fn run_to_end(&mut self) {
@@ -62,6 +77,18 @@ impl Harness for Simulated {
     fn forever(&mut self) -> Command {
         self.0.program("forever", FakeProgram::new());
         Command::new("forever")
+    }
+    fn talks(&mut self) -> Command {
+        let script = FakeProgram::new()
+            .stdout_after(super::ms(5), "out")
+            .stderr_after(super::ms(10), "err")
+            .exit_after(super::ms(15), 2);
+        self.0.program("talks", script);
+        Command::new("talks")
+    }
+    fn cat(&mut self) -> Command {
+        self.0.program("cat", FakeProgram::new().echo_stdin());
+        Command::new("cat")
     }
     fn run_to_end(&mut self) {
         self.0.run().unwrap();
@@ -147,6 +174,80 @@ fn unref_and_close_before_exit(h: &mut impl Harness) {
     p.close(h.lp()).unwrap();
 }
 
+/// Reads `pipe` to its end into the log, as "NAME: text" once it ends.
+fn collect(lp: &mut Loop<Vec<String>>, pipe: Pipe, name: &'static str) {
+    let mut got = Vec::new();
+    pipe.read_start(lp, move |lp, pipe, data| match data.unwrap() {
+        [] => {
+            lp.state.push(format!("{name}: {}", String::from_utf8_lossy(&got)));
+            pipe.close(lp).unwrap();
+        }
+        bytes => got.extend_from_slice(bytes),
+    })
+    .unwrap();
+}
+
+/// A child's piped stdout and stderr are streams that end when it exits; its code comes too.
+fn piped_output_then_exit(h: &mut impl Harness) {
+    let mut cmd = h.talks();
+    let spawned = Process::spawn(h.lp(), &mut cmd, log_exit).unwrap();
+    assert!(spawned.stdin.is_none());
+    collect(h.lp(), spawned.stdout.unwrap(), "stdout");
+    collect(h.lp(), spawned.stderr.unwrap(), "stderr");
+    h.run_to_end();
+    h.lp().state.sort();
+    assert_eq!(h.lp().state, ["exit 2", "stderr: err", "stdout: out"]);
+    spawned.process.close(h.lp()).unwrap();
+}
+
+/// 1 MiB through `cat`, written with the high-water mark respected (`on_drain`), read back
+/// byte-exact; cat exits 0 at the end of its input.
+fn cat_round_trip_with_backpressure(h: &mut impl Harness) {
+    const SIZE: usize = 1 << 20;
+    let mut cmd = h.cat();
+    let spawned = Process::spawn(h.lp(), &mut cmd, log_exit).unwrap();
+    let (stdin, stdout) = (spawned.stdin.unwrap(), spawned.stdout.unwrap());
+    let data = std::rc::Rc::new(super::pattern(SIZE));
+    let sent = std::rc::Rc::new(std::cell::Cell::new(0));
+    let pump = {
+        let (data, sent) = (data.clone(), sent.clone());
+        move |lp: &mut Loop<Vec<String>>, stdin: Pipe| {
+            while sent.get() < SIZE {
+                let end = (sent.get() + 8192).min(SIZE);
+                let below = stdin.write(lp, &data[sent.get()..end]).unwrap();
+                sent.set(end);
+                assert!(stdin.write_queue_size(lp).unwrap() < 64 * 1024 + 8192);
+                if !below {
+                    lp.state.push("paused".into());
+                    return;
+                }
+            }
+            stdin
+                .shutdown(lp, move |lp, r| {
+                    r.unwrap();
+                    stdin.close(lp).unwrap();
+                })
+                .unwrap();
+        }
+    };
+    stdin.on_drain(h.lp(), pump.clone()).unwrap();
+    pump(h.lp(), stdin);
+    let received = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let into = received.clone();
+    stdout
+        .read_start(h.lp(), move |lp, stdout, d| match d.unwrap() {
+            [] => stdout.close(lp).unwrap(),
+            bytes => into.borrow_mut().extend_from_slice(bytes),
+        })
+        .unwrap();
+    h.run_to_end();
+    assert!(*received.borrow() == *data, "{} bytes back, not the ones sent", received.borrow().len());
+    let log = &h.lp().state;
+    assert!(log.iter().any(|l| l == "paused"), "the writer met the high-water mark");
+    assert_eq!(log.last().map(String::as_str), Some("exit 0"));
+    spawned.process.close(h.lp()).unwrap();
+}
+
 macro_rules! both {
     ($($body:ident),*) => {
         $(
@@ -169,5 +270,7 @@ both!(
     exit_codes_once_then_inactive,
     kill_reports_the_signal,
     missing_program_is_not_found,
-    unref_and_close_before_exit
+    unref_and_close_before_exit,
+    piped_output_then_exit,
+    cat_round_trip_with_backpressure
 );
