@@ -20,9 +20,10 @@ use crate::signal::Signal;
 ///
 /// [`spawn`](Process::spawn) takes a [`std::process::Command`], with everything it can say:
 /// arguments, environment (`env`, `env_remove`, `env_clear`), working directory, each of
-/// stdin, stdout and stderr inherited, `Stdio::null()`, piped (see [`Spawned`]) or an
-/// existing descriptor (`Stdio::from(OwnedFd)`), and on Unix (`CommandExt`) `uid`, `gid`,
-/// `process_group` and `arg0`.
+/// stdin, stdout and stderr inherited, `Stdio::null()`, piped (a [`Pipe`] stream each, in
+/// [`Spawned`]: writes with the high-water mark and `on_drain`, reads with
+/// `read_stop` / `read_resume`) or an existing descriptor (`Stdio::from(OwnedFd)`), and on
+/// Unix (`CommandExt`) `uid`, `gid`, `process_group` and `arg0`.
 ///
 /// - **Errors come from `spawn`**, as std's `spawn` reports them (a program that is not
 ///   there: `NotFound`; not executable: `PermissionDenied`; a working directory that is not
@@ -70,6 +71,31 @@ use crate::signal::Signal;
 /// lp.run(RunMode::Default)?;
 /// lp.state.sort();
 /// assert_eq!(lp.state, [Some(3), Some(15)]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// Piped stdio, as streams: `tr` reads what the program writes and its answer comes back.
+///
+/// ```
+/// use std::process::{Command, Stdio};
+/// use evloop::{Loop, Process, RunMode};
+///
+/// let mut lp = Loop::with_state(Vec::new())?;
+/// let mut tr = Command::new("tr");
+/// tr.args(["a-z", "A-Z"]).stdin(Stdio::piped()).stdout(Stdio::piped());
+/// let spawned = Process::spawn(&mut lp, &mut tr, |lp, process, status| {
+///     assert!(status.success());
+///     process.close(lp).unwrap();
+/// })?;
+/// let (stdin, stdout) = (spawned.stdin.unwrap(), spawned.stdout.unwrap());
+/// stdin.write(&mut lp, b"shout")?;
+/// stdin.shutdown(&mut lp, move |lp, _| stdin.close(lp).unwrap())?; // tr's end of input
+/// stdout.read_start(&mut lp, |lp, stdout, data| match data.unwrap() {
+///     [] => stdout.close(lp).unwrap(),
+///     bytes => lp.state.extend_from_slice(bytes),
+/// })?;
+/// lp.run(RunMode::Default)?;
+/// assert_eq!(lp.state, b"SHOUT");
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]

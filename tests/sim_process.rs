@@ -85,3 +85,33 @@ fn harmless_signals_leave_a_fake_running() {
     sim.run().unwrap();
     assert_eq!(sim.state, [(1_000, 0)]);
 }
+
+/// A fake's output arrives at its virtual times, on its own pipe, and ends at its exit.
+#[test]
+fn output_arrives_at_its_virtual_time_and_ends_at_the_exit() {
+    let mut sim = Sim::new(6, Exits::new());
+    let script = FakeProgram::new()
+        .stdout_after(ms(100), "a")
+        .stdout_after(ms(250), "bc")
+        .stderr_after(ms(50), "warn")
+        .exit_after(ms(300), 0);
+    sim.program("talker", script);
+    let spawned = Process::spawn(&mut sim, &mut Command::new("talker"), on_exit).unwrap();
+    assert!(spawned.stdin.is_none(), "the script does not read");
+    for (pipe, tag) in [(spawned.stdout.unwrap(), 1), (spawned.stderr.unwrap(), 2)] {
+        pipe.read_start(&mut sim, move |lp, pipe, data| {
+            let now = lp.now();
+            match data.unwrap() {
+                [] => {
+                    lp.state.push((now, -tag));
+                    pipe.close(lp).unwrap();
+                }
+                bytes => lp.state.push((now, tag * 100 + bytes.len() as i32)),
+            }
+        })
+        .unwrap();
+    }
+    sim.run().unwrap();
+    // (time, 100 * pipe + bytes) for data, (time, -pipe) for the end, (time, code) for the exit.
+    assert_eq!(sim.state, [(50, 204), (100, 101), (250, 102), (300, 0), (300, -1), (300, -2)]);
+}

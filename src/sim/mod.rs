@@ -23,6 +23,9 @@
 //!   callbacks run only inside the loop.
 //! - **Fake descriptors** ([`Sim::fake_fd`]) for [`FdWatcher`](crate::FdWatcher)s: the test
 //!   sets them readable, writable, urgent or hung up; they are reported level-triggered.
+//! - **Fake programs** ([`Sim::program`], [`FakeProgram`]) for [`Process`](crate::Process):
+//!   spawning a registered name runs its script in virtual time (output on its fake stdio
+//!   pipes, an exit code or a signal, echoing its stdin); kills end it.
 //! - **Fake pipes** ([`Sim::fake_read_pipe`], [`Sim::fake_write_pipe`]) for
 //!   [`Pipe`](crate::Pipe)s: a descriptor for `Pipe::open` and a [`FakePeer`] at the other
 //!   end (a connection used one way, never reset).

@@ -435,16 +435,17 @@ impl World {
         }
     }
 
-    /// Moves data for fake peers: their outboxes into the pipes as windows allow, and what
-    /// has arrived for them into their inboxes unless they pause reading.
+    /// Moves data for fake peers and runs the fake processes' scripts (which write into
+    /// their pipes as peers do; those bytes then move on too).
     pub(crate) fn settle(&mut self) {
         self.settle_peers();
-        // Fake processes write into their pipes as peers do, then those bytes move on.
         if super::process::run_scripts(self) {
             self.settle_peers();
         }
     }
 
+    /// Moves data for fake peers: their outboxes into the pipes as windows allow, and what
+    /// has arrived for them into their inboxes unless they pause reading.
     fn settle_peers(&mut self) {
         let now = self.now;
         for (_, conn) in self.conns.iter_mut() {
