@@ -115,3 +115,37 @@ fn output_arrives_at_its_virtual_time_and_ends_at_the_exit() {
     // (time, 100 * pipe + bytes) for data, (time, -pipe) for the end, (time, code) for the exit.
     assert_eq!(sim.state, [(50, 204), (100, 101), (250, 102), (300, 0), (300, -1), (300, -2)]);
 }
+
+/// An echoing fake reads its stdin no faster than its stdout is read: while the program does
+/// not read, what it wrote (1 MiB, queued past the high-water mark) stays queued, but for
+/// what the two pipes' windows (64 KiB each) and the fake's own buffer (one window read
+/// from stdin, as cat's buffer) hold.
+#[test]
+fn an_echo_stalls_its_writer_while_its_output_is_not_read() {
+    const SIZE: usize = 1 << 20;
+    let mut sim = Sim::new(7, Exits::new());
+    sim.program("cat", FakeProgram::new().echo_stdin());
+    let spawned = Process::spawn(&mut sim, &mut Command::new("cat"), on_exit).unwrap();
+    let (stdin, stdout) = (spawned.stdin.unwrap(), spawned.stdout.unwrap());
+    let data = evloop_pattern(SIZE);
+    assert!(!stdin.write(&mut sim, &data).unwrap(), "past the high-water mark");
+    sim.advance(ms(10_000)).unwrap();
+    let stuck = stdin.write_queue_size(&sim).unwrap();
+    assert_eq!(stuck, SIZE - 3 * 64 * 1024, "nothing reads cat's stdout, so cat stops reading its stdin");
+    let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let into = got.clone();
+    stdout
+        .read_start(&mut sim, move |lp, p, d| match d.unwrap() {
+            [] => p.close(lp).unwrap(),
+            bytes => into.borrow_mut().extend_from_slice(bytes),
+        })
+        .unwrap();
+    stdin.shutdown(&mut sim, move |lp, _| stdin.close(lp).unwrap()).unwrap();
+    sim.run().unwrap();
+    assert!(*got.borrow() == data, "what was written came back, in order");
+    assert_eq!(sim.state.len(), 1, "cat exited at the end of its input");
+}
+
+fn evloop_pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
