@@ -40,7 +40,8 @@ use crate::signal::Signal;
 ///   watcher (so a program's own SIGCHLD watchers still get every delivery).
 ///   `EVLOOP_CHILD_WAIT=sigchld` in the environment forces that path on Linux too.
 /// - **No zombie.** A handle closed before its child exits does not leave it a zombie: the
-///   loop keeps watching for that exit and reaps it, without being kept alive by it. A loop
+///   loop keeps watching for that exit and reaps it in whichever of its iterations follows
+///   (it must still run, for something else), without being kept alive by it. A loop
 ///   dropped while children run leaves them running (they are not killed) and hands them to
 ///   a thread that reaps each when it exits.
 /// - **Kill** sends any signal while the exit has not been collected; a zombie keeps its pid,
