@@ -7,7 +7,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SOURCES: [&str; 5] = ["c/main.c", "c/loop.c", "c/tcp.c", "c/threads.c", "c/udp.c"];
+const SOURCES: [&str; 6] = ["c/main.c", "c/loop.c", "c/tcp.c", "c/threads.c", "c/udp.c", "c/process.c"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

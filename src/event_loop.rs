@@ -73,6 +73,7 @@ pub struct Loop<S = ()> {
     pub(crate) watchers: [WatcherList; 3],
     pub(crate) wakers: Wakers,
     pub(crate) signals: crate::signal::Signals,
+    pub(crate) processes: crate::process::Processes,
     /// Handles closed and not yet freed, in close order (slot ids: the loop is implied).
     closing: VecDeque<SlotId>,
     pub(crate) driver: Driver,
@@ -126,6 +127,7 @@ impl<S> Loop<S> {
             watchers: Default::default(),
             wakers: Wakers::default(),
             signals: Default::default(),
+            processes: Default::default(),
             closing: VecDeque::new(),
             driver,
             net: NetState::new(),
@@ -485,6 +487,7 @@ impl<S> Loop<S> {
             HandleKind::TcpStream | HandleKind::UnixStream | HandleKind::Pipe => self.close_stream(h),
             HandleKind::FdWatcher => self.close_fd_watcher(h),
             HandleKind::Signal => self.close_signal(h),
+            HandleKind::Process => self.close_process(h),
             HandleKind::UdpSocket => self.close_udp(h),
             // The descriptor closes once the requests that hold it are done.
             HandleKind::File => {}

@@ -84,6 +84,8 @@ pub enum HandleKind {
     FdWatcher,
     /// A [`Signal`](crate::Signal) watcher.
     Signal,
+    /// A child [`Process`](crate::Process).
+    Process,
     /// A [`UdpSocket`](crate::UdpSocket).
     UdpSocket,
 }
@@ -100,6 +102,7 @@ pub(crate) enum Extra<S> {
     Stream(Box<StreamState<S>>),
     File(std::sync::Arc<crate::fs::OpenFile>),
     Fd(crate::fd::FdState),
+    Process(crate::process::ProcessState),
     Udp(Box<UdpState<S>>),
 }
 

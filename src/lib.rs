@@ -2,6 +2,10 @@
 //!
 //! One single-threaded [`Loop`] owns handles — [`Timer`]s, [`Idle`], [`Prepare`] and
 //! [`Check`] watchers, cross-thread [`Waker`]s and [`Channel`]s, Unix [`Signal`] watchers,
+//! [`TcpListener`]s and [`TcpStream`]s, [`FdWatcher`]s of the program's own descriptors,
+//! child [`Process`]es —
+//! waits for readiness, and calls the closures the program registered, in libuv's phase
+//! order; [`Loop::defer`] runs a one-shot callback on the next iteration.
 //! [`TcpListener`]s and [`TcpStream`]s, [`UnixListener`]s and [`UnixStream`]s, [`Pipe`]s,
 //! [`UdpSocket`]s, [`FdWatcher`]s of the program's own descriptors — waits for readiness,
 //! and calls the closures the program registered, in libuv's phase order; [`Loop::defer`]
@@ -63,6 +67,8 @@
 //! libuv's order: pending completions (write, connect and shutdown callbacks), [`Idle`]
 //! watchers, [`Prepare`] watchers, the poll for I/O (blocking no longer than the next timer
 //! allows, and not at all while an idle watcher is active) with the dispatch of what it found
+//! (TCP readiness, [`Process`] exits, [`Signal`], [`Waker`] and [`Channel`] callbacks, finished
+//! thread-pool work), the
 //! (TCP and UDP readiness, [`Signal`], [`Waker`] and [`Channel`] callbacks, finished thread-pool work, UDP send completions), the
 //! check phase ([`Loop::defer`]red calls, then [`Check`] watchers), close callbacks, then the
 //! timers due at the freshly updated time. [`RunMode::Default`] also runs the timers already
@@ -161,6 +167,7 @@ pub mod fs;
 mod handle;
 mod net;
 mod pool;
+mod process;
 mod signal;
 pub mod sim;
 mod slow;
@@ -185,6 +192,7 @@ pub use net::tcp::{TcpListener, TcpStream};
 pub use net::udp::{RecvFlags, UdpSocket};
 pub use net::unix::{UnixListener, UnixStream};
 pub use pool::WorkRequest;
+pub use process::{Process, Spawned};
 pub use signal::Signal;
 pub use timer::Timer;
 pub use waker::Waker;

@@ -385,6 +385,14 @@ impl<S> Loop<S> {
         }
     }
 
+    /// Has a started watcher called on the next iteration as if its signal had come (the
+    /// internal SIGCHLD watcher's first look, `crate::process`).
+    pub(crate) fn nudge_signal(&mut self, h: Handle) {
+        if let Some(w) = self.signals.list.iter().find(|w| w.handle == h && w.signum != 0) {
+            w.shared.wake_quietly();
+        }
+    }
+
     /// The simulator's delivery: marks the watchers of `signum`, sending no real signal.
     pub(crate) fn deliver_signal(&mut self, signum: i32) -> io::Result<()> {
         let signum = check_signum(signum)?;

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use evloop::sim::Sim;
 use evloop::{Loop, RunMode, Signal};
 
+mod common;
+
 /// Sends `sig` ("USR1", ...) to this process; `kill` has returned once it is sent.
 fn kill(sig: &str) {
     let status = Command::new("kill").args([&format!("-{sig}"), &std::process::id().to_string()]).status();
@@ -198,17 +200,7 @@ fn run_child(name: &str) -> std::process::ExitStatus {
         .env(CHILD, "1")
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the child {name} did not end within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_within(&mut child, 30, &format!("the child {name}"))
 }
 
 #[test]

@@ -78,6 +78,7 @@ int main(int argc, char **argv) {
       {"write_batch", write_batch_main}, {"waker", waker_main},
       {"channel", channel_main},         {"queue_work", queue_work_main},
       {"fs_stat", fs_stat_main},
+      {"spawn", spawn_main},
       {"unix_echo_server", unix_echo_server_main},
       {"unix_pump_server", unix_pump_server_main},
   };

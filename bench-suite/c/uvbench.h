@@ -50,6 +50,7 @@ int waker_main(int argc, char **argv);
 int channel_main(int argc, char **argv);
 int queue_work_main(int argc, char **argv);
 int fs_stat_main(int argc, char **argv);
+int spawn_main(int argc, char **argv);
 int unix_echo_server_main(int argc, char **argv);
 int unix_pump_server_main(int argc, char **argv);
 

@@ -39,6 +39,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "channel" => channel(parse(rest, 0, "THREADS")?, parse(rest, 1, "PER_THREAD")?),
         "queue_work" => queue_work(parse(rest, 0, "N")?, parse(rest, 1, "IN_FLIGHT")?),
         "fs_stat" => fs_stat(parse(rest, 0, "N")?, parse(rest, 1, "IN_FLIGHT")?, parse(rest, 2, "PATH")?),
+        "spawn" => spawn(parse(rest, 0, "N")?, parse(rest, 1, "IN_FLIGHT")?),
         other => return Err(format!("unknown workload {other:?}")),
     };
     r.map_err(|e| format!("evloop {workload}: {e}"))
@@ -528,4 +529,28 @@ fn queue_work(total: u64, in_flight: u64) -> io::Result<()> {
 
 fn fs_stat(total: u64, in_flight: u64, path: String) -> io::Result<()> {
     run_pool(total, in_flight, &path, submit_stat, "stats_per_s")
+}
+
+/// N spawn-and-wait of /bin/true, IN_FLIGHT at a time: each exit starts the next.
+fn spawn(total: u64, in_flight: u64) -> io::Result<()> {
+    fn start_one(lp: &mut Loop<(u64, u64)>) -> io::Result<()> {
+        if lp.state.0 == lp.state.1 {
+            return Ok(());
+        }
+        lp.state.0 += 1;
+        evloop::Process::spawn(lp, &mut std::process::Command::new("/bin/true"), |lp, p, status| {
+            assert!(status.success(), "/bin/true: {status}");
+            p.close(lp).unwrap();
+            start_one(lp).unwrap();
+        })?;
+        Ok(())
+    }
+    let mut lp = Loop::with_state((0u64, total))?;
+    let start = Instant::now();
+    for _ in 0..in_flight {
+        start_one(&mut lp)?;
+    }
+    lp.run(RunMode::Default)?;
+    util::result("procs_per_s", util::per_sec(total, start));
+    Ok(())
 }

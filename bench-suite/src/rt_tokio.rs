@@ -57,6 +57,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         "waker" => rt.block_on(waker(parse(rest, 0, "THREADS")?, parse(rest, 1, "ROUNDS")?)),
         "channel" => rt.block_on(channel(parse(rest, 0, "THREADS")?, parse(rest, 1, "PER_THREAD")?)),
         "queue_work" => rt.block_on(queue_work(parse(rest, 0, "N")?, parse(rest, 1, "IN_FLIGHT")?)),
+        "spawn" => rt.block_on(spawn(parse(rest, 0, "N")?, parse(rest, 1, "IN_FLIGHT")?)),
         "fs_stat" => rt.block_on(fs_stat(
             parse(rest, 0, "N")?,
             parse(rest, 1, "IN_FLIGHT")?,
@@ -542,5 +543,20 @@ async fn fs_stat(total: u64, in_flight: u64, path: String) -> io::Result<()> {
     })
     .await?;
     util::result("stats_per_s", rate);
+    Ok(())
+}
+
+/// N spawn-and-wait of /bin/true through tokio::process, IN_FLIGHT at a time.
+async fn spawn(total: u64, in_flight: u64) -> io::Result<()> {
+    let rate = run_lanes(total, in_flight, || async {
+        let status = tokio::process::Command::new("/bin/true").status().await?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("/bin/true: {status}")))
+        }
+    })
+    .await?;
+    util::result("procs_per_s", rate);
     Ok(())
 }

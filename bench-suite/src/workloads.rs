@@ -30,7 +30,7 @@ impl Runtime {
 }
 
 /// Every workload, in the order they run, with a one-line description.
-pub const WORKLOADS: [(&str, &str); 18] = [
+pub const WORKLOADS: [(&str, &str); 19] = [
     (
         "loop_count",
         "idle loop iterations per second with one idle TCP listener open, and with no socket \
@@ -73,6 +73,7 @@ pub const WORKLOADS: [(&str, &str); 18] = [
     ("queue_work", "no-op jobs through the thread pool (4 workers) at 1, 32, 1,000 in flight"),
     ("fs_stat", "stat() of one file through the thread pool at 1, 4, 16, 32 in flight"),
     ("memory", "resident memory per idle connection, 10,000 connections"),
+    ("spawn", "2,000 spawn-and-wait of /bin/true, 1 and 16 at a time: processes/s"),
     ("unix_memory", "resident memory per idle Unix domain socket connection, 10,000 connections"),
 ];
 
@@ -95,6 +96,7 @@ pub enum Kind {
     QueueWork { n: u64, in_flight: u64 },
     FsStat { n: u64, in_flight: u64 },
     Memory { conns: usize },
+    Spawn { n: u64, in_flight: u64 },
     UnixEcho { conns: usize, size: usize, millis: u64 },
     UnixPump { conns: usize, millis: u64 },
     UnixMemory { conns: usize },
@@ -169,6 +171,8 @@ impl Case {
             Kind::Channel { .. } => vec![m("msgs_per_s", "messages/s", Unit::PerSec, true)],
             Kind::QueueWork { .. } => vec![m("jobs_per_s", "jobs/s", Unit::PerSec, true)],
             Kind::FsStat { .. } => vec![m("stats_per_s", "stats/s", Unit::PerSec, true)],
+            Kind::Memory { .. } => vec![m("rss_per_conn_bytes", "RSS per connection", Unit::Bytes, false)],
+            Kind::Spawn { .. } => vec![m("procs_per_s", "processes/s", Unit::PerSec, true)],
             Kind::Memory { .. } | Kind::UnixMemory { .. } => {
                 vec![m("rss_per_conn_bytes", "RSS per connection", Unit::Bytes, false)]
             }
@@ -191,6 +195,7 @@ pub fn metrics_of(workload: &'static str) -> Vec<Metric> {
         "queue_work" => Kind::QueueWork { n: 0, in_flight: 0 },
         "fs_stat" => Kind::FsStat { n: 0, in_flight: 0 },
         "memory" => Kind::Memory { conns: 0 },
+        "spawn" => Kind::Spawn { n: 0, in_flight: 0 },
         "unix_echo" => Kind::UnixEcho { conns: 0, size: 0, millis: 0 },
         "unix_pump" => Kind::UnixPump { conns: 0, millis: 0 },
         "unix_memory" => Kind::UnixMemory { conns: 0 },
@@ -319,6 +324,9 @@ pub fn cases(cfg: &Config) -> Vec<Case> {
         util::open_files_limit().map_or(wanted, |l| wanted.min(l.saturating_sub(64).max(10))) as usize;
     let capped = if (conns as u64) < wanted { " (capped by ulimit -n)" } else { "" };
     add("memory", format!("{conns} idle conns{capped}"), Kind::Memory { conns });
+    for in_flight in [1, 16] {
+        add("spawn", format!("{in_flight} at a time"), Kind::Spawn { n: s(2_000, 50), in_flight });
+    }
     add("unix_memory", format!("{conns} idle conns{capped}"), Kind::UnixMemory { conns });
     out
 }
@@ -423,6 +431,7 @@ pub fn run(cfg: &Config, case: &Case, rt: Runtime) -> Result<Results, String> {
         Kind::Channel { threads, per_thread } => in_process(strings(&[&"channel", &threads, &per_thread])),
         Kind::QueueWork { n, in_flight } => in_process(strings(&[&"queue_work", &n, &in_flight])),
         Kind::FsStat { n, in_flight } => in_process(strings(&[&"fs_stat", &n, &in_flight, &stat_path])),
+        Kind::Spawn { n, in_flight } => in_process(strings(&[&"spawn", &n, &in_flight])),
         Kind::Echo { conns, size, millis } => {
             served(strings(&[&"echo_server"]), strings(&[&"echo", &conns, &size, &millis]))
         }

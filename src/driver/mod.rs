@@ -37,6 +37,7 @@ pub(crate) mod executor;
 mod options;
 pub(crate) mod os;
 pub(crate) mod pipe;
+pub(crate) mod process;
 pub(crate) mod sim;
 mod stream_io;
 pub(crate) mod threads;
@@ -44,6 +45,7 @@ pub(crate) mod udp;
 
 pub(crate) use options::check_pollable;
 pub use options::{Backend, FdInterest, ListenOptions, UCred, UdpOptions};
+pub(crate) use process::{ProcId, SpawnedChild, ESRCH};
 pub(crate) use udp::{Membership, Received, UdpOption, RECV_BATCH};
 
 /// The backend under a loop.
@@ -172,6 +174,21 @@ forward! {
     mut fn fd_set_interest(fd: SocketId, key: usize, interest: FdInterest) -> io::Result<()>;
     /// Deregisters and closes the descriptor.
     mut fn fd_close(fd: SocketId) -> ();
+    /// Spawns a child (the OS: std's spawn and its errors; the simulation: a fake program
+    /// registered under the command's program name, or `NotFound`), not registered yet.
+    mut fn process_spawn(cmd: &mut std::process::Command) -> io::Result<SpawnedChild>;
+    /// Registers how the child's exit becomes known, under `key` (its handle's).
+    mut fn process_watch(id: ProcId, key: usize) -> io::Result<()>;
+    /// Collects the child's exit if it has exited (`Ok(None)` while it runs); that child's
+    /// pid only, never another's.
+    mut fn process_try_wait(id: ProcId) -> io::Result<Option<std::process::ExitStatus>>;
+    /// Sends a signal to a child whose exit has not been collected; `ESRCH` after.
+    mut fn process_kill(id: ProcId, signum: i32) -> io::Result<()>;
+    /// The handle closed: forget the child once collected, keep reaping it until then.
+    mut fn process_release(id: ProcId) -> ();
+    /// After SIGCHLD: collects the exits of the children watched that way, appending their
+    /// handles' keys to `exited`.
+    mut fn process_reap_sigchld(exited: &mut Vec<usize>) -> ();
     /// The socket's local address.
     ref fn local_addr(sock: SocketId) -> io::Result<SockAddr>;
     /// The connected peer's address.

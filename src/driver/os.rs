@@ -99,8 +99,8 @@ impl Poll {
                 // read end of a signal pipe, which lives in a `static` (`crate::signal`) and
                 // is never closed. `OsDriver::set_interest` and `OsDriver::fd_set_interest`,
                 // with the fd of an entry of `OsDriver::sockets`, which owns it: a socket, or
-                // an fd watcher's duplicate held as an `OwnedFd` (never the host's own
-                // descriptor). An entry leaves that slab on three paths only:
+                // an fd watcher's duplicate or a child's pidfd (`driver/process.rs`), held as
+                // an `OwnedFd` (never the host's own descriptor). An entry leaves that slab on three paths only:
                 // `OsDriver::close` (which `OsDriver::fd_close` is) and `OsDriver::release`
                 // (which hands the fd back to the program), which delete a registered fd from
                 // the poller first, and the drop of the driver, whose `Drop` deletes every
@@ -202,6 +202,8 @@ pub(crate) struct OsDriver {
     pub(super) sockets: Slab<Entry>,
     /// The read end of this loop's signal pipe, once a signal watcher started (`crate::signal`).
     signal_pipe: Option<&'static UnixStream>,
+    /// Child processes (`driver/process.rs`); their pidfds are entries of `sockets`.
+    pub(super) children: super::process::Children,
 }
 
 /// The key of the signal pipe; no handle's key can be this (it would need slot 2^32 - 2 of
@@ -253,6 +255,7 @@ impl OsDriver {
             start: Instant::now(),
             sockets: Slab::new(),
             signal_pipe: None,
+            children: super::process::Children::new(),
         })
     }
 
@@ -282,6 +285,7 @@ impl OsDriver {
                 while matches!((&*pipe).read(&mut buf), Ok(n) if n > 0) {}
             }
         }
+        self.take_orphan_events(ready, start);
         Ok(timeout_ms != Some(0))
     }
 

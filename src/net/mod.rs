@@ -136,6 +136,7 @@ impl<S> Loop<S> {
                 HandleKind::TcpListener | HandleKind::UnixListener => self.listener_ready(h),
                 HandleKind::TcpStream | HandleKind::UnixStream | HandleKind::Pipe => self.stream_ready(h, r),
                 HandleKind::FdWatcher => self.fd_ready(h, r),
+                HandleKind::Process => self.process_ready(h),
                 HandleKind::UdpSocket => self.udp_ready(h, r),
                 _ => {}
             }

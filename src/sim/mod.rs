@@ -23,6 +23,9 @@
 //!   callbacks run only inside the loop.
 //! - **Fake descriptors** ([`Sim::fake_fd`]) for [`FdWatcher`](crate::FdWatcher)s: the test
 //!   sets them readable, writable, urgent or hung up; they are reported level-triggered.
+//! - **Fake programs** ([`Sim::program`], [`FakeProgram`]) for [`Process`](crate::Process):
+//!   spawning a registered name runs its script in virtual time (output on its fake stdio
+//!   pipes, an exit code or a signal, echoing its stdin); kills end it.
 //! - **Fake pipes** ([`Sim::fake_read_pipe`], [`Sim::fake_write_pipe`]) for
 //!   [`Pipe`](crate::Pipe)s: a descriptor for `Pipe::open` and a [`FakePeer`] at the other
 //!   end (a connection used one way, never reset).
@@ -73,6 +76,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 pub use crate::driver::sim::pool::PoolMode;
+pub use crate::driver::sim::process::FakeProgram;
 pub use crate::driver::sim::world::{Chunking, TraceEvent};
 
 use crate::driver::sim::udp::UdpFaults;
@@ -443,6 +447,31 @@ impl<S> Sim<S> {
     /// (`InvalidInput`) what [`Signal::start`](crate::Signal::start) refuses.
     pub fn raise_signal(&mut self, signum: i32) -> io::Result<()> {
         self.lp.deliver_signal(signum)
+    }
+
+    /// Registers what the program called `name` does (replacing an earlier script): a
+    /// [`Process::spawn`](crate::Process::spawn) of a `Command` whose program is `name`
+    /// runs it in virtual time. Any other program is `NotFound`, as a missing one is.
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use std::time::Duration;
+    /// use evloop::sim::{FakeProgram, Sim};
+    /// use evloop::Process;
+    ///
+    /// let mut sim = Sim::new(1, None);
+    /// sim.program("make", FakeProgram::new().exit_after(Duration::from_secs(2), 2));
+    /// Process::spawn(&mut sim, &mut Command::new("make"), |lp, _, status| {
+    ///     lp.state = status.code();
+    /// })?;
+    /// sim.advance(Duration::from_millis(1_999)).unwrap();
+    /// assert_eq!(sim.state, None);
+    /// sim.advance(Duration::from_millis(1)).unwrap();
+    /// assert_eq!(sim.state, Some(2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn program(&mut self, name: impl Into<std::ffi::OsString>, program: FakeProgram) {
+        self.world.borrow_mut().procs.register(name.into(), program);
     }
 
     /// Connects a fake peer to a listener of the program. Refused if nothing listens there.

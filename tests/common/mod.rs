@@ -170,6 +170,21 @@ pub fn backends() -> Vec<evloop::Backend> {
     all
 }
 
+/// Waits for `child` to end, polling; kills it and fails the test after `secs` seconds.
+pub fn wait_within(child: &mut std::process::Child, secs: u64, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not end within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A fresh directory under the system's temporary directory, removed on drop.
 pub struct TempDir(pub std::path::PathBuf);
 

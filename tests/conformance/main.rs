@@ -13,6 +13,11 @@
 //! - [`Simulated`]: a `Sim` with `FakePeer`s; `settle_until` is `run_until_idle` then `step`.
 //!
 //! The harnesses are in `real.rs` and `simulated.rs`, the bodies in `tcp_data.rs`,
+//! `tcp_lifecycle.rs` and `guarantees.rs`. Handles that need no network have harnesses of
+//! their own beside their bodies: fd watchers (`fd_watcher.rs`: epoll, `polling` and the
+//! simulator with a `FakeFd`) and signal watchers (`signal.rs`: `kill(1)` and
+//! `Sim::raise_signal`) and child processes (`process.rs`: real programs, and fake ones
+//! scripted with `Sim::program`). The macro at the end of this file generates
 //! `tcp_lifecycle.rs`, `guarantees.rs` and `udp.rs` (which adds its own UDP peers). Handles
 //! with harnesses of their own beside their bodies: Unix domain streams (`unix.rs`), pipes
 //! (`pipe.rs`: `pipe(2)` and fake pipes; both on `RealLoop` / `SimLoop` below), fd
@@ -60,6 +65,7 @@ macro_rules! conformance_with {
 mod fd_watcher;
 mod guarantees;
 mod pipe;
+mod process;
 mod real;
 mod signal;
 mod simulated;

@@ -16,6 +16,7 @@ use std::time::Duration;
 pub(crate) mod fd;
 pub(crate) mod pipe;
 pub(crate) mod pool;
+pub(crate) mod process;
 pub(crate) mod udp;
 pub(crate) mod world;
 
@@ -543,6 +544,7 @@ fn rearm(w: &mut World, sock: SocketId) {
 /// leaving every edge to the next real look.
 fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>, consume: bool) {
     fd::collect_fd_ready(w, ready);
+    process::collect_exits(w, ready);
     udp::collect_udp_ready(w, ready, consume);
     let now = w.now;
     let World { socks, conns, .. } = w;

@@ -332,6 +332,8 @@ pub(crate) struct World {
     pub(crate) pool: super::pool::SimPool,
     /// Fake descriptors for fd watchers.
     pub(crate) fds: super::fd::FakeFds,
+    /// Fake programs and their processes (`process.rs`).
+    pub(crate) procs: super::process::FakeProcs,
     /// Fake pipes not yet opened by the program.
     pub(crate) pipes: super::pipe::FakePipes,
     /// The UDP network.
@@ -359,6 +361,7 @@ impl World {
             trace: Vec::new(),
             pool: super::pool::SimPool::default(),
             fds: super::fd::FakeFds::default(),
+            procs: super::process::FakeProcs::default(),
             pipes: super::pipe::FakePipes::default(),
             udp: super::udp::SimUdp::default(),
         }
@@ -432,9 +435,18 @@ impl World {
         }
     }
 
+    /// Moves data for fake peers and runs the fake processes' scripts (which write into
+    /// their pipes as peers do; those bytes then move on too).
+    pub(crate) fn settle(&mut self) {
+        self.settle_peers();
+        if super::process::run_scripts(self) {
+            self.settle_peers();
+        }
+    }
+
     /// Moves data for fake peers: their outboxes into the pipes as windows allow, and what
     /// has arrived for them into their inboxes unless they pause reading.
-    pub(crate) fn settle(&mut self) {
+    fn settle_peers(&mut self) {
         let now = self.now;
         for (_, conn) in self.conns.iter_mut() {
             for side in 0..2 {
@@ -496,6 +508,7 @@ impl World {
         }
         consider(Some(self.emfile_until));
         consider(self.pool.next_event(now));
+        consider(self.procs.next_event(now));
         consider(self.udp_next_event());
         next
     }
