@@ -171,7 +171,6 @@ impl Case {
             Kind::Channel { .. } => vec![m("msgs_per_s", "messages/s", Unit::PerSec, true)],
             Kind::QueueWork { .. } => vec![m("jobs_per_s", "jobs/s", Unit::PerSec, true)],
             Kind::FsStat { .. } => vec![m("stats_per_s", "stats/s", Unit::PerSec, true)],
-            Kind::Memory { .. } => vec![m("rss_per_conn_bytes", "RSS per connection", Unit::Bytes, false)],
             Kind::Spawn { .. } => vec![m("procs_per_s", "processes/s", Unit::PerSec, true)],
             Kind::Memory { .. } | Kind::UnixMemory { .. } => {
                 vec![m("rss_per_conn_bytes", "RSS per connection", Unit::Bytes, false)]
