@@ -225,6 +225,38 @@ impl Process {
     }
 }
 
+impl Process {
+    /// Sets `command` up so that its child starts a session of its own (`setsid`): the
+    /// detached mode of libuv (`UV_PROCESS_DETACHED`) and Node (`detached: true`). The child
+    /// leads a new session and process group, with no controlling terminal, so neither a
+    /// Ctrl-C nor the terminal's hang-up reaches it. Pair it with
+    /// [`unref`](Process::unref) for a daemon the loop need not wait for. Returns `command`.
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use evloop::{Loop, Process, RunMode};
+    ///
+    /// let mut lp = Loop::new()?;
+    /// let mut daemon = Command::new("true");
+    /// Process::detach(&mut daemon);
+    /// Process::spawn(&mut lp, &mut daemon, |lp, process, _| process.close(lp).unwrap())?;
+    /// lp.run(RunMode::Default)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn detach(command: &mut Command) -> &mut Command {
+        use std::os::unix::process::CommandExt;
+        #[allow(unsafe_code)]
+        // SAFETY: `pre_exec` runs the closure in the child, between fork and exec, where only
+        // async-signal-safe work is allowed. The closure makes one `setsid` system call
+        // (async-signal-safe in POSIX) through rustix, which calls the kernel directly,
+        // allocates nothing and takes no lock; its error becomes an `io::Error` from the raw
+        // number, which allocates nothing either. It captures nothing.
+        unsafe {
+            command.pre_exec(|| rustix::process::setsid().map(drop).map_err(io::Error::from))
+        }
+    }
+}
+
 impl<S> Extra<S> {
     fn process(&self) -> Option<&ProcessState> {
         match self {

@@ -282,6 +282,26 @@ fn unreferenced_detached_process() {
     assert_eq!(lp.state[0].signal(), Some(15));
 }
 
+/// `Process::detach`: the child leads a session (and process group) of its own, as libuv's
+/// detached processes do.
+#[test]
+fn detach_gives_a_session_of_its_own() {
+    let mut lp = new_loop();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("100");
+    let p = Process::spawn(&mut lp, Process::detach(&mut cmd), record).unwrap().process;
+    let pid = p.id(&lp).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<u32> =
+        stat[stat.rfind(')').unwrap() + 4..].split_whitespace().take(3).map(|f| f.parse().unwrap()).collect();
+    let (pgrp, session) = (fields[1], fields[2]);
+    assert_eq!((pgrp, session), (pid, pid), "its own process group and session");
+    assert_ne!(session, std::process::id(), "not ours");
+    p.kill(&mut lp, Signal::SIGTERM).unwrap();
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.state[0].signal(), Some(15));
+}
+
 /// A child that exits once its stdin (a socket whose other end the test holds) ends, its
 /// pid, and the test's end.
 fn waiting_for_stdin(lp: &mut Loop<Vec<ExitStatus>>) -> (Process, u32, std::os::unix::net::UnixStream) {
