@@ -37,6 +37,7 @@ pub(crate) mod executor;
 mod options;
 pub(crate) mod os;
 pub(crate) mod pipe;
+mod poll;
 pub(crate) mod process;
 pub(crate) mod sim;
 mod stream_io;
