@@ -125,14 +125,22 @@ fn on_the_simulator_a_key_expires_at_its_deadline_and_not_before() {
     assert_eq!(sim_ask(&mut sim, &client, &["DBSIZE"]), ":0\r\n");
 }
 
-#[test]
-fn on_the_simulator_a_paused_subscriber_is_dropped_past_the_soft_limit_held_long_enough() {
+/// mini_redis with a 4 MiB hard and a 1 MiB soft pub/sub limit (held `soft_ms`), a
+/// subscriber to channel `c` that has stopped reading, and a publisher: returned both, the
+/// subscriber only to stay open.
+fn paused_subscriber(soft_ms: u64) -> (Sim<()>, FakePeer, FakePeer) {
     let mut server = Server::default();
-    server.pubsub.limit = OutputLimit { hard: 4 << 20, soft: 1 << 20, soft_ms: 1000 };
+    server.pubsub.limit = OutputLimit { hard: 4 << 20, soft: 1 << 20, soft_ms };
     let (mut sim, subscriber, addr) = simulated(server);
     let publisher = sim.connect(addr).unwrap();
     assert!(sim_ask(&mut sim, &subscriber, &["SUBSCRIBE", "c"]).contains("subscribe"));
     subscriber.pause_reading();
+    (sim, subscriber, publisher)
+}
+
+#[test]
+fn on_the_simulator_a_paused_subscriber_is_dropped_past_the_soft_limit_held_long_enough() {
+    let (mut sim, _subscriber, publisher) = paused_subscriber(1000);
     let big = "m".repeat(2 << 20);
     assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", &big]), ":1\r\n");
     // Over the soft limit, not for long enough yet.
@@ -146,12 +154,7 @@ fn on_the_simulator_a_paused_subscriber_is_dropped_past_the_soft_limit_held_long
 
 #[test]
 fn on_the_simulator_a_paused_subscriber_is_dropped_past_the_hard_limit_at_once() {
-    let mut server = Server::default();
-    server.pubsub.limit = OutputLimit { hard: 4 << 20, soft: 1 << 20, soft_ms: 60_000 };
-    let (mut sim, subscriber, addr) = simulated(server);
-    let publisher = sim.connect(addr).unwrap();
-    assert!(sim_ask(&mut sim, &subscriber, &["SUBSCRIBE", "c"]).contains("subscribe"));
-    subscriber.pause_reading();
+    let (mut sim, _subscriber, publisher) = paused_subscriber(60_000);
     let big = "m".repeat(3 << 20);
     assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", &big]), ":1\r\n");
     assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", &big]), ":1\r\n");
