@@ -88,13 +88,21 @@ pub fn example_path(name: &str) -> std::path::PathBuf {
     dir.join("examples").join(name)
 }
 
-/// The example's binary, refused if older than its source (run `cargo build --examples`).
+/// The example's binary, refused if older than its source (run `cargo build --examples`):
+/// `examples/NAME.rs`, or the newest file of the folder `examples/NAME/`.
 pub fn fresh_example(name: &str) -> std::path::PathBuf {
     use std::path::Path;
     let bin = example_path(name);
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.rs"));
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (modified(&bin), modified(&source)) {
+    let file = examples.join(format!("{name}.rs"));
+    let source = if file.exists() {
+        modified(&file)
+    } else {
+        let folder = std::fs::read_dir(examples.join(name)).into_iter().flatten().flatten();
+        folder.filter_map(|entry| modified(&entry.path())).max()
+    };
+    match (modified(&bin), source) {
         (Some(b), Some(s)) if b >= s => bin,
         _ => panic!("{} is missing or stale: run `cargo build --examples`", bin.display()),
     }

@@ -1,0 +1,252 @@
+//! The keyspace: values by key, and the deadlines of the keys that have one.
+//!
+//! Expiry as Redis does it: a key past its deadline is removed when it is touched (lazily),
+//! and [`Db::expire_cycle`] samples keys with a deadline so that keys nobody touches again
+//! do not pile up. The keys with a deadline are also kept in a vector, so that sampling one
+//! at random is O(1).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// A value.
+pub enum Value {
+    Str(Vec<u8>),
+    List(VecDeque<Vec<u8>>),
+    Hash(HashMap<Vec<u8>, Vec<u8>>),
+    Set(HashSet<Vec<u8>>),
+}
+
+impl Value {
+    /// What `TYPE` says.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+        }
+    }
+
+    /// Whether an aggregate lost its last element (Redis deletes such keys).
+    fn is_empty_aggregate(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+        }
+    }
+}
+
+/// One database (mini_redis has only db 0).
+#[derive(Default)]
+pub struct Db {
+    map: HashMap<Vec<u8>, Value>,
+    /// Deadline (loop time, ms) and index in `volatile`, by key.
+    expires: HashMap<Vec<u8>, (u64, usize)>,
+    /// The keys with a deadline, to sample from.
+    volatile: Vec<Vec<u8>>,
+    /// xorshift state for sampling: no need for a real generator.
+    rng: u64,
+}
+
+/// How many keys one round of the active expiry cycle samples (Redis' default).
+pub const SAMPLE: usize = 20;
+/// Rounds at most per cycle, so that one cycle cannot stall the loop.
+const MAX_ROUNDS: usize = 16;
+
+impl Db {
+    /// The number of keys, some perhaps expired but not yet removed (as Redis' `DBSIZE`).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there is no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The number of keys with a deadline.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile.len()
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.expires.clear();
+        self.volatile.clear();
+    }
+
+    /// Removes `key` if its deadline has passed at `now`: past it, as Redis (`now > when`), so
+    /// a key still answers at its deadline's very millisecond, with a PTTL of 0.
+    fn expire_if_due(&mut self, key: &[u8], now: u64) {
+        if self.expires.get(key).is_some_and(|&(at, _)| at < now) {
+            self.remove(key);
+        }
+    }
+
+    /// The value of `key`, unless expired.
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Value> {
+        self.expire_if_due(key, now);
+        self.map.get(key)
+    }
+
+    /// The value of `key` to change, unless expired.
+    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Value> {
+        self.expire_if_due(key, now);
+        self.map.get_mut(key)
+    }
+
+    /// The value of `key`, or `make()` stored there first; the deadline stays.
+    pub fn entry(&mut self, key: &[u8], now: u64, make: impl FnOnce() -> Value) -> &mut Value {
+        self.expire_if_due(key, now);
+        self.map.entry(key.to_vec()).or_insert_with(make)
+    }
+
+    /// Stores `value` at `key`, dropping any deadline unless `keep_ttl`.
+    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        if !keep_ttl {
+            self.persist(key);
+        }
+        self.map.insert(key.to_vec(), value);
+    }
+
+    /// Removes `key` if it emptied (an aggregate loses its key with its last element).
+    pub fn drop_if_empty(&mut self, key: &[u8]) {
+        if self.map.get(key).is_some_and(Value::is_empty_aggregate) {
+            self.remove(key);
+        }
+    }
+
+    /// Removes `key`; whether it was there.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        self.persist(key);
+        self.map.remove(key).is_some()
+    }
+
+    /// The keys not expired at `now`.
+    pub fn keys(&self, now: u64) -> impl Iterator<Item = &Vec<u8>> {
+        self.map.keys().filter(move |k| self.expires.get(*k).is_none_or(|&(at, _)| at >= now))
+    }
+
+    /// The deadline of `key` (which must exist), if it has one.
+    pub fn deadline(&self, key: &[u8]) -> Option<u64> {
+        self.expires.get(key).map(|&(at, _)| at)
+    }
+
+    /// Sets the deadline of an existing `key`.
+    pub fn set_deadline(&mut self, key: &[u8], at: u64) {
+        if let Some(entry) = self.expires.get_mut(key) {
+            entry.0 = at;
+            return;
+        }
+        self.expires.insert(key.to_vec(), (at, self.volatile.len()));
+        self.volatile.push(key.to_vec());
+    }
+
+    /// Drops the deadline of `key`; whether it had one.
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        let Some((_, index)) = self.expires.remove(key) else { return false };
+        self.volatile.swap_remove(index);
+        if let Some(moved) = self.volatile.get(index) {
+            if let Some(entry) = self.expires.get_mut(moved) {
+                entry.1 = index;
+            }
+        }
+        true
+    }
+
+    /// One active expiry cycle at `now`: rounds of [`SAMPLE`] random keys with a deadline,
+    /// removing the expired ones, repeated while more than a quarter of a round had expired
+    /// (then more are likely). Returns how many keys it removed.
+    pub fn expire_cycle(&mut self, now: u64) -> usize {
+        let mut removed = 0;
+        for _ in 0..MAX_ROUNDS {
+            let mut expired = 0;
+            for _ in 0..SAMPLE.min(self.volatile.len()) {
+                let i = (self.next_random() % self.volatile.len() as u64) as usize;
+                let key = self.volatile[i].clone();
+                if self.deadline(&key).is_some_and(|at| at < now) {
+                    self.remove(&key);
+                    expired += 1;
+                }
+            }
+            removed += expired;
+            if expired * 4 <= SAMPLE || self.volatile.is_empty() {
+                break;
+            }
+        }
+        removed
+    }
+
+    fn next_random(&mut self) -> u64 {
+        if self.rng == 0 {
+            self.rng = 0x9E37_79B9_7F4A_7C15;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+}
+
+/// Redis' `stringmatchlen`: `*`, `?`, `[abc]`, `[^a-z]`, and `\` to escape.
+pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => {
+            let rest = trim_stars(rest);
+            rest.is_empty() || (0..=s.len()).any(|i| glob_match(rest, &s[i..]))
+        }
+        Some((b'?', rest)) => !s.is_empty() && glob_match(rest, &s[1..]),
+        Some((b'[', rest)) => {
+            let Some((&c, tail)) = s.split_first() else { return false };
+            let (matched, after) = class(rest, c);
+            matched && glob_match(after, tail)
+        }
+        Some((b'\\', rest)) if !rest.is_empty() => {
+            s.first() == Some(&rest[0]) && glob_match(&rest[1..], &s[1..])
+        }
+        Some((&p, rest)) => s.first() == Some(&p) && glob_match(rest, &s[1..]),
+    }
+}
+
+fn trim_stars(mut p: &[u8]) -> &[u8] {
+    while let [b'*', rest @ ..] = p {
+        p = rest;
+    }
+    p
+}
+
+/// Matches `c` against the class after a `[`; returns whether it matched and the pattern
+/// after the closing `]` (or its end, as Redis treats an unclosed class).
+fn class(mut p: &[u8], c: u8) -> (bool, &[u8]) {
+    let negate = p.first() == Some(&b'^');
+    if negate {
+        p = &p[1..];
+    }
+    let mut matched = false;
+    loop {
+        match p {
+            [] => break,
+            [b']', rest @ ..] => {
+                p = rest;
+                break;
+            }
+            [b'\\', e, rest @ ..] => {
+                matched |= *e == c;
+                p = rest;
+            }
+            [a, b'-', b, rest @ ..] if *b != b']' => {
+                let (lo, hi) = if a <= b { (*a, *b) } else { (*b, *a) };
+                matched |= (lo..=hi).contains(&c);
+                p = rest;
+            }
+            [a, rest @ ..] => {
+                matched |= *a == c;
+                p = rest;
+            }
+        }
+    }
+    (matched != negate, p)
+}

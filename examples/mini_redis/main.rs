@@ -1,0 +1,187 @@
+//! A Redis-compatible server: RESP2, pipelining, strings, lists, hashes, sets, expiry and
+//! pub/sub, enough for `redis-cli` and `redis-benchmark`.
+//!
+//! Usage: `mini_redis [ADDR]` (default `127.0.0.1:6379`; port 0 picks a free one). Prints
+//! `listening on ADDR` once bound. On SIGINT or SIGTERM it stops accepting, closes its
+//! connections (as Redis does) and exits 0; a second SIGINT exits at once (status 130).
+//!
+//! One loop, one thread, like Redis' own `ae` loop. Each connection parses every complete
+//! request in what it has received ([`resp::parse`], a pure function), runs them in order,
+//! and answers the whole batch with one write. When the client does not read its replies
+//! and the write queue passes its high-water mark, the server stops reading from it until
+//! the queue drains. A malformed request gets Redis' `-ERR Protocol error: ...` and the
+//! connection ends after that reply. Keys with a deadline expire when touched and through
+//! an active cycle every 100 ms ([`db::Db::expire_cycle`]), on the loop's clock, so the
+//! simulator can drive it.
+
+#![allow(dead_code)] // `serve` and the modules are also used by the tests
+
+// Public so that a test can include this file and reach them.
+pub mod commands;
+pub mod db;
+pub mod pubsub;
+pub mod resp;
+pub mod types;
+
+#[path = "../support/shutdown.rs"]
+mod shutdown;
+
+use std::cell::RefCell;
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::Duration;
+
+use evloop::{HandleKind, Loop, RunMode, TcpListener, TcpStream, Timer};
+
+use commands::{After, Server};
+
+/// How often the active expiry cycle runs (Redis' `hz` 10).
+const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
+
+fn main() -> io::Result<ExitCode> {
+    env_logger::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let addr: SocketAddr = match args.as_slice() {
+        [] => "127.0.0.1:6379".parse().unwrap(),
+        [a] => a.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{a}: {e}")))?,
+        _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "usage: mini_redis [ADDR]")),
+    };
+    let mut lp = Loop::new()?;
+    let (listener, _) = serve(&mut lp, addr, Server::default())?;
+    let outcome = shutdown::on_signals(&mut lp, shutdown::GRACE, close_connections)?;
+    println!("listening on {}", listener.local_addr(&lp)?);
+    io::stdout().flush()?;
+    lp.run(RunMode::Default)?;
+    Ok(shutdown::exit_status(outcome.get()))
+}
+
+/// Redis ends its clients' connections when it shuts down: so do we, at once.
+fn close_connections<S>(lp: &mut Loop<S>) {
+    for stream in shutdown::open_handles(lp, &[HandleKind::TcpStream]) {
+        let _ = stream.close(lp);
+    }
+}
+
+/// Serves `server` on `addr`: the listener, and the expiry timer (unreferenced: it does not
+/// keep the loop alive by itself). Returns the listener and the shared server state.
+pub fn serve<S: 'static>(
+    lp: &mut Loop<S>,
+    addr: SocketAddr,
+    server: Server,
+) -> io::Result<(TcpListener, Rc<RefCell<Server>>)> {
+    let server = Rc::new(RefCell::new(server));
+    let of_timer = server.clone();
+    let timer = Timer::new(lp, move |lp, _| {
+        let removed = of_timer.borrow_mut().db.expire_cycle(lp.now());
+        log::trace!("active expiry: {removed} keys");
+    });
+    timer.start(lp, EXPIRE_PERIOD, EXPIRE_PERIOD)?;
+    timer.unref(lp)?;
+    let of_listener = server.clone();
+    let listener = TcpListener::bind(lp, addr, move |lp, stream| on_connection(lp, stream, &of_listener))?;
+    Ok((listener, server))
+}
+
+fn on_connection<S: 'static>(lp: &mut Loop<S>, stream: TcpStream, server: &Rc<RefCell<Server>>) {
+    let started = stream
+        .set_nodelay(lp, true)
+        .and_then(|()| stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp))))
+        .and_then(|()| stream.read_start(lp, reader(server.clone())));
+    if let Err(e) = started {
+        log::debug!("{stream:?}: cannot start: {e}");
+        let _ = stream.close(lp);
+    }
+}
+
+/// The read callback of one connection, owning its input buffer: at most one incomplete
+/// request, which the parser's limits bound.
+fn reader<S: 'static>(
+    server: Rc<RefCell<Server>>,
+) -> impl FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>) + 'static {
+    let mut buf = Vec::new();
+    let mut closing = false;
+    move |lp, stream, data| match data {
+        Err(e) => {
+            log::debug!("{stream:?}: read failed: {e}");
+            server.borrow_mut().pubsub.remove(stream);
+            let _ = stream.close(lp);
+        }
+        // The peer is done: FIN after the replies still queued, then close; unless that is
+        // under way already.
+        Ok([]) if closing => {}
+        Ok([]) => {
+            server.borrow_mut().pubsub.remove(stream);
+            end(lp, stream);
+        }
+        // After the last reply, what still arrives is read and dropped: closing with unread
+        // input would reset the connection, and the reply with it.
+        Ok(_) if closing => {}
+        Ok(bytes) => {
+            let mut out = Vec::new();
+            // Parse straight from the loop's buffer when nothing is left over.
+            let (consumed, after) = if buf.is_empty() {
+                let (n, after) = serve_batch(lp, &server, stream, bytes, &mut out);
+                buf.extend_from_slice(&bytes[n..]);
+                (0, after)
+            } else {
+                buf.extend_from_slice(bytes);
+                serve_batch(lp, &server, stream, &buf, &mut out)
+            };
+            buf.drain(..consumed);
+            let below_mark = out.is_empty() || stream.write(lp, &out).unwrap_or(true);
+            if after == After::Close {
+                closing = true;
+                buf = Vec::new();
+                server.borrow_mut().pubsub.remove(stream);
+                end(lp, stream);
+            } else if !below_mark {
+                // The client does not read its replies: stop reading its requests until the
+                // queue drains (the drain callback resumes).
+                let _ = stream.read_stop(lp);
+            }
+        }
+    }
+}
+
+/// Sends FIN after the replies queued, then closes.
+fn end<S>(lp: &mut Loop<S>, stream: TcpStream) {
+    if stream.shutdown(lp, move |lp, _| drop(stream.close(lp))).is_err() {
+        let _ = stream.close(lp);
+    }
+}
+
+/// Runs every complete request in `input`, replies appended to `out`. Returns how many bytes
+/// it consumed and whether the connection must end after the replies (`QUIT`, or a protocol
+/// error, whose reply is then the last).
+fn serve_batch<S>(
+    lp: &mut Loop<S>,
+    server: &RefCell<Server>,
+    stream: TcpStream,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> (usize, After) {
+    let mut server = server.borrow_mut();
+    let limits = server.limits;
+    let mut pos = 0;
+    loop {
+        match resp::parse(&input[pos..], &limits) {
+            Ok(None) => return (pos, After::Continue),
+            Ok(Some((args, used))) => {
+                pos += used;
+                if args.is_empty() {
+                    continue;
+                }
+                if commands::execute(lp, &mut server, stream, &args, out) == After::Close {
+                    return (pos, After::Close);
+                }
+            }
+            Err(e) => {
+                log::debug!("{stream:?}: {e}");
+                resp::error_reply(out, &format!("ERR {e}"));
+                return (input.len(), After::Close);
+            }
+        }
+    }
+}

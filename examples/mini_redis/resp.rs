@@ -1,0 +1,263 @@
+//! RESP2: the request parser (multibulk and inline commands) and the reply writers.
+//!
+//! The parser is a pure function over the bytes received so far, with no evloop in sight, so
+//! that a fuzzer can drive it directly. It follows Redis' `processMultibulkBuffer` and
+//! `processInlineBuffer` (networking.c), errors included, word for word.
+
+#![allow(dead_code)] // the tests use parts the server does not
+
+use std::fmt;
+
+/// The sizes a request may reach, Redis' defaults unless configured.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The longest bulk argument (`proto-max-bulk-len`, 512 MiB).
+    pub max_bulk: usize,
+    /// The longest inline request, and the longest `*N` or `$N` line (64 KiB).
+    pub max_inline: usize,
+    /// The most arguments in one multibulk request (Redis: `INT_MAX`).
+    pub max_multibulk: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_bulk: 512 << 20, max_inline: 64 << 10, max_multibulk: i32::MAX as i64 }
+    }
+}
+
+/// A malformed request: Redis replies `-ERR Protocol error: <this>` and closes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Protocol error: {}", self.0)
+    }
+}
+
+/// One request: its arguments (empty for a blank line or `*0`, which Redis skips) and how many
+/// bytes of the buffer it took.
+pub type Parsed = (Vec<Vec<u8>>, usize);
+
+/// Parses the first request in `buf`. `Ok(None)`: not complete yet, read more.
+pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, ProtocolError> {
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => parse_multibulk(buf, limits),
+        Some(_) => parse_inline(buf, limits),
+    }
+}
+
+fn error(what: &str) -> ProtocolError {
+    ProtocolError(what.to_owned())
+}
+
+/// The line starting at `from` up to its `\r`, once its `\n` has arrived too (Redis looks
+/// for the `\r` and assumes the byte after it). `Err` when no line end is in sight past the
+/// inline limit.
+fn line(buf: &[u8], from: usize, limits: &Limits, too_big: &str) -> Result<Option<usize>, ProtocolError> {
+    match buf[from..].iter().position(|&b| b == b'\r') {
+        None if buf.len() - from > limits.max_inline => Err(error(too_big)),
+        None => Ok(None),
+        Some(cr) if from + cr + 2 > buf.len() => Ok(None),
+        Some(cr) => Ok(Some(from + cr)),
+    }
+}
+
+fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, ProtocolError> {
+    let Some(cr) = line(buf, 0, limits, "too big mbulk count string")? else { return Ok(None) };
+    let count = match parse_i64(&buf[1..cr]) {
+        Some(n) if n <= limits.max_multibulk => n,
+        _ => return Err(error("invalid multibulk length")),
+    };
+    let mut pos = cr + 2;
+    if count <= 0 {
+        return Ok(Some((Vec::new(), pos)));
+    }
+    // Capacity from the count only up to a bound: the count is the client's word.
+    let mut args = Vec::with_capacity(count.min(1024) as usize);
+    for _ in 0..count {
+        let Some(cr) = line(buf, pos, limits, "too big bulk count string")? else { return Ok(None) };
+        if buf[pos] != b'$' {
+            return Err(ProtocolError(format!("expected '$', got '{}'", buf[pos] as char)));
+        }
+        let len = match parse_i64(&buf[pos + 1..cr]) {
+            Some(n) if n >= 0 && n as u64 <= limits.max_bulk as u64 => n as usize,
+            _ => return Err(error("invalid bulk length")),
+        };
+        pos = cr + 2;
+        // Like Redis, the two bytes after the data are skipped unread.
+        if buf.len() - pos < len.saturating_add(2) {
+            return Ok(None);
+        }
+        args.push(buf[pos..pos + len].to_vec());
+        pos += len + 2;
+    }
+    Ok(Some((args, pos)))
+}
+
+fn parse_inline(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, ProtocolError> {
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        return if buf.len() > limits.max_inline { Err(error("too big inline request")) } else { Ok(None) };
+    };
+    let end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    match split_args(&buf[..end]) {
+        Some(args) => Ok(Some((args, nl + 1))),
+        None => Err(error("unbalanced quotes in request")),
+    }
+}
+
+/// Redis' `sdssplitargs`: words split on white space, `"..."` with C escapes (`\n`, `\xHH`
+/// ...), `'...'` with only `\'`. A closing quote must be followed by a space or the end.
+/// `None`: unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    loop {
+        while i < line.len() && space(line[i]) {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(args);
+        }
+        let mut arg = Vec::new();
+        let (mut in_double, mut in_single) = (false, false);
+        loop {
+            let c = line.get(i).copied();
+            if in_double {
+                match c? {
+                    b'\\'
+                        if line.len() > i + 3
+                            && line[i + 1] == b'x'
+                            && line[i + 2].is_ascii_hexdigit()
+                            && line[i + 3].is_ascii_hexdigit() =>
+                    {
+                        arg.push(hex(line[i + 2]) * 16 + hex(line[i + 3]));
+                        i += 3;
+                    }
+                    b'\\' if i + 1 < line.len() => {
+                        i += 1;
+                        arg.push(match line[i] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 8,
+                            b'a' => 7,
+                            other => other,
+                        });
+                    }
+                    b'"' => {
+                        if line.get(i + 1).is_some_and(|&b| !space(b)) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    other => arg.push(other),
+                }
+            } else if in_single {
+                match c? {
+                    b'\\' if line.get(i + 1) == Some(&b'\'') => {
+                        i += 1;
+                        arg.push(b'\'');
+                    }
+                    b'\'' => {
+                        if line.get(i + 1).is_some_and(|&b| !space(b)) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    other => arg.push(other),
+                }
+            } else {
+                match c {
+                    None => break,
+                    Some(b) if space(b) => break,
+                    Some(b'"') => in_double = true,
+                    Some(b'\'') => in_single = true,
+                    Some(b) => arg.push(b),
+                }
+            }
+            i += 1;
+        }
+        args.push(arg);
+    }
+}
+
+fn hex(b: u8) -> u8 {
+    (b as char).to_digit(16).unwrap_or(0) as u8
+}
+
+/// Redis' `string2ll`: an optional `-`, digits, no leading zero, no `+`, no spaces, in range.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    let ok = match digits {
+        [] => false,
+        [b'0'] => digits.len() == s.len(),
+        [b'0', ..] => false,
+        _ => digits.iter().all(u8::is_ascii_digit),
+    };
+    if !ok || s.len() > 20 {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// A request as a client sends it: a multibulk of `args`.
+pub fn request(args: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    array(&mut out, args.len());
+    for arg in args {
+        bulk(&mut out, arg.as_bytes());
+    }
+    out
+}
+
+/// `+text`.
+pub fn simple(out: &mut Vec<u8>, text: &str) {
+    out.push(b'+');
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `-text`; line breaks become spaces, as Redis' `addReplyError` makes sure.
+pub fn error_reply(out: &mut Vec<u8>, text: &str) {
+    out.push(b'-');
+    out.extend(text.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `:n`.
+pub fn int(out: &mut Vec<u8>, n: i64) {
+    header(out, b':', n);
+}
+
+/// `$len` and the bytes.
+pub fn bulk(out: &mut Vec<u8>, data: &[u8]) {
+    header(out, b'$', data.len() as i64);
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `$-1`: no value.
+pub fn nil(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"$-1\r\n");
+}
+
+/// `*n`: an array of `n` replies follows.
+pub fn array(out: &mut Vec<u8>, n: usize) {
+    header(out, b'*', n as i64);
+}
+
+/// `*-1`: no array.
+pub fn nil_array(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"*-1\r\n");
+}
+
+fn header(out: &mut Vec<u8>, kind: u8, n: i64) {
+    out.push(kind);
+    out.extend_from_slice(n.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}

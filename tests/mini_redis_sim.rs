@@ -1,0 +1,162 @@
+//! mini_redis on the simulator, in virtual time: expiry to the millisecond and the pub/sub
+//! output-buffer limits; and the pure parts (parser limits, the active expiry cycle).
+
+// The server itself, included as a module (its `main` goes unused).
+#[path = "../examples/mini_redis/main.rs"]
+mod mini_redis;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use evloop::sim::{FakePeer, Sim};
+use mini_redis::commands::Server;
+use mini_redis::pubsub::OutputLimit;
+use mini_redis::{db, resp};
+
+#[test]
+fn the_parser_refuses_what_redis_refuses() {
+    let limits = resp::Limits::default();
+    let err = |b: &[u8]| resp::parse(b, &limits).unwrap_err().to_string();
+    assert_eq!(err(b"*-1x\r\n"), "Protocol error: invalid multibulk length");
+    assert_eq!(err(b"*2147483648\r\n"), "Protocol error: invalid multibulk length");
+    assert_eq!(
+        err(&[b"*".as_slice(), &[b'1'; 70 << 10]].concat()),
+        "Protocol error: too big mbulk count string"
+    );
+    assert_eq!(
+        err(&[b"*1\r\n$".as_slice(), &[b'1'; 70 << 10]].concat()),
+        "Protocol error: too big bulk count string"
+    );
+    // `*0`, `*-1` and a blank line are requests with no arguments, skipped.
+    assert_eq!(resp::parse(b"*-1\r\n", &limits).unwrap(), Some((vec![], 5)));
+    assert_eq!(resp::parse(b"\r\n", &limits).unwrap(), Some((vec![], 2)));
+    assert_eq!(resp::parse(b"*1\r\n$3\r\nab", &limits).unwrap(), None);
+    assert_eq!(resp::parse_i64(b"01"), None);
+    assert_eq!(resp::parse_i64(b"+1"), None);
+    assert_eq!(resp::parse_i64(b"-0"), None);
+    assert_eq!(resp::parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+}
+
+#[test]
+fn the_parser_takes_any_bytes_without_panicking() {
+    // Not a fuzzer (that is later work): 20,000 inputs from a fixed generator, over an
+    // alphabet where RESP's own bytes are frequent. Whatever it says, it consumes no more than
+    // it was given, and a request it finds is found again with more input after it.
+    let limits = resp::Limits { max_bulk: 64, max_inline: 64, max_multibulk: 8 };
+    let alphabet = b"*$\r\n\\\"' 0123-9x";
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..20_000 {
+        let len = (state % 40) as usize;
+        let input: Vec<u8> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                alphabet[(state % alphabet.len() as u64) as usize]
+            })
+            .collect();
+        if let Ok(Some((args, used))) = resp::parse(&input, &limits) {
+            assert!(used <= input.len(), "{input:?}");
+            let longer = [input.as_slice(), b"PING\r\n"].concat();
+            assert_eq!(resp::parse(&longer, &limits), Ok(Some((args, used))), "{input:?}");
+        }
+    }
+}
+
+#[test]
+fn the_active_cycle_removes_expired_keys_nobody_touches() {
+    // Virtual time: the cycle's `now` is an argument.
+    let mut d = db::Db::default();
+    for i in 0..1000 {
+        let key = format!("k{i}").into_bytes();
+        d.set(&key, db::Value::Str(vec![]), false);
+        d.set_deadline(&key, if i % 10 == 0 { 10_000 } else { 100 });
+    }
+    assert_eq!(d.expire_cycle(100), 0, "due only once past the deadline");
+    // Nine keys in ten are due: a round finds more than a quarter expired, so the cycle goes
+    // on with more rounds than one.
+    let first = d.expire_cycle(101);
+    assert!(first > db::SAMPLE, "the first cycle removed {first}");
+    let mut cycles = 0;
+    while d.len() > 100 {
+        d.expire_cycle(101);
+        cycles += 1;
+        assert!(cycles < 1000, "{} keys left after 1000 cycles", d.len());
+    }
+    // The rest is not due: a cycle finds a quarter or less expired and stops.
+    assert_eq!((d.len(), d.volatile_len(), d.expire_cycle(101)), (100, 100, 0));
+    for _ in 0..100 {
+        d.expire_cycle(10_001);
+    }
+    assert_eq!((d.len(), d.volatile_len()), (0, 0));
+}
+
+/// mini_redis on a simulated loop, with a connected fake client.
+fn simulated(server: Server) -> (Sim<()>, FakePeer, SocketAddr) {
+    let mut sim = Sim::new(1, ());
+    let addr: SocketAddr = "10.0.0.1:6379".parse().unwrap();
+    mini_redis::serve(&mut sim, addr, server).unwrap();
+    let client = sim.connect(addr).unwrap();
+    (sim, client, addr)
+}
+
+/// Sends a request from the fake client and returns what came back.
+fn sim_ask(sim: &mut Sim<()>, client: &FakePeer, args: &[&str]) -> String {
+    client.send(&resp::request(args));
+    sim.run_until_idle().unwrap();
+    String::from_utf8_lossy(&client.recv()).into_owned()
+}
+
+#[test]
+fn on_the_simulator_a_key_expires_at_its_deadline_and_not_before() {
+    let (mut sim, client, _) = simulated(Server::default());
+    assert_eq!(sim_ask(&mut sim, &client, &["SET", "k", "v", "EX", "3600"]), "+OK\r\n");
+    assert_eq!(sim_ask(&mut sim, &client, &["SET", "brief", "v", "PX", "10"]), "+OK\r\n");
+    sim.advance(Duration::from_secs(3600) - Duration::from_millis(1)).unwrap();
+    assert_eq!(sim_ask(&mut sim, &client, &["PTTL", "k"]), ":1\r\n");
+    // Nobody touched `brief`: the active cycle removed it.
+    assert_eq!(sim_ask(&mut sim, &client, &["DBSIZE"]), ":1\r\n");
+    assert_eq!(sim_ask(&mut sim, &client, &["GET", "k"]), "$1\r\nv\r\n");
+    // At the deadline itself the key still answers, as in Redis: it expires once past it.
+    sim.advance(Duration::from_millis(1)).unwrap();
+    assert_eq!(sim_ask(&mut sim, &client, &["PTTL", "k"]), ":0\r\n");
+    sim.advance(Duration::from_millis(1)).unwrap();
+    assert_eq!(sim_ask(&mut sim, &client, &["GET", "k"]), "$-1\r\n");
+    assert_eq!(sim_ask(&mut sim, &client, &["DBSIZE"]), ":0\r\n");
+}
+
+/// mini_redis with a 4 MiB hard and a 1 MiB soft pub/sub limit (held `soft_ms`), a
+/// subscriber to channel `c` that has stopped reading, and a publisher: returned both, the
+/// subscriber only to stay open.
+fn paused_subscriber(soft_ms: u64) -> (Sim<()>, FakePeer, FakePeer) {
+    let mut server = Server::default();
+    server.pubsub.limit = OutputLimit { hard: 4 << 20, soft: 1 << 20, soft_ms };
+    let (mut sim, subscriber, addr) = simulated(server);
+    let publisher = sim.connect(addr).unwrap();
+    assert!(sim_ask(&mut sim, &subscriber, &["SUBSCRIBE", "c"]).contains("subscribe"));
+    subscriber.pause_reading();
+    (sim, subscriber, publisher)
+}
+
+#[test]
+fn on_the_simulator_a_paused_subscriber_is_dropped_past_the_soft_limit_held_long_enough() {
+    let (mut sim, _subscriber, publisher) = paused_subscriber(1000);
+    let big = "m".repeat(2 << 20);
+    assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", &big]), ":1\r\n");
+    // Over the soft limit, not for long enough yet.
+    sim.advance(Duration::from_millis(999)).unwrap();
+    assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", "x"]), ":1\r\n");
+    sim.advance(Duration::from_millis(1)).unwrap();
+    // This one finds it over the soft limit for 1 s: it is the subscriber's last.
+    assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", "x"]), ":1\r\n");
+    assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", "x"]), ":0\r\n");
+}
+
+#[test]
+fn on_the_simulator_a_paused_subscriber_is_dropped_past_the_hard_limit_at_once() {
+    let (mut sim, _subscriber, publisher) = paused_subscriber(60_000);
+    let big = "m".repeat(3 << 20);
+    assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", &big]), ":1\r\n");
+    assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", &big]), ":1\r\n");
+    assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", "x"]), ":0\r\n");
+}
