@@ -24,6 +24,9 @@
 //!
 //! All of a connection's state lives in its read closure ([`Conn`]); its two [`Timer`]s and
 //! the shutdown callback hold only the handle ids ([`Ids`]), to close them.
+//!
+//! The request framing and head parser are in `support/http.rs`, free of I/O, so that the
+//! tests and the fuzz target `http_request` (fuzz/) drive them with bytes alone.
 
 #![allow(dead_code)]
 
