@@ -24,6 +24,9 @@
 //!
 //! All of a connection's state lives in its read closure ([`Conn`]); its two [`Timer`]s and
 //! the shutdown callback hold only the handle ids ([`Ids`]), to close them.
+//!
+//! The request framing and head parser are in `support/http.rs`, free of I/O, so that the
+//! tests and the fuzz target `http_request` (fuzz/) drive them with bytes alone.
 
 #![allow(dead_code)]
 
@@ -36,6 +39,8 @@ use std::time::Duration;
 
 use evloop::{Loop, RunMode, TcpListener, Timer};
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/per_core.rs"]
 mod per_core;
 #[path = "support/shutdown.rs"]
@@ -196,11 +201,8 @@ struct Conn {
     /// Received bytes not yet consumed: at most one partial head after each read, unless
     /// closing (then the rest is never looked at).
     buf: Vec<u8>,
-    /// How much of `buf` has been searched for the end of the head, so a head that trickles
-    /// in byte by byte is not searched again from its start each time.
-    scanned: usize,
-    /// Body bytes of the last request still to be discarded.
-    skip: u64,
+    /// Where the byte stream stands: in a head (and how much of it was searched) or in a body.
+    framer: http::Framer,
     /// A last response is queued and FIN follows it: what still arrives is discarded.
     closing: bool,
 }
@@ -220,7 +222,7 @@ fn reader<S: 'static>(mut c: Conn) -> impl FnMut(&mut Loop<S>, AnyStream, io::Re
             c.buf.extend_from_slice(bytes);
             let keep_reading = c.serve(lp);
             // Between requests: nothing buffered, nothing to skip, not ending.
-            if !c.closing && c.buf.is_empty() && c.skip == 0 {
+            if !c.closing && c.buf.is_empty() && !c.framer.in_body() {
                 c.ids.set_idle(true);
             }
             if !keep_reading {
@@ -237,7 +239,7 @@ fn reader<S: 'static>(mut c: Conn) -> impl FnMut(&mut Loop<S>, AnyStream, io::Re
 
 impl Conn {
     fn new(ids: Ids, config: Config) -> Conn {
-        Conn { ids, config, buf: Vec::new(), scanned: 0, skip: 0, closing: false }
+        Conn { ids, config, buf: Vec::new(), framer: http::Framer::default(), closing: false }
     }
 
     /// Answers every complete request in the buffer with one write. Returns whether to keep
@@ -246,37 +248,18 @@ impl Conn {
         let mut out = Vec::new();
         let mut pos = 0;
         while !self.closing {
-            let skipped = self.skip.min((self.buf.len() - pos) as u64);
-            pos += skipped as usize;
-            self.skip -= skipped;
-            if self.skip > 0 {
-                break;
-            }
-            let rest = &self.buf[pos..];
-            let from = self.scanned.saturating_sub(3);
-            let Some(end) = rest[from..].windows(4).position(|w| w == b"\r\n\r\n").map(|i| from + i + 4)
-            else {
-                self.scanned = rest.len();
-                if rest.len() >= self.config.max_head {
-                    respond(&mut out, 431, false, Reply::Close);
-                    self.closing = true;
-                } else if !rest.is_empty() && !self.ids.header.is_active(lp) {
+            let (used, request) = self.framer.next(&self.buf[pos..], self.config.max_head);
+            pos += used;
+            let Some(request) = request else {
+                if pos < self.buf.len() && !self.ids.header.is_active(lp) {
                     // A new head begins: its deadline runs from now.
                     let _ = self.ids.header.start(lp, self.config.header_timeout, Duration::ZERO);
                 }
                 break;
             };
             let _ = self.ids.header.stop(lp);
-            self.scanned = 0;
-            pos += end;
-            let request = if end > self.config.max_head { Err(431) } else { parse(&rest[..end - 4]) };
             match request {
                 Ok(req) => {
-                    let code = match (req.method, req.target.split('?').next()) {
-                        (_, Some(path)) if path != "/" => 404,
-                        ("GET" | "HEAD", _) => 200,
-                        _ => 405,
-                    };
                     // A client that expects `100 Continue` may hold its body back: as it
                     // gets none, the body's framing is unknown and the connection must end.
                     // A shutdown under way: this response is the connection's last.
@@ -287,8 +270,7 @@ impl Conn {
                         (false, true) => Reply::KeepAlive,
                         (false, false) => Reply::Default,
                     };
-                    respond(&mut out, code, req.method == "HEAD", reply);
-                    self.skip = req.body;
+                    respond(&mut out, req.status(), req.method == "HEAD", reply);
                 }
                 Err(code) => {
                     log::debug!("{:?}: bad request: {code}", self.ids.stream);
@@ -380,79 +362,6 @@ fn respond(out: &mut Vec<u8>, code: u16, head_only: bool, reply: Reply) {
     if !head_only {
         out.extend_from_slice(body.as_bytes());
     }
-}
-
-/// What the server needs of a request head.
-struct Request<'a> {
-    method: &'a str,
-    target: &'a str,
-    http10: bool,
-    keep_alive: bool,
-    body: u64,
-    expect_continue: bool,
-}
-
-/// Parses a request head without its final blank line, or returns the error status. Strict:
-/// lines end with CRLF, the head is UTF-8, no control characters but tabs in header values,
-/// no line folding, one `Host` in HTTP/1.1, no conflicting `Content-Length`.
-fn parse(head: &[u8]) -> Result<Request<'_>, u16> {
-    let head = std::str::from_utf8(head).map_err(|_| 400u16)?;
-    let mut lines = head.split("\r\n");
-    let mut parts = lines.next().unwrap_or("").split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(400);
-    };
-    let http10 = match version {
-        "HTTP/1.0" => true,
-        "HTTP/1.1" => false,
-        _ => return Err(400),
-    };
-    if !is_token(method) || target.is_empty() || target.bytes().any(|b| b.is_ascii_control()) {
-        return Err(400);
-    }
-    let (mut close, mut keep_alive, mut hosts) = (false, false, 0);
-    let (mut body, mut expect_continue) = (None, false);
-    for line in lines {
-        let (name, value) = line.split_once(':').ok_or(400u16)?;
-        // A token excludes the whitespace of "Name :" and of obsolete folded lines.
-        let value = value.trim_matches([' ', '\t']);
-        if !is_token(name) || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
-            return Err(400);
-        }
-        let is = |h: &str| name.eq_ignore_ascii_case(h);
-        if is("content-length") {
-            // Digits only: `parse` would take a sign.
-            let n = value.bytes().all(|b| b.is_ascii_digit()).then(|| value.parse::<u64>().ok()).flatten();
-            match (n, body) {
-                (Some(n), None) => body = Some(n),
-                (Some(n), Some(m)) if n == m => {}
-                _ => return Err(400),
-            }
-        } else if is("transfer-encoding") {
-            return Err(501);
-        } else if is("connection") {
-            for option in value.split(',').map(|o| o.trim_matches([' ', '\t'])) {
-                close |= option.eq_ignore_ascii_case("close");
-                keep_alive |= option.eq_ignore_ascii_case("keep-alive");
-            }
-        } else if is("host") {
-            hosts += 1;
-        } else if is("expect") {
-            expect_continue = value.eq_ignore_ascii_case("100-continue");
-        }
-    }
-    if !http10 && hosts != 1 {
-        return Err(400);
-    }
-    let keep_alive = !close && (!http10 || keep_alive);
-    Ok(Request { method, target, http10, keep_alive, body: body.unwrap_or(0), expect_continue })
-}
-
-/// Whether `s` is an HTTP token (a method, a header name).
-fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn main() -> io::Result<()> {
