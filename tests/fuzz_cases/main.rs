@@ -3,6 +3,7 @@
 //! fixed or seeded inputs that run on every `cargo test`.
 
 mod http_request;
+mod resp;
 mod sim_echo;
 
 use http_request::Item;
@@ -123,4 +124,24 @@ fn sim_echo_three_clients() {
         9, 0, 20, // 20 ms pass
     ];
     sim_echo::check(&input);
+}
+
+/// mini_redis's RESP parser on seeded inputs, and on a pipeline of every request form cut at
+/// every byte (the `resp` target's checks).
+#[test]
+fn resp_seeded_inputs_and_every_cut_of_a_pipeline() {
+    for input in inputs(0x5eed_4e57, 3_000, 48) {
+        resp::check(&input);
+    }
+    let pipeline: &[u8] =
+        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*0\r\n\r\nSET \"a b\" 'c'\r\n*1\r\n$4\r\nPING\r\n";
+    for cut in 0..=pipeline.len() {
+        let mut data = vec![255, cut as u8];
+        data.extend_from_slice(pipeline);
+        resp::check(&data);
+    }
+    let limits = Default::default();
+    let (requests, error) = resp::frame(&[pipeline], &limits);
+    assert_eq!(error, None);
+    assert_eq!(requests.len(), 6, "GET, PING, two skipped blanks, SET, PING: {requests:?}");
 }
