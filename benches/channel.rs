@@ -17,6 +17,22 @@ use evloop::{Channel, Loop, RunMode, Waker};
 
 mod common;
 
+/// Starts `producers` threads that each send their share of `n` through a clone of `tx`,
+/// which is dropped here (so the channel ends when the threads do).
+fn spawn_producers<T: Clone + Send + 'static>(
+    tx: T,
+    n: u64,
+    producers: u64,
+    send: fn(&T, u64),
+) -> Vec<thread::JoinHandle<()>> {
+    (0..producers)
+        .map(|_| {
+            let tx = tx.clone();
+            thread::spawn(move || (0..n / producers).for_each(|i| send(&tx, i)))
+        })
+        .collect()
+}
+
 fn channel(n: u64, producers: u64) -> f64 {
     let mut lp = Loop::with_state(0u64).unwrap();
     let (tx, _ch) = Channel::new(&mut lp, |lp, _, msg: Option<u64>| {
@@ -25,13 +41,7 @@ fn channel(n: u64, producers: u64) -> f64 {
         }
     });
     let start = Instant::now();
-    let threads: Vec<_> = (0..producers)
-        .map(|_| {
-            let tx = tx.clone();
-            thread::spawn(move || (0..n / producers).for_each(|i| tx.send(i).unwrap()))
-        })
-        .collect();
-    drop(tx);
+    let threads = spawn_producers(tx, n, producers, |tx, i| tx.send(i).unwrap());
     lp.run(RunMode::Default).unwrap();
     let elapsed = start.elapsed();
     threads.into_iter().for_each(|t| t.join().unwrap());
@@ -91,13 +101,7 @@ fn calloop_channel(n: u64, producers: u64) -> f64 {
         .unwrap();
     let mut st = St { got: 0, closed: false };
     let start = Instant::now();
-    let threads: Vec<_> = (0..producers)
-        .map(|_| {
-            let tx = tx.clone();
-            thread::spawn(move || (0..n / producers).for_each(|i| tx.send(i).unwrap()))
-        })
-        .collect();
-    drop(tx);
+    let threads = spawn_producers(tx, n, producers, |tx, i| tx.send(i).unwrap());
     while !st.closed {
         event_loop.dispatch(None, &mut st).unwrap();
     }

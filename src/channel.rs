@@ -78,6 +78,8 @@ struct Queue<T> {
     /// capacity until the loop comes back for more.
     in_delivery: usize,
     senders: usize,
+    /// Senders waiting for room: the loop wakes them (a system call) only if there are any.
+    waiting: usize,
     /// The handle was closed or its loop dropped: sends fail.
     closed: bool,
 }
@@ -112,8 +114,9 @@ impl<T> Receiver<T> {
         std::mem::swap(&mut q.messages, &mut self.spare);
         q.in_delivery = self.spare.len();
         let gone = q.senders == 0 && self.spare.is_empty();
+        let waiting = q.waiting > 0;
         drop(q);
-        if self.shared.capacity.is_some() {
+        if waiting {
             self.shared.room.notify_all();
         }
         self.batch.extend(self.spare.drain(..));
@@ -161,7 +164,7 @@ fn open<S, T: Send + 'static>(
     capacity: Option<usize>,
     mut on_message: impl FnMut(&mut Loop<S>, Channel, Option<T>) + 'static,
 ) -> (Sender<T>, Channel) {
-    let queue = Queue { messages: Vec::new(), in_delivery: 0, senders: 1, closed: false };
+    let queue = Queue { messages: Vec::new(), in_delivery: 0, senders: 1, waiting: 0, closed: false };
     let shared = Arc::new(Shared { queue: Mutex::new(queue), room: Condvar::new(), capacity });
     lp.open_wakeable(HandleKind::Channel, move |handle, waker| {
         let channel = Channel { handle };
@@ -206,7 +209,9 @@ impl<T> Sender<T> {
     pub fn send(&self, message: T) -> Result<(), SendError<T>> {
         let mut q = self.shared.lock();
         while !q.closed && self.shared.is_full(&q) {
+            q.waiting += 1;
             q = self.shared.room.wait(q).unwrap_or_else(|poisoned| poisoned.into_inner());
+            q.waiting -= 1;
         }
         self.push(q, message).map_err(SendError)
     }
