@@ -38,6 +38,59 @@ fn the_parser_refuses_what_redis_refuses() {
 }
 
 #[test]
+fn integers_parse_as_redis_string2ll_does() {
+    for ok in [0, 1, -1, 42, -42, i64::MAX, i64::MIN, i64::MAX - 1, i64::MIN + 1, 1_000_000_000_000_000_000] {
+        assert_eq!(resp::parse_i64(ok.to_string().as_bytes()), Some(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "-",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "99999999999999999999",
+        "1a",
+        " 1",
+        "1 ",
+        "--1",
+        "0x1",
+        "00",
+    ] {
+        assert_eq!(resp::parse_i64(bad.as_bytes()), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn parsed_arguments_reuse_their_buffers_and_let_big_ones_go() {
+    let limits = resp::Limits::default();
+    let mut args = resp::Args::default();
+    let requests: [&[u8]; 4] = [
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n",
+        b"PING\r\n",
+        b"\r\n",
+        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+    ];
+    for request in requests {
+        let used = resp::parse_into(request, &limits, &mut args).unwrap();
+        let (expected, expected_used) = resp::parse(request, &limits).unwrap().unwrap();
+        assert_eq!((args.as_slice(), used), (expected.as_slice(), Some(expected_used)));
+    }
+    // One 1 MiB value: held while it is in use, let go before the next request.
+    let big = resp::request(&["SET", "k", &"x".repeat(1 << 20)]);
+    resp::parse_into(&big, &limits, &mut args).unwrap();
+    assert_eq!(args.as_slice()[2].len(), 1 << 20);
+    assert!(args.allocated() >= 1 << 20);
+    args.shrink();
+    assert!(args.allocated() < 1 << 10, "{} bytes kept", args.allocated());
+    // 10,000 arguments: only the first 64 buffers stay.
+    let many: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+    let many: Vec<&str> = std::iter::once("DEL").chain(many.iter().map(String::as_str)).collect();
+    resp::parse_into(&resp::request(&many), &limits, &mut args).unwrap();
+    assert_eq!(args.as_slice().len(), 10_001);
+    args.shrink();
+    assert!(args.allocated() <= 64 * 16, "{} bytes kept", args.allocated());
+}
+
+#[test]
 fn the_parser_takes_any_bytes_without_panicking() {
     // Not a fuzzer (that is later work): 20,000 inputs from a fixed generator, over an
     // alphabet where RESP's own bytes are frequent. Whatever it says, it consumes no more than

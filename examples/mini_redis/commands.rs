@@ -55,23 +55,24 @@ pub fn execute<S>(
     args: &[Vec<u8>],
     out: &mut Vec<u8>,
 ) -> After {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-    let Some(arity) = arity(&name) else {
+    let mut lower = [0; 16];
+    let name = lowercase(&args[0], &mut lower);
+    let Some(arity) = arity(name) else {
         resp::error_reply(out, &unknown_command(args));
         return After::Continue;
     };
     let n = args.len() as i32;
     if (arity > 0 && n != arity) || n < -arity {
-        resp::error_reply(out, &wrong_arity(&name));
+        resp::error_reply(out, &wrong_arity(name));
         return After::Continue;
     }
     let subscribed = server.pubsub.is_subscribed(client);
-    if subscribed && !matches!(name.as_str(), "ping" | "subscribe" | "unsubscribe" | "quit") {
+    if subscribed && !matches!(name, "ping" | "subscribe" | "unsubscribe" | "quit") {
         resp::error_reply(out, &format!("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"));
         return After::Continue;
     }
     let now = lp.now();
-    let result = match name.as_str() {
+    let result = match name {
         "ping" if args.len() > 2 => Err(wrong_arity("ping")),
         "ping" if subscribed => {
             resp::array(out, 2);
@@ -95,15 +96,25 @@ pub fn execute<S>(
             return After::Close;
         }
         "subscribe" | "unsubscribe" | "publish" => {
-            subscriptions(lp, &mut server.pubsub, client, &name, &args[1..], out);
+            subscriptions(lp, &mut server.pubsub, client, name, &args[1..], out);
             Ok(())
         }
-        _ => server_or_data(server, &name, args, now, out),
+        _ => server_or_data(server, name, args, now, out),
     };
     if let Err(e) = result {
         resp::error_reply(out, &e);
     }
     After::Continue
+}
+
+/// `name` in lower case, in `buf`: no allocation per command. Too long for any command
+/// name, or not UTF-8: the empty name, which no command has.
+fn lowercase<'a>(name: &[u8], buf: &'a mut [u8; 16]) -> &'a str {
+    let Some(buf) = buf.get_mut(..name.len()) else { return "" };
+    for (to, from) in buf.iter_mut().zip(name) {
+        *to = from.to_ascii_lowercase();
+    }
+    std::str::from_utf8(buf).unwrap_or("")
 }
 
 /// Redis' reply to a command it does not know.
@@ -335,7 +346,8 @@ fn set(db: &mut Db, args: &[Vec<u8>], now: u64, out: &mut Vec<u8>) -> Result<(),
         Some((unit, value)) => Some(deadline(unit, value, now, "set")?),
     };
     let old = if get { Some(get_string(db, &args[1], now)?) } else { None };
-    let found = db.get(&args[1], now).is_some();
+    // Only NX and XX look first: a plain SET hashes the key once less.
+    let found = (nx || xx) && db.get(&args[1], now).is_some();
     if (nx && found) || (xx && !found) {
         match old {
             Some(Some(v)) => resp::bulk(out, &v),

@@ -80,7 +80,8 @@ impl Db {
     /// Removes `key` if its deadline has passed at `now`: past it, as Redis (`now > when`), so
     /// a key still answers at its deadline's very millisecond, with a PTTL of 0.
     fn expire_if_due(&mut self, key: &[u8], now: u64) {
-        if self.expires.get(key).is_some_and(|&(at, _)| at < now) {
+        // With no deadline at all (the common case), no second hash of the key.
+        if !self.expires.is_empty() && self.expires.get(key).is_some_and(|&(at, _)| at < now) {
             self.remove(key);
         }
     }
@@ -108,7 +109,11 @@ impl Db {
         if !keep_ttl {
             self.persist(key);
         }
-        self.map.insert(key.to_vec(), value);
+        // Overwriting keeps the stored key: no copy of it.
+        match self.map.get_mut(key) {
+            Some(old) => *old = value,
+            None => drop(self.map.insert(key.to_vec(), value)),
+        }
     }
 
     /// Removes `key` if it emptied (an aggregate loses its key with its last element).
@@ -146,6 +151,9 @@ impl Db {
 
     /// Drops the deadline of `key`; whether it had one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
+        if self.expires.is_empty() {
+            return false;
+        }
         let Some((_, index)) = self.expires.remove(key) else { return false };
         self.volatile.swap_remove(index);
         if let Some(moved) = self.volatile.get(index) {

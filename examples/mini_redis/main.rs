@@ -80,15 +80,33 @@ pub fn serve<S: 'static>(
     timer.start(lp, EXPIRE_PERIOD, EXPIRE_PERIOD)?;
     timer.unref(lp)?;
     let of_listener = server.clone();
-    let listener = TcpListener::bind(lp, addr, move |lp, stream| on_connection(lp, stream, &of_listener))?;
+    let scratch = Rc::new(RefCell::new(Scratch::default()));
+    let listener =
+        TcpListener::bind(lp, addr, move |lp, stream| on_connection(lp, stream, &of_listener, &scratch))?;
     Ok((listener, server))
 }
 
-fn on_connection<S: 'static>(lp: &mut Loop<S>, stream: TcpStream, server: &Rc<RefCell<Server>>) {
+/// The buffers every connection uses while it runs a batch, shared: a batch runs to its end
+/// before another connection's starts, and 10,000 idle connections then hold none.
+#[derive(Default)]
+struct Scratch {
+    args: resp::Args,
+    out: Vec<u8>,
+}
+
+/// The largest reply buffer kept from one batch to the next.
+const KEEP_OUT: usize = 1 << 20;
+
+fn on_connection<S: 'static>(
+    lp: &mut Loop<S>,
+    stream: TcpStream,
+    server: &Rc<RefCell<Server>>,
+    scratch: &Rc<RefCell<Scratch>>,
+) {
     let started = stream
         .set_nodelay(lp, true)
         .and_then(|()| stream.on_drain(lp, |lp, stream| drop(stream.read_resume(lp))))
-        .and_then(|()| stream.read_start(lp, reader(server.clone())));
+        .and_then(|()| stream.read_start(lp, reader(server.clone(), scratch.clone())));
     if let Err(e) = started {
         log::debug!("{stream:?}: cannot start: {e}");
         let _ = stream.close(lp);
@@ -99,6 +117,7 @@ fn on_connection<S: 'static>(lp: &mut Loop<S>, stream: TcpStream, server: &Rc<Re
 /// request, which the parser's limits bound.
 fn reader<S: 'static>(
     server: Rc<RefCell<Server>>,
+    scratch: Rc<RefCell<Scratch>>,
 ) -> impl FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>) + 'static {
     let mut buf = Vec::new();
     let mut closing = false;
@@ -119,18 +138,23 @@ fn reader<S: 'static>(
         // input would reset the connection, and the reply with it.
         Ok(_) if closing => {}
         Ok(bytes) => {
-            let mut out = Vec::new();
+            let scratch = &mut *scratch.borrow_mut();
+            let out = &mut scratch.out;
             // Parse straight from the loop's buffer when nothing is left over.
             let (consumed, after) = if buf.is_empty() {
-                let (n, after) = serve_batch(lp, &server, stream, bytes, &mut out);
+                let (n, after) = serve_batch(lp, &server, stream, bytes, &mut scratch.args, out);
                 buf.extend_from_slice(&bytes[n..]);
                 (0, after)
             } else {
                 buf.extend_from_slice(bytes);
-                serve_batch(lp, &server, stream, &buf, &mut out)
+                serve_batch(lp, &server, stream, &buf, &mut scratch.args, out)
             };
             buf.drain(..consumed);
-            let below_mark = out.is_empty() || stream.write(lp, &out).unwrap_or(true);
+            let below_mark = out.is_empty() || stream.write(lp, out).unwrap_or(true);
+            out.clear();
+            if out.capacity() > KEEP_OUT {
+                *out = Vec::new();
+            }
             if after == After::Close {
                 closing = true;
                 buf = Vec::new();
@@ -160,20 +184,23 @@ fn serve_batch<S>(
     server: &RefCell<Server>,
     stream: TcpStream,
     input: &[u8],
+    args: &mut resp::Args,
     out: &mut Vec<u8>,
 ) -> (usize, After) {
     let mut server = server.borrow_mut();
     let limits = server.limits;
     let mut pos = 0;
     loop {
-        match resp::parse(&input[pos..], &limits) {
+        // What the last request left (a huge value) is freed before the next.
+        args.shrink();
+        match resp::parse_into(&input[pos..], &limits, args) {
             Ok(None) => return (pos, After::Continue),
-            Ok(Some((args, used))) => {
+            Ok(Some(used)) => {
                 pos += used;
-                if args.is_empty() {
+                if args.as_slice().is_empty() {
                     continue;
                 }
-                if commands::execute(lp, &mut server, stream, &args, out) == After::Close {
+                if commands::execute(lp, &mut server, stream, args.as_slice(), out) == After::Close {
                     return (pos, After::Close);
                 }
             }

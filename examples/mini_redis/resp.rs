@@ -41,10 +41,75 @@ pub type Parsed = (Vec<Vec<u8>>, usize);
 
 /// Parses the first request in `buf`. `Ok(None)`: not complete yet, read more.
 pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, ProtocolError> {
+    let mut args = Args::default();
+    Ok(parse_into(buf, limits, &mut args)?.map(|used| (args.as_slice().to_vec(), used)))
+}
+
+/// [`parse`] into `args`, whose buffers are reused from one request to the next: a server
+/// parsing millions of small requests then allocates nothing per argument. Returns how many
+/// bytes the request took; `args` holds its arguments (none for a blank line or `*0`).
+pub fn parse_into(buf: &[u8], limits: &Limits, args: &mut Args) -> Result<Option<usize>, ProtocolError> {
+    args.clear();
     match buf.first() {
         None => Ok(None),
-        Some(b'*') => parse_multibulk(buf, limits),
-        Some(_) => parse_inline(buf, limits),
+        Some(b'*') => parse_multibulk(buf, limits, args),
+        Some(_) => parse_inline(buf, limits, args),
+    }
+}
+
+/// The arguments of one request, in buffers kept for the next one.
+#[derive(Default)]
+pub struct Args {
+    bufs: Vec<Vec<u8>>,
+    len: usize,
+    /// Whether a buffer grew past [`Args::KEEP_BYTES`] or their number past [`Args::KEEP`].
+    oversized: bool,
+}
+
+impl Args {
+    /// How many argument buffers stay allocated between requests.
+    const KEEP: usize = 64;
+    /// The largest argument buffer kept between requests: one 100 MB value must not stay
+    /// allocated for the rest of the connection.
+    const KEEP_BYTES: usize = 64 << 10;
+
+    /// The arguments.
+    pub fn as_slice(&self) -> &[Vec<u8>] {
+        &self.bufs[..self.len]
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        match self.bufs.get_mut(self.len) {
+            Some(b) => {
+                b.clear();
+                b.extend_from_slice(data);
+            }
+            None => self.bufs.push(data.to_vec()),
+        }
+        self.len += 1;
+        self.oversized |= data.len() > Self::KEEP_BYTES || self.len > Self::KEEP;
+    }
+
+    /// The bytes the argument buffers hold allocated.
+    pub fn allocated(&self) -> usize {
+        self.bufs.iter().map(Vec::capacity).sum()
+    }
+
+    /// Frees the buffers past what is kept between requests (call between requests).
+    pub fn shrink(&mut self) {
+        if std::mem::take(&mut self.oversized) {
+            self.len = 0;
+            self.bufs.truncate(Self::KEEP);
+            for b in &mut self.bufs {
+                if b.capacity() > Self::KEEP_BYTES {
+                    *b = Vec::new();
+                }
+            }
+        }
     }
 }
 
@@ -64,7 +129,7 @@ fn line(buf: &[u8], from: usize, limits: &Limits, too_big: &str) -> Result<Optio
     }
 }
 
-fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, ProtocolError> {
+fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Args) -> Result<Option<usize>, ProtocolError> {
     let Some(cr) = line(buf, 0, limits, "too big mbulk count string")? else { return Ok(None) };
     let count = match parse_i64(&buf[1..cr]) {
         Some(n) if n <= limits.max_multibulk => n,
@@ -72,10 +137,8 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, Protoc
     };
     let mut pos = cr + 2;
     if count <= 0 {
-        return Ok(Some((Vec::new(), pos)));
+        return Ok(Some(pos));
     }
-    // Capacity from the count only up to a bound: the count is the client's word.
-    let mut args = Vec::with_capacity(count.min(1024) as usize);
     for _ in 0..count {
         let Some(cr) = line(buf, pos, limits, "too big bulk count string")? else { return Ok(None) };
         if buf[pos] != b'$' {
@@ -90,21 +153,22 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, Protoc
         if buf.len() - pos < len.saturating_add(2) {
             return Ok(None);
         }
-        args.push(buf[pos..pos + len].to_vec());
+        args.push(&buf[pos..pos + len]);
         pos += len + 2;
     }
-    Ok(Some((args, pos)))
+    Ok(Some(pos))
 }
 
-fn parse_inline(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, ProtocolError> {
+fn parse_inline(buf: &[u8], limits: &Limits, args: &mut Args) -> Result<Option<usize>, ProtocolError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         return if buf.len() > limits.max_inline { Err(error("too big inline request")) } else { Ok(None) };
     };
     let end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
-    match split_args(&buf[..end]) {
-        Some(args) => Ok(Some((args, nl + 1))),
-        None => Err(error("unbalanced quotes in request")),
+    let words = split_args(&buf[..end]).ok_or_else(|| error("unbalanced quotes in request"))?;
+    for word in &words {
+        args.push(word);
     }
+    Ok(Some(nl + 1))
 }
 
 /// Redis' `sdssplitargs`: words split on white space, `"..."` with C escapes (`\n`, `\xHH`
@@ -192,17 +256,31 @@ fn hex(b: u8) -> u8 {
 
 /// Redis' `string2ll`: an optional `-`, digits, no leading zero, no `+`, no spaces, in range.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
-    let digits = s.strip_prefix(b"-").unwrap_or(s);
-    let ok = match digits {
-        [] => false,
-        [b'0'] => digits.len() == s.len(),
-        [b'0', ..] => false,
-        _ => digits.iter().all(u8::is_ascii_digit),
+    let (negative, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
     };
-    if !ok || s.len() > 20 {
-        return None;
+    match digits {
+        [] => return None,
+        [b'0'] => return (!negative).then_some(0),
+        [b'0', ..] => return None,
+        // 19 digits fit a u64 without overflow; i64 has at most 19.
+        _ if digits.len() > 19 => return None,
+        _ => {}
     }
-    std::str::from_utf8(s).ok()?.parse().ok()
+    let mut n: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(d - b'0');
+    }
+    if negative {
+        // -2^63 is in range, +2^63 is not.
+        (n <= 1 << 63).then(|| (n as i64).wrapping_neg())
+    } else {
+        i64::try_from(n).ok()
+    }
 }
 
 /// A request as a client sends it: a multibulk of `args`.
@@ -257,7 +335,22 @@ pub fn nil_array(out: &mut Vec<u8>) {
 }
 
 fn header(out: &mut Vec<u8>, kind: u8, n: i64) {
+    // Digits from the end of a stack buffer: no String per reply.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
     out.push(kind);
-    out.extend_from_slice(n.to_string().as_bytes());
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
     out.extend_from_slice(b"\r\n");
 }
