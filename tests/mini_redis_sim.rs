@@ -213,3 +213,52 @@ fn on_the_simulator_a_paused_subscriber_is_dropped_past_the_hard_limit_at_once()
     assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", &big]), ":1\r\n");
     assert_eq!(sim_ask(&mut sim, &publisher, &["PUBLISH", "c", "x"]), ":0\r\n");
 }
+
+/// The obvious recursive matcher (what `glob_match` was): exponential in the stars, the
+/// reference the linear one must agree with. Classes here only as single bytes, `?` and `\`.
+fn glob_reference(pattern: &[u8], s: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => (0..=s.len()).any(|i| glob_reference(rest, &s[i..])),
+        Some((b'?', rest)) => !s.is_empty() && glob_reference(rest, &s[1..]),
+        Some((b'\\', rest)) if !rest.is_empty() => {
+            s.first() == Some(&rest[0]) && glob_reference(&rest[1..], &s[1..])
+        }
+        Some((&p, rest)) => s.first() == Some(&p) && glob_reference(rest, &s[1..]),
+    }
+}
+
+#[test]
+fn glob_patterns_match_as_the_recursive_definition_says() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut matched = 0;
+    for _ in 0..50_000 {
+        let pattern: Vec<u8> = (0..next(7)).map(|_| b"ab*?\\"[next(5) as usize]).collect();
+        let key: Vec<u8> = (0..next(7)).map(|_| b"ab*?\\"[next(5) as usize]).collect();
+        let want = glob_reference(&pattern, &key);
+        assert_eq!(db::glob_match(&pattern, &key), want, "{:?} {:?}", pattern, key);
+        matched += want as u32;
+    }
+    assert!(matched > 1_000, "the inputs must match often enough to test something: {matched}");
+    assert!(db::glob_match(b"h[ae]llo*[^0-9]", b"hello world"));
+    assert!(!db::glob_match(b"h[ae]llo*[^0-9]", b"hallo 2"));
+}
+
+#[test]
+fn a_pattern_with_many_stars_does_not_stall_the_server() {
+    // Exponential for the recursive matcher (C(100, 15) splits to try); linear retries here.
+    // Run on a thread so a regression fails within the bound instead of hanging the suite.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let key = vec![b'a'; 100];
+        let pattern = [b"a*".repeat(15), b"b".to_vec()].concat();
+        done.send(db::glob_match(&pattern, &key)).unwrap();
+    });
+    assert_eq!(finished.recv_timeout(Duration::from_secs(30)), Ok(false));
+}

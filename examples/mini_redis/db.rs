@@ -199,31 +199,54 @@ impl Db {
 }
 
 /// Redis' `stringmatchlen`: `*`, `?`, `[abc]`, `[^a-z]`, and `\` to escape.
+///
+/// Every token but `*` matches exactly one byte, so a mismatch only ever needs to retry from
+/// the last `*` one byte further on: O(pattern x key) at worst, where trying every split at
+/// every `*` (the obvious recursion) is exponential in the number of stars, a cheap way for
+/// one `KEYS` to stall the server.
 pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => {
-            let rest = trim_stars(rest);
-            rest.is_empty() || (0..=s.len()).any(|i| glob_match(rest, &s[i..]))
+    let (mut p, mut i) = (0, 0);
+    // Where to resume after the last `*`: the pattern after it, and the byte it would next
+    // swallow.
+    let mut retry: Option<(usize, usize)> = None;
+    loop {
+        if pattern.get(p) == Some(&b'*') {
+            p += 1;
+            retry = Some((p, i));
+            continue;
         }
-        Some((b'?', rest)) => !s.is_empty() && glob_match(rest, &s[1..]),
-        Some((b'[', rest)) => {
-            let Some((&c, tail)) = s.split_first() else { return false };
-            let (matched, after) = class(rest, c);
-            matched && glob_match(after, tail)
+        let Some(&c) = s.get(i) else {
+            return pattern[p..].iter().all(|&b| b == b'*');
+        };
+        if let Some(used) = token_matches(&pattern[p..], c) {
+            p += used;
+            i += 1;
+            continue;
         }
-        Some((b'\\', rest)) if !rest.is_empty() => {
-            s.first() == Some(&rest[0]) && glob_match(&rest[1..], &s[1..])
+        match retry {
+            Some((after_star, from)) => {
+                p = after_star;
+                i = from + 1;
+                retry = Some((after_star, from + 1));
+            }
+            None => return false,
         }
-        Some((&p, rest)) => s.first() == Some(&p) && glob_match(rest, &s[1..]),
     }
 }
 
-fn trim_stars(mut p: &[u8]) -> &[u8] {
-    while let [b'*', rest @ ..] = p {
-        p = rest;
-    }
-    p
+/// How many pattern bytes the token at the start of `p` (not `*`) takes, if it matches `c`.
+fn token_matches(p: &[u8], c: u8) -> Option<usize> {
+    let (matched, used) = match p {
+        [] => return None,
+        [b'?', ..] => (true, 1),
+        [b'[', rest @ ..] => {
+            let (matched, after) = class(rest, c);
+            (matched, p.len() - after.len())
+        }
+        [b'\\', e, ..] => (*e == c, 2),
+        [b, ..] => (*b == c, 1),
+    };
+    matched.then_some(used)
 }
 
 /// Matches `c` against the class after a `[`; returns whether it matched and the pattern
