@@ -11,20 +11,32 @@ mod parser;
 /// The requests taken, in order, and the protocol error that ended the stream, if any.
 pub type Framed = (Vec<Vec<Vec<u8>>>, Option<String>);
 
-/// Parses `chunks` as the server does.
+/// Parses `chunks` as the server does: into one set of argument buffers, reused (and shrunk)
+/// from request to request, which must give what a fresh parse gives.
 pub fn frame(chunks: &[&[u8]], limits: &parser::Limits) -> Framed {
     let (mut buf, mut out) = (Vec::new(), Vec::new());
+    let mut args = parser::Args::default();
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         loop {
-            match parser::parse(&buf, limits) {
-                Ok(Some((args, used))) => {
+            args.shrink();
+            let parsed = parser::parse_into(&buf, limits, &mut args);
+            let fresh = parser::parse(&buf, limits);
+            match parsed {
+                Ok(Some(used)) => {
                     assert!(used > 0 && used <= buf.len(), "took {used} of {} bytes", buf.len());
-                    out.push(args);
+                    assert_eq!(fresh, Ok(Some((args.as_slice().to_vec(), used))), "reused buffers");
+                    out.push(args.as_slice().to_vec());
                     buf.drain(..used);
                 }
-                Ok(None) => break,
-                Err(e) => return (out, Some(e.0)),
+                Ok(None) => {
+                    assert_eq!(fresh, Ok(None));
+                    break;
+                }
+                Err(e) => {
+                    assert_eq!(fresh.as_ref().err(), Some(&e));
+                    return (out, Some(e.0));
+                }
             }
         }
     }
