@@ -38,6 +38,13 @@ fn the_parser_refuses_what_redis_refuses() {
 }
 
 #[test]
+fn a_keyspace_slot_is_as_small_as_a_string_needs() {
+    // Boxed keys and aggregates: a million small strings take 40-byte slots, not 80.
+    assert_eq!(std::mem::size_of::<db::Value>(), 24);
+    assert_eq!(std::mem::size_of::<(Box<[u8]>, db::Value)>(), 40);
+}
+
+#[test]
 fn integers_parse_as_redis_string2ll_does() {
     for ok in [0, 1, -1, 42, -42, i64::MAX, i64::MIN, i64::MAX - 1, i64::MIN + 1, 1_000_000_000_000_000_000] {
         assert_eq!(resp::parse_i64(ok.to_string().as_bytes()), Some(ok), "{ok}");

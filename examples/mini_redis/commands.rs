@@ -299,7 +299,7 @@ fn server_or_data(
             resp::simple(out, kind);
         }
         "keys" => {
-            let keys: Vec<&Vec<u8>> = db.keys(now).filter(|k| glob_match(&args[1], k)).collect();
+            let keys: Vec<&[u8]> = db.keys(now).filter(|k| glob_match(&args[1], k)).collect();
             resp::array(out, keys.len());
             for key in keys {
                 resp::bulk(out, key);

@@ -1,8 +1,6 @@
 //! The commands on lists, hashes and sets. An aggregate that loses its last element loses
 //! its key, as in Redis.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-
 use super::commands::{wrong_arity, Failed, NOT_INTEGER, WRONGTYPE};
 use super::db::{Db, Value};
 use super::resp::{self, parse_i64};
@@ -11,7 +9,7 @@ use super::resp::{self, parse_i64};
 pub fn execute(db: &mut Db, name: &str, args: &[Vec<u8>], now: u64, out: &mut Vec<u8>) -> Result<(), Failed> {
     match name {
         "lpush" | "rpush" => {
-            let Value::List(list) = db.entry(&args[1], now, || Value::List(VecDeque::new())) else {
+            let Value::List(list) = db.entry(&args[1], now, || Value::List(Box::default())) else {
                 return Err(WRONGTYPE.into());
             };
             for item in &args[2..] {
@@ -56,7 +54,7 @@ pub fn execute(db: &mut Db, name: &str, args: &[Vec<u8>], now: u64, out: &mut Ve
             if args.len() % 2 == 1 {
                 return Err(wrong_arity("hset"));
             }
-            let Value::Hash(hash) = db.entry(&args[1], now, || Value::Hash(HashMap::new())) else {
+            let Value::Hash(hash) = db.entry(&args[1], now, || Value::Hash(Box::default())) else {
                 return Err(WRONGTYPE.into());
             };
             let added =
@@ -75,7 +73,7 @@ pub fn execute(db: &mut Db, name: &str, args: &[Vec<u8>], now: u64, out: &mut Ve
             None => resp::array(out, 0),
             Some(Value::Hash(h)) => {
                 resp::array(out, h.len() * 2);
-                for (field, value) in h {
+                for (field, value) in h.iter() {
                     resp::bulk(out, field);
                     resp::bulk(out, value);
                 }
@@ -95,7 +93,7 @@ pub fn execute(db: &mut Db, name: &str, args: &[Vec<u8>], now: u64, out: &mut Ve
             resp::int(out, removed as i64);
         }
         "sadd" => {
-            let Value::Set(set) = db.entry(&args[1], now, || Value::Set(HashSet::new())) else {
+            let Value::Set(set) = db.entry(&args[1], now, || Value::Set(Box::default())) else {
                 return Err(WRONGTYPE.into());
             };
             let added = args[2..].iter().filter(|m| set.insert((*m).clone())).count();
@@ -105,7 +103,7 @@ pub fn execute(db: &mut Db, name: &str, args: &[Vec<u8>], now: u64, out: &mut Ve
             None => resp::array(out, 0),
             Some(Value::Set(s)) => {
                 resp::array(out, s.len());
-                for member in s {
+                for member in s.iter() {
                     resp::bulk(out, member);
                 }
             }
