@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use evloop::sim::{FakePeer, Sim};
 use mini_redis::commands::Server;
+use mini_redis::encodings::{HashValue, SetValue};
 use mini_redis::pubsub::OutputLimit;
 use mini_redis::{db, resp};
 
@@ -268,4 +269,51 @@ fn a_pattern_with_many_stars_does_not_stall_the_server() {
         done.send(db::glob_match(&pattern, &key)).unwrap();
     });
     assert_eq!(finished.recv_timeout(Duration::from_secs(30)), Ok(false));
+}
+
+#[test]
+fn small_hashes_and_integer_sets_keep_redis_order_until_they_grow() {
+    let mut hash = HashValue::default();
+    assert!(hash.insert(b"z", b"1") && hash.insert(b"a", b"2") && !hash.insert(b"z", b"3"));
+    let fields = |h: &HashValue| {
+        h.iter().map(|(f, v)| format!("{}={}", f[0] as char, v[0] as char)).collect::<Vec<_>>()
+    };
+    assert_eq!(fields(&hash), ["z=3", "a=2"]);
+    assert!(matches!(hash, HashValue::Listpack(_)));
+    // A value longer than 64 bytes, or a 129th field, turns it into a table for good.
+    let mut long = HashValue::default();
+    long.insert(b"f", &[b'v'; 65]);
+    assert!(matches!(long, HashValue::Table(_)));
+    for i in 0..128 {
+        hash.insert(format!("f{i}").as_bytes(), b"v");
+    }
+    assert!(matches!(hash, HashValue::Table(_)), "{} fields", hash.len());
+    assert_eq!((hash.len(), hash.get(b"z")), (130, Some(&b"3"[..])));
+    assert!(hash.remove(b"a") && !hash.remove(b"a"));
+    assert_eq!(hash.len(), 129);
+
+    let mut set = SetValue::default();
+    for m in ["10", "-3", "7", "10"] {
+        set.insert(m.as_bytes());
+    }
+    let members = |s: &SetValue| {
+        let mut all = Vec::new();
+        s.for_each(|m| all.push(String::from_utf8(m.to_vec()).unwrap()));
+        all
+    };
+    assert_eq!(members(&set), ["-3", "7", "10"]);
+    assert!(!set.remove(b"07") && set.remove(b"7"));
+    assert!(set.insert(b"07"), "not an integer as Redis reads them: a string member");
+    assert!(matches!(set, SetValue::Table(_)));
+    let mut sorted = members(&set);
+    sorted.sort();
+    assert_eq!(sorted, ["-3", "07", "10"]);
+    let mut ints = SetValue::default();
+    for i in 0..512 {
+        ints.insert(i.to_string().as_bytes());
+    }
+    assert!(matches!(ints, SetValue::Intset(_)));
+    ints.insert(b"512");
+    assert!(matches!(ints, SetValue::Table(_)));
+    assert_eq!(ints.len(), 513);
 }

@@ -5,7 +5,9 @@
 //! do not pile up. The keys with a deadline are also kept in a vector, so that sampling one
 //! at random is O(1).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+
+use super::encodings::{HashValue, SetValue};
 
 /// A value. The aggregates are boxed so that a value is 24 bytes, the size of a string's:
 /// the keyspace table holds a million small strings in 40-byte slots instead of 80.
@@ -13,8 +15,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 pub enum Value {
     Str(Vec<u8>),
     List(Box<VecDeque<Vec<u8>>>),
-    Hash(Box<HashMap<Vec<u8>, Vec<u8>>>),
-    Set(Box<HashSet<Vec<u8>>>),
+    Hash(Box<HashValue>),
+    Set(Box<SetValue>),
 }
 
 impl Value {

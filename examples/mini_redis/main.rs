@@ -19,6 +19,7 @@
 // Public so that a test can include this file and reach them.
 pub mod commands;
 pub mod db;
+pub mod encodings;
 pub mod pubsub;
 pub mod resp;
 pub mod types;

@@ -57,8 +57,7 @@ pub fn execute(db: &mut Db, name: &str, args: &[Vec<u8>], now: u64, out: &mut Ve
             let Value::Hash(hash) = db.entry(&args[1], now, || Value::Hash(Box::default())) else {
                 return Err(WRONGTYPE.into());
             };
-            let added =
-                args[2..].chunks(2).filter(|p| hash.insert(p[0].clone(), p[1].clone()).is_none()).count();
+            let added = args[2..].chunks(2).filter(|p| hash.insert(&p[0], &p[1])).count();
             resp::int(out, added as i64);
         }
         "hget" => match db.get(&args[1], now) {
@@ -83,10 +82,8 @@ pub fn execute(db: &mut Db, name: &str, args: &[Vec<u8>], now: u64, out: &mut Ve
         "hdel" | "srem" => {
             let removed = match db.get_mut(&args[1], now) {
                 None => 0,
-                Some(Value::Hash(h)) if name == "hdel" => {
-                    args[2..].iter().filter(|f| h.remove(*f).is_some()).count()
-                }
-                Some(Value::Set(s)) if name == "srem" => args[2..].iter().filter(|m| s.remove(*m)).count(),
+                Some(Value::Hash(h)) if name == "hdel" => args[2..].iter().filter(|f| h.remove(f)).count(),
+                Some(Value::Set(s)) if name == "srem" => args[2..].iter().filter(|m| s.remove(m)).count(),
                 Some(_) => return Err(WRONGTYPE.into()),
             };
             db.drop_if_empty(&args[1]);
@@ -96,16 +93,14 @@ pub fn execute(db: &mut Db, name: &str, args: &[Vec<u8>], now: u64, out: &mut Ve
             let Value::Set(set) = db.entry(&args[1], now, || Value::Set(Box::default())) else {
                 return Err(WRONGTYPE.into());
             };
-            let added = args[2..].iter().filter(|m| set.insert((*m).clone())).count();
+            let added = args[2..].iter().filter(|m| set.insert(m)).count();
             resp::int(out, added as i64);
         }
         "smembers" => match db.get(&args[1], now) {
             None => resp::array(out, 0),
             Some(Value::Set(s)) => {
                 resp::array(out, s.len());
-                for member in s.iter() {
-                    resp::bulk(out, member);
-                }
+                s.for_each(|member| resp::bulk(out, member));
             }
             Some(_) => return Err(WRONGTYPE.into()),
         },
