@@ -5,7 +5,11 @@
 
 mod common;
 
-// A RESP client, shared with mini_redis_aof.rs; its parser, pure code, is tested here too.
+// The parser, pure code, tested here on its own too.
+#[path = "../examples/mini_redis/resp.rs"]
+mod resp;
+
+// A RESP client, shared with mini_redis_aof.rs.
 #[path = "common/redis.rs"]
 mod redis;
 
@@ -15,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{fresh_example, have_client, start_example, Example};
-use redis::{read_reply, resp, Client};
+use redis::{read_reply, Client};
 
 fn mini_redis() -> Example {
     let mut cmd = Command::new(fresh_example("mini_redis"));

@@ -51,8 +51,8 @@
 //! the end of the last whole command, and the server starts. A malformed record before the
 //! end stops the start with `Bad file format reading the append only file` and leaves the
 //! file untouched. While loading, keys do not expire (as Redis' `server.loading`): a
-//! deadline already past is kept until the loop runs, so the commands that followed it see
-//! what they saw when they ran.
+//! deadline already past is kept until the end of the load, so the commands that followed it
+//! see what they saw when they ran; then those keys are removed.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -161,9 +161,7 @@ impl Aof {
 
     /// Logs command `args` (named `name`, in lower case), which ran and replied `reply`.
     pub fn feed(&self, name: &str, args: &[Vec<u8>], reply: &[u8]) {
-        if is_write(name) {
-            record(&mut self.0.borrow_mut().buf, name, args, reply, wall_ms);
-        }
+        record(&mut self.0.borrow_mut().buf, name, args, reply, wall_ms);
     }
 
     /// Hands the buffer to the pool, unless a write is in flight (or failed and this is not
@@ -298,6 +296,14 @@ pub fn replay(data: &[u8], server: &mut Server, now: u64) -> Result<usize, Strin
         }
     };
     server.loading = false;
+    // The deadlines that had passed were kept at `now` while loading: their keys go now, so
+    // that a client never sees them, even within the loop's first millisecond.
+    let db = &mut server.db;
+    let due: Vec<Vec<u8>> =
+        db.keys(0).filter(|k| db.deadline(k).is_some_and(|at| at <= now)).cloned().collect();
+    for key in due {
+        db.remove(&key);
+    }
     result
 }
 
@@ -331,11 +337,11 @@ pub fn is_write(name: &str) -> bool {
     )
 }
 
-/// Appends to `out` the record of write command `args` (named `name`, lower case), which
-/// replied `reply`: nothing if it changed nothing, its relative times made absolute with
+/// Appends to `out` the record of command `args` (named `name`, lower case), which replied
+/// `reply`: nothing if it is not a write command or changed nothing, its relative times made absolute with
 /// `wall_ms`, the wall clock in Unix milliseconds (read only if needed).
 pub fn record(out: &mut Vec<u8>, name: &str, args: &[Vec<u8>], reply: &[u8], wall_ms: impl FnOnce() -> i64) {
-    if !changed(name, args, reply) {
+    if !is_write(name) || !changed(name, args, reply) {
         return;
     }
     match name {

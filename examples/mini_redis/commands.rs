@@ -45,7 +45,8 @@ fn arity(name: &str) -> Option<i32> {
         | "keys" | "llen" | "hgetall" | "smembers" | "scard" => 2,
         "getset" | "incrby" | "decrby" | "append" | "hget" | "publish" => 3,
         "lrange" => 4,
-        "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "lpush" | "rpush" | "hdel" | "sadd" | "srem" => -3,
+        "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "lpush" | "rpush" | "hdel"
+        | "sadd" | "srem" => -3,
         "del" | "exists" | "mget" | "lpop" | "rpop" | "subscribe" | "client" | "config" => -2,
         "hset" => -4,
         _ => return None,

@@ -89,7 +89,8 @@ fn parse_args(args: &[String]) -> io::Result<(SocketAddr, Option<PathBuf>)> {
         if arg == "--aof" {
             aof = Some(PathBuf::from(args.next().ok_or_else(usage)?));
         } else if addr.is_none() {
-            let parsed = arg.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{arg}: {e}")));
+            let parsed =
+                arg.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{arg}: {e}")));
             addr = Some(parsed?);
         } else {
             return Err(usage());
