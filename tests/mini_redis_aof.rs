@@ -176,6 +176,55 @@ fn the_shutdown_flush_writes_what_no_iteration_handed_off() {
     assert_eq!(std::fs::read(&path).unwrap(), resp::request(&["SET", "k", "1"]));
 }
 
+/// Asks `request` until the reply is `want`, for at most 10 s.
+fn ask_until(c: &mut Client, request: &[&str], want: &str) {
+    let limit = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = c.ask(request);
+        if reply == want {
+            return;
+        }
+        assert!(Instant::now() < limit, "{request:?} still replies {reply:?}, not {want:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_failed_write_refuses_write_commands_until_a_retry_succeeds() {
+    if !common::have_client("a_failed_write_refuses_write_commands_until_a_retry_succeeds", "prlimit") {
+        return;
+    }
+    let dir = TempDir::new("aof-misconf");
+    let path = dir.join("appendonly.aof");
+    // A file size limit makes the second record's write fail (EFBIG; SIGXFSZ ignored).
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", r#"trap "" XFSZ; exec prlimit --fsize=200:unlimited "$@""#, "sh"]);
+    cmd.arg(fresh_example("mini_redis")).args(["127.0.0.1:0", "--aof"]).arg(&path);
+    let mut mini = start_example(cmd);
+    let mut c = Client::connect(mini.addr);
+    let value = "v".repeat(150);
+    assert_eq!(c.ask(&["SET", "a", &value]), "+OK\r\n");
+    assert_eq!(c.ask(&["SET", "b", &value]), "+OK\r\n");
+    let misconf = "-MISCONF Errors writing to the AOF file: File too large\r\n";
+    // (A DEL of nothing is not logged: polling with it adds nothing to the file.)
+    ask_until(&mut c, &["DEL", "nokey"], misconf);
+    assert_eq!(c.ask(&["SET", "c", "1"]), misconf);
+    assert_eq!(c.ask(&["GET", "c"]), "$-1\r\n");
+    assert_eq!(c.ask(&["DBSIZE"]), ":2\r\n");
+    // Once the file may grow, the timer's retry writes the record again and writes are
+    // accepted.
+    let pid = mini.child.id().to_string();
+    assert!(Command::new("prlimit")
+        .args(["--pid", &pid, "--fsize=unlimited:unlimited"])
+        .status()
+        .unwrap()
+        .success());
+    ask_until(&mut c, &["SET", "c", "1"], "+OK\r\n");
+    assert!(terminate(&mut mini).success());
+    let expected = records(&[&["SET", "a", &value], &["SET", "b", &value], &["SET", "c", "1"]]);
+    assert_eq!(std::fs::read(&path).unwrap(), expected);
+}
+
 #[test]
 fn a_write_in_the_file_survives_sigkill() {
     let dir = TempDir::new("aof-sigkill");

@@ -212,7 +212,7 @@ impl Aof {
                      until a write succeeds, retried every {FSYNC_PERIOD:?}",
                     log.path.display()
                 );
-                log.write_error = Some(e.to_string());
+                log.write_error = Some(reason(&e));
                 // Back in front of what came since, to be written again at the same offset.
                 let mut again = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
                 again.extend_from_slice(&log.buf);
@@ -244,7 +244,7 @@ impl Aof {
             Ok(()) => log.sync_error = None,
             Err(e) => {
                 log::error!("fsync of the AOF file {} failed: {e}; write commands are refused (MISCONF) until an fsync succeeds", log.path.display());
-                log.sync_error = Some(e.to_string());
+                log.sync_error = Some(reason(&e));
                 log.unsynced = true;
             }
         }
@@ -262,6 +262,16 @@ impl Aof {
             log.buf.clear();
         }
         log.file.sync_data()
+    }
+}
+
+/// What the MISCONF reply says of `e`: the system's text, as Redis' `strerror`, without
+/// Rust's ` (os error N)`.
+fn reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text.strip_suffix(&format!(" (os error {code})")).unwrap_or(&text).to_owned(),
+        None => text,
     }
 }
 
