@@ -25,15 +25,17 @@
 //! ended (no write in flight then: pool requests keep it alive), [`Aof::finish`] writes what
 //! is left and fsyncs, before the process exits.
 //!
-//! **Guarantees.** After a clean shutdown, every acknowledged write is in the file. After a
-//! crash of the process, everything handed to the pool is in the kernel, so at most the
-//! commands of the iteration that was running are lost. After a power cut, up to about 1 s
-//! (plus one write) of acknowledged writes can be lost, as with Redis' `everysec`. Replies
-//! may leave before their command's write(2) (Redis writes first, in `beforeSleep`, then
-//! replies): with everysec that is the same guarantee, since a reply never waited for the
-//! disk anyway, only for the page cache, which a power cut loses too; what a process crash
-//! can lose is the one iteration whose replies were already sent. `--aof` with fsync on
-//! every command (`always`) is not offered.
+//! **Guarantees.** After a clean shutdown (SIGINT/SIGTERM), every acknowledged write is in
+//! the file, fsynced. After a power cut or a kernel crash, up to about 1 s of acknowledged
+//! writes can be lost (the last fsync's age, plus the write in flight), as with Redis'
+//! `everysec`. Replies leave as soon as their command ran, before its write(2) (Redis writes
+//! in `beforeSleep`, before it sends the replies): for everysec that is the same guarantee,
+//! since Redis' reply did not wait for the disk either, only for the page cache, which a
+//! power cut loses just the same. What differs is a crash of the process alone (SIGKILL, a
+//! panic): Redis loses nothing acknowledged, while here the commands of the last iteration
+//! and of the write still in flight (a few milliseconds of them) can be lost, their replies
+//! sent. A file cut by such a crash mid-record loads as described below. Fsync on every
+//! command (`appendfsync always`) is not offered.
 //!
 //! **Errors.** A failed write is logged (error level) and, as in Redis, write commands get
 //! `-MISCONF Errors writing to the AOF file: <reason>` until a write succeeds; the timer
