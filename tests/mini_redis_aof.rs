@@ -245,6 +245,7 @@ fn a_write_in_the_file_survives_sigkill() {
     let mini = start(&path);
     let mut c = Client::connect(mini.addr);
     assert_eq!(c.ask(&["LRANGE", "l", "0", "-1"]), "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    assert_eq!(c.ask(&["CONFIG", "GET", "appendonly"]), "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n");
 }
 
 #[test]

@@ -216,7 +216,7 @@ fn server_or_data(
         }
         "command" => resp::array(out, 0),
         "client" => client_command(args, out)?,
-        "config" => config_command(args, out)?,
+        "config" => config_command(args, server.aof.is_some(), out)?,
         "info" => info(db, out),
         "get" => match db.get(&args[1], now) {
             None => resp::nil(out),
@@ -484,7 +484,7 @@ fn client_command(args: &[Vec<u8>], out: &mut Vec<u8>) -> Result<(), Failed> {
 }
 
 /// `CONFIG GET`: what redis-benchmark and redis-cli ask about, nothing persisted.
-fn config_command(args: &[Vec<u8>], out: &mut Vec<u8>) -> Result<(), Failed> {
+fn config_command(args: &[Vec<u8>], appendonly: bool, out: &mut Vec<u8>) -> Result<(), Failed> {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     if sub != "get" {
         return Err(format!(
@@ -495,8 +495,8 @@ fn config_command(args: &[Vec<u8>], out: &mut Vec<u8>) -> Result<(), Failed> {
     if args.len() < 3 {
         return Err(wrong_arity("config|get"));
     }
-    const PARAMS: &[(&str, &str)] = &[("save", ""), ("appendonly", "no"), ("databases", "1")];
-    let found: Vec<_> = PARAMS
+    let params = [("save", ""), ("appendonly", if appendonly { "yes" } else { "no" }), ("databases", "1")];
+    let found: Vec<_> = params
         .iter()
         .filter(|(name, _)| args[2..].iter().any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes())))
         .collect();
