@@ -34,7 +34,8 @@
 //! power cut loses just the same. What differs is a crash of the process alone (SIGKILL, a
 //! panic): Redis loses nothing acknowledged, while here the commands of the last iteration
 //! and of the write still in flight (a few milliseconds of them) can be lost, their replies
-//! sent. A file cut by such a crash mid-record loads as described below. Fsync on every
+//! sent; a second SIGINT, which exits at once, counts as such a crash. A file cut by a
+//! crash mid-record loads as described below. Fsync on every
 //! command (`appendfsync always`) is not offered.
 //!
 //! **Errors.** A failed write is logged (error level) and, as in Redis, write commands get
@@ -245,7 +246,11 @@ impl Aof {
         match r {
             Ok(()) => log.sync_error = None,
             Err(e) => {
-                log::error!("fsync of the AOF file {} failed: {e}; write commands are refused (MISCONF) until an fsync succeeds", log.path.display());
+                log::error!(
+                    "fsync of the AOF file {} failed: {e}; write commands are refused (MISCONF) \
+                     until an fsync succeeds",
+                    log.path.display()
+                );
                 log.sync_error = Some(reason(&e));
                 log.unsynced = true;
             }
