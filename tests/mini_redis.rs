@@ -9,12 +9,17 @@ mod common;
 #[path = "../examples/mini_redis/resp.rs"]
 mod resp;
 
-use std::io::{BufRead, BufReader, Read, Write};
+// A RESP client, shared with mini_redis_aof.rs.
+#[path = "common/redis.rs"]
+mod redis;
+
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{fresh_example, have_client, start_example, Example};
+use redis::{read_reply, Client};
 
 fn mini_redis() -> Example {
     let mut cmd = Command::new(fresh_example("mini_redis"));
@@ -41,64 +46,6 @@ fn redis_server(test: &str) -> Option<Example> {
         std::thread::sleep(Duration::from_millis(10));
     }
     Some(server)
-}
-
-/// Reads one whole reply and returns its bytes as text.
-fn read_reply(r: &mut impl BufRead) -> String {
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    assert!(line.ends_with("\r\n"), "cut reply: {line:?}");
-    let n: i64 = line[1..line.len() - 2].parse().unwrap_or(0);
-    match line.as_bytes()[0] {
-        b'$' if n >= 0 => {
-            let mut data = vec![0; n as usize + 2];
-            r.read_exact(&mut data).unwrap();
-            line + &String::from_utf8_lossy(&data)
-        }
-        b'*' => (0..n).fold(line, |acc, _| acc + &read_reply(r)),
-        _ => line,
-    }
-}
-
-/// A connection that sends requests and reads their replies.
-struct Client {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let w = TcpStream::connect(addr).unwrap();
-        w.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Client { r: BufReader::new(w.try_clone().unwrap()), w }
-    }
-
-    fn ask(&mut self, args: &[&str]) -> String {
-        self.w.write_all(&resp::request(args)).unwrap();
-        read_reply(&mut self.r)
-    }
-
-    /// Sends raw bytes and reads `replies` replies.
-    fn raw(&mut self, bytes: &[u8], replies: usize) -> String {
-        self.w.write_all(bytes).unwrap();
-        (0..replies).map(|_| read_reply(&mut self.r)).collect()
-    }
-
-    /// Reads until the server closes the connection. A reset counts as the end too: a server
-    /// that closes with input unread (ours after a protocol error, as Redis) resets.
-    fn rest(&mut self) -> String {
-        let mut rest = Vec::new();
-        let mut chunk = [0; 4096];
-        loop {
-            match self.r.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => rest.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-                Err(e) => panic!("reading until the close: {e}"),
-            }
-        }
-        String::from_utf8_lossy(&rest).into_owned()
-    }
 }
 
 /// Requests whose replies do not depend on a hash table's order, errors included.
@@ -145,6 +92,17 @@ const SCRIPT: &[&[&str]] = &[
     &["EXPIRE", "nokey", "10"],
     &["PEXPIRE", "t", "-1"],
     &["EXISTS", "t"],
+    &["SET", "p", "v", "PXAT", "99999999999999"],
+    &["SET", "p", "v", "EXAT", "0"],
+    &["SET", "p", "v", "PXAT", "x"],
+    &["PEXPIREAT", "p", "99999999999999"],
+    &["EXPIREAT", "p", "99999999999", "GT"],
+    &["EXPIREAT", "p", "99999999999", "LT"],
+    &["EXPIREAT", "p", "x"],
+    &["PEXPIREAT", "p"],
+    &["PEXPIREAT", "nokey", "1"],
+    &["EXPIREAT", "p", "1"],
+    &["EXISTS", "p"],
     &["GETSET", "g", "1"],
     &["GETSET", "g", "2"],
     &["INCR", "g"],

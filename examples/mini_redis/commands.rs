@@ -3,6 +3,7 @@
 
 use evloop::{Loop, TcpStream};
 
+use super::aof::{self, Aof};
 use super::db::{glob_match, Db, Value};
 use super::pubsub::PubSub;
 use super::resp::{self, parse_i64, Limits};
@@ -14,6 +15,10 @@ pub struct Server {
     pub db: Db,
     pub pubsub: PubSub,
     pub limits: Limits,
+    /// The append-only file, if the server has one.
+    pub aof: Option<Aof>,
+    /// The AOF is being replayed: no key expires meanwhile (Redis' `server.loading`).
+    pub loading: bool,
 }
 
 /// What the connection does after a command.
@@ -40,7 +45,8 @@ fn arity(name: &str) -> Option<i32> {
         | "keys" | "llen" | "hgetall" | "smembers" | "scard" => 2,
         "getset" | "incrby" | "decrby" | "append" | "hget" | "publish" => 3,
         "lrange" => 4,
-        "set" | "expire" | "pexpire" | "mset" | "lpush" | "rpush" | "hdel" | "sadd" | "srem" => -3,
+        "set" | "expire" | "pexpire" | "expireat" | "pexpireat" | "mset" | "lpush" | "rpush" | "hdel"
+        | "sadd" | "srem" => -3,
         "del" | "exists" | "mget" | "lpop" | "rpop" | "subscribe" | "client" | "config" => -2,
         "hset" => -4,
         _ => return None,
@@ -66,12 +72,17 @@ pub fn execute<S>(
         resp::error_reply(out, &wrong_arity(name));
         return After::Continue;
     }
+    if let Some(refused) = server.aof.as_ref().and_then(|aof| aof.refusal(name)) {
+        resp::error_reply(out, &refused);
+        return After::Continue;
+    }
     let subscribed = server.pubsub.is_subscribed(client);
     if subscribed && !matches!(name, "ping" | "subscribe" | "unsubscribe" | "quit") {
         resp::error_reply(out, &format!("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"));
         return After::Continue;
     }
     let now = lp.now();
+    let start = out.len();
     let result = match name {
         "ping" if args.len() > 2 => Err(wrong_arity("ping")),
         "ping" if subscribed => {
@@ -104,6 +115,9 @@ pub fn execute<S>(
     if let Err(e) = result {
         resp::error_reply(out, &e);
     }
+    if let Some(aof) = &server.aof {
+        aof.feed(name, args, &out[start..]);
+    }
     After::Continue
 }
 
@@ -115,6 +129,21 @@ fn lowercase<'a>(name: &[u8], buf: &'a mut [u8; 16]) -> &'a str {
         *to = from.to_ascii_lowercase();
     }
     std::str::from_utf8(buf).unwrap_or("")
+}
+
+/// Runs a command read from the append-only file: no client, the reply (`out`) is scratch,
+/// and a command that fails is skipped, as Redis does. `Err` if it is not a write command or
+/// has the wrong arity: the file is not one of ours.
+pub fn replay(server: &mut Server, args: &[Vec<u8>], now: u64, out: &mut Vec<u8>) -> Result<(), Failed> {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let n = args.len() as i32;
+    match arity(&name) {
+        Some(arity) if aof::is_write(&name) && !((arity > 0 && n != arity) || n < -arity) => {
+            let _ = server_or_data(server, &name, args, now, out);
+            Ok(())
+        }
+        _ => Err(format!("command '{name}' with {} arguments", n - 1)),
+    }
 }
 
 /// Redis' reply to a command it does not know.
@@ -198,7 +227,7 @@ fn server_or_data(
         }
         "command" => resp::array(out, 0),
         "client" => client_command(args, out)?,
-        "config" => config_command(args, out)?,
+        "config" => config_command(args, server.aof.is_some(), out)?,
         "info" => info(db, out),
         "get" => match db.get(&args[1], now) {
             None => resp::nil(out),
@@ -278,7 +307,7 @@ fn server_or_data(
             }
             resp::simple(out, "OK");
         }
-        "expire" | "pexpire" => expire(db, name, args, now, out)?,
+        "expire" | "pexpire" | "expireat" | "pexpireat" => expire(db, name, args, now, server.loading, out)?,
         "ttl" | "pttl" => {
             let reply = match db.get(&args[1], now) {
                 None => -2,
@@ -387,16 +416,27 @@ fn deadline(unit: &str, value: &[u8], now: u64, command: &str) -> Result<u64, Fa
     let ms = if unit.starts_with("EX") { n.checked_mul(1000).ok_or_else(invalid)? } else { n };
     if unit.ends_with("AT") {
         // Unix time: relative to the wall clock, then to the loop's clock.
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        return Ok(now.saturating_add(ms.saturating_sub(wall).max(0) as u64));
+        return Ok(now.saturating_add(ms.saturating_sub(wall_ms()).max(0) as u64));
     }
     now.checked_add(ms as u64).filter(|&at| at < i64::MAX as u64).ok_or_else(invalid)
 }
 
-/// `EXPIRE key seconds [NX|XX|GT|LT]`, and `PEXPIRE` in milliseconds.
-fn expire(db: &mut Db, name: &str, args: &[Vec<u8>], now: u64, out: &mut Vec<u8>) -> Result<(), Failed> {
+/// The wall clock, in Unix milliseconds.
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `EXPIRE key seconds [NX|XX|GT|LT]`, `PEXPIRE` in milliseconds, and `EXPIREAT` /
+/// `PEXPIREAT` at a Unix time. While `loading` the AOF, a deadline already past is kept (at
+/// `now`, so the key lasts until the loop runs) instead of deleting the key, as Redis does.
+fn expire(
+    db: &mut Db,
+    name: &str,
+    args: &[Vec<u8>],
+    now: u64,
+    loading: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), Failed> {
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for arg in &args[3..] {
         match String::from_utf8_lossy(arg).to_ascii_uppercase().as_str() {
@@ -415,7 +455,9 @@ fn expire(db: &mut Db, name: &str, args: &[Vec<u8>], now: u64, out: &mut Vec<u8>
     }
     let n = parse_i64(&args[2]).ok_or(NOT_INTEGER)?;
     let invalid = || format!("ERR invalid expire time in '{name}' command");
-    let ms = if name == "expire" { n.checked_mul(1000).ok_or_else(invalid)? } else { n };
+    let ms = if name.starts_with("expire") { n.checked_mul(1000).ok_or_else(invalid)? } else { n };
+    // The absolute forms: from the wall clock to the loop's.
+    let ms = if name.ends_with("at") { ms.checked_sub(wall_ms()).ok_or_else(invalid)? } else { ms };
     let at = (now as i64).checked_add(ms).ok_or_else(invalid)?;
     if db.get(&args[1], now).is_none() {
         resp::int(out, 0);
@@ -428,11 +470,11 @@ fn expire(db: &mut Db, name: &str, args: &[Vec<u8>], now: u64, out: &mut Vec<u8>
     };
     if refused {
         resp::int(out, 0);
-    } else if at <= now as i64 {
+    } else if at <= now as i64 && !loading {
         db.remove(&args[1]);
         resp::int(out, 1);
     } else {
-        db.set_deadline(&args[1], at as u64);
+        db.set_deadline(&args[1], at.max(now as i64) as u64);
         resp::int(out, 1);
     }
     Ok(())
@@ -454,7 +496,7 @@ fn client_command(args: &[Vec<u8>], out: &mut Vec<u8>) -> Result<(), Failed> {
 }
 
 /// `CONFIG GET`: what redis-benchmark and redis-cli ask about, nothing persisted.
-fn config_command(args: &[Vec<u8>], out: &mut Vec<u8>) -> Result<(), Failed> {
+fn config_command(args: &[Vec<u8>], appendonly: bool, out: &mut Vec<u8>) -> Result<(), Failed> {
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     if sub != "get" {
         return Err(format!(
@@ -465,8 +507,8 @@ fn config_command(args: &[Vec<u8>], out: &mut Vec<u8>) -> Result<(), Failed> {
     if args.len() < 3 {
         return Err(wrong_arity("config|get"));
     }
-    const PARAMS: &[(&str, &str)] = &[("save", ""), ("appendonly", "no"), ("databases", "1")];
-    let found: Vec<_> = PARAMS
+    let params = [("save", ""), ("appendonly", if appendonly { "yes" } else { "no" }), ("databases", "1")];
+    let found: Vec<_> = params
         .iter()
         .filter(|(name, _)| args[2..].iter().any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes())))
         .collect();

@@ -1,9 +1,15 @@
 //! A Redis-compatible server: RESP2, pipelining, strings, lists, hashes, sets, expiry and
 //! pub/sub, enough for `redis-cli` and `redis-benchmark`.
 //!
-//! Usage: `mini_redis [ADDR]` (default `127.0.0.1:6379`; port 0 picks a free one). Prints
-//! `listening on ADDR` once bound. On SIGINT or SIGTERM it stops accepting, closes its
-//! connections (as Redis does) and exits 0; a second SIGINT exits at once (status 130).
+//! Usage: `mini_redis [ADDR] [--aof PATH]` (default `127.0.0.1:6379`; port 0 picks a free
+//! one). Prints `listening on ADDR` once bound. On SIGINT or SIGTERM it stops accepting,
+//! closes its connections (as Redis does) and exits 0; a second SIGINT exits at once
+//! (status 130).
+//!
+//! With `--aof PATH`, write commands are appended to PATH (Redis' AOF format, `everysec`
+//! fsync, written through the thread pool) and PATH is replayed before `listening on`; a
+//! truncated end is repaired, a malformed file stops the start (exit status 1). SIGINT or
+//! SIGTERM writes and fsyncs what is left before exiting. See [`aof`].
 //!
 //! One loop, one thread, like Redis' own `ae` loop. Each connection parses every complete
 //! request in what it has received ([`resp::parse`], a pure function), runs them in order,
@@ -17,6 +23,7 @@
 #![allow(dead_code)] // `serve` and the modules are also used by the tests
 
 // Public so that a test can include this file and reach them.
+pub mod aof;
 pub mod commands;
 pub mod db;
 pub mod encodings;
@@ -30,6 +37,7 @@ mod shutdown;
 use std::cell::RefCell;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
@@ -44,18 +52,52 @@ const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 fn main() -> io::Result<ExitCode> {
     env_logger::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let addr: SocketAddr = match args.as_slice() {
-        [] => "127.0.0.1:6379".parse().unwrap(),
-        [a] => a.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{a}: {e}")))?,
-        _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "usage: mini_redis [ADDR]")),
-    };
+    let (addr, aof_path) = parse_args(&args)?;
     let mut lp = Loop::new()?;
-    let (listener, _) = serve(&mut lp, addr, Server::default())?;
+    let mut server = Server::default();
+    if let Some(path) = &aof_path {
+        match aof::Aof::open(path, &mut server, lp.now()) {
+            Ok(aof) => server.aof = Some(aof),
+            Err(e) => {
+                eprintln!("mini_redis: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    let aof = server.aof.clone();
+    let (listener, _) = serve(&mut lp, addr, server)?;
+    if let Some(aof) = &aof {
+        aof.start(&mut lp)?;
+    }
     let outcome = shutdown::on_signals(&mut lp, shutdown::GRACE, close_connections)?;
     println!("listening on {}", listener.local_addr(&lp)?);
     io::stdout().flush()?;
     lp.run(RunMode::Default)?;
+    // The loop has ended, so no write is in flight: the rest of the buffer, then fsync.
+    if let Some(Err(e)) = aof.map(|aof| aof.finish()) {
+        eprintln!("mini_redis: cannot write the AOF at shutdown: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(shutdown::exit_status(outcome.get()))
+}
+
+/// `[ADDR] [--aof PATH]`, in any order.
+fn parse_args(args: &[String]) -> io::Result<(SocketAddr, Option<PathBuf>)> {
+    let usage = || io::Error::new(io::ErrorKind::InvalidInput, "usage: mini_redis [ADDR] [--aof PATH]");
+    let (mut addr, mut aof) = (None, None);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--aof" {
+            aof = Some(PathBuf::from(args.next().ok_or_else(usage)?));
+        } else if addr.is_none() {
+            let parsed =
+                arg.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{arg}: {e}")));
+            addr = Some(parsed?);
+        } else {
+            return Err(usage());
+        }
+    }
+    Ok((addr.unwrap_or_else(|| "127.0.0.1:6379".parse().unwrap()), aof))
 }
 
 /// Redis ends its clients' connections when it shuts down: so do we, at once.
