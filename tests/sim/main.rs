@@ -324,3 +324,4 @@ fn a_blackholed_connect_never_answers() {
 
 mod faults_and_limits;
 mod replay;
+mod soak;
