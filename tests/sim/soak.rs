@@ -1,8 +1,9 @@
 //! The simulated hour: 1,000 fake clients against `examples/echo_server.rs` on the
 //! simulator with chaos on (short writes, reads that find nothing, EMFILE on accept), random
 //! per-link latency and random read sizes. Each client connects in the first minute, sends
-//! messages of random sizes at random times, sometimes stops reading for a while (so the
-//! server's backpressure engages), and half-closes in the last minute. Every byte must come
+//! messages of random sizes at random times (now and then a burst of up to 128 KiB),
+//! sometimes stops reading for up to ten minutes (so the server's backpressure engages: the
+//! hour stops its reading some 35 times), and half-closes in the last minute. Every byte must come
 //! back exactly once and in order, every connection must end with the server's FIN and no
 //! reset, and once the listener closes the loop must end by itself.
 
@@ -37,7 +38,7 @@ struct Plan {
 }
 
 /// The hour. Its cost in real time grows with clients x messages (every poll of the
-/// simulator looks at every connection): about 17 s in a debug build on 2 cores.
+/// simulator looks at every connection): about 20 s in a debug build on 2 cores.
 const HOUR: Plan = Plan { clients: 1_000, duration: 3_600_000, messages: 10, max_message: 4096, chaos: 0.05 };
 
 /// A tenth of the clients, for the checks that run a scenario more than once.
@@ -60,8 +61,9 @@ enum Action {
         latency: Duration,
     },
     Send(Vec<u8>),
-    /// Stop reading until the client's next event.
+    /// Stop reading, until `Resume`: what the server echoes piles up.
     Pause,
+    Resume,
     Shutdown,
 }
 
@@ -80,18 +82,25 @@ fn schedule(plan: &Plan, rng: &mut Rng) -> Vec<Event> {
         let start = rng.below(minute);
         let latency = Duration::from_millis(1 + rng.below(50));
         events.push(Event { at: start, client, action: Action::Connect { latency } });
+        let end = plan.duration - 1 - rng.below(minute);
         for _ in 0..1 + rng.below(2 * plan.messages) {
             let at = start + 1 + rng.below(plan.duration - 2 * minute);
-            let data: Vec<u8> = (0..1 + rng.below(plan.max_message)).map(|_| rng.below(256) as u8).collect();
+            // One message in 40 is a burst, bigger than the windows and the server's
+            // high-water mark together, so that a paused client stalls the server.
+            let max = if rng.below(40) == 0 { plan.max_message * 32 } else { plan.max_message };
+            let len = 1 + rng.below(max);
+            let data: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
             events.push(Event { at, client, action: Action::Send(data) });
             if rng.below(4) == 0 {
                 events.push(Event { at, client, action: Action::Pause });
+                let resume = (at + 1 + rng.below(10 * minute)).min(end);
+                events.push(Event { at: resume, client, action: Action::Resume });
             }
         }
-        let at = plan.duration - 1 - rng.below(minute);
-        events.push(Event { at, client, action: Action::Shutdown });
+        events.push(Event { at: end, client, action: Action::Shutdown });
     }
-    // Stable: a client's events at the same moment stay in order (send, then pause).
+    // Stable: a client's events at the same moment stay in order (send, then pause; a
+    // resume due at the end comes before the half-close, which resumes anyway).
     events.sort_by_key(|e| e.at);
     events
 }
@@ -169,11 +178,11 @@ fn run(plan: &Plan, sim: &mut Sim<()>, serve: fn(&mut Sim<()>) -> TcpListener) -
         let Some(peer) = &client.peer else { unreachable!("a client acts after it connects") };
         match &event.action {
             Action::Send(data) => {
-                peer.resume_reading();
                 peer.send(data);
                 client.sent.extend_from_slice(data);
             }
             Action::Pause => peer.pause_reading(),
+            Action::Resume => peer.resume_reading(),
             Action::Shutdown => {
                 peer.resume_reading();
                 peer.shutdown();
