@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{example_path, have_client, start_example};
+use common::{example_path, have_client, rss_bytes, start_example};
 
 fn echo_server() -> common::Example {
     let mut cmd = Command::new(example_path("echo_server"));
@@ -48,13 +48,6 @@ fn echo_client_checks_every_echo() {
     assert!(out.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("20 connections x 200 messages x 1024 B"), "{stdout}");
     assert!(stdout.contains("round trips/s"), "{stdout}");
-}
-
-/// Resident memory of a process (VmRSS), in bytes.
-fn rss_bytes(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
-    line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
 }
 
 #[test]

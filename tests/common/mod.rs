@@ -47,6 +47,13 @@ fn current_fd_limit() -> u64 {
         .unwrap_or(1024)
 }
 
+/// Resident memory of a process (VmRSS), in bytes.
+pub fn rss_bytes(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
+}
+
 /// Runs a blocking peer `f` on a thread. When it returns, it wakes the loop, whose callback
 /// runs `on_done` (typically: close the server), so `run(RunMode::Default)` ends by itself.
 pub fn peer<S: 'static, T: Send + 'static>(

@@ -1,7 +1,8 @@
 //! The simulated driver's own promises: virtual time, in-memory TCP with windows, chunking,
 //! FIN and RST, fake peers and listeners, the pool modes, faults, stall and livelock
 //! detection, determinism. Pool modes, faults and saturating limits are in
-//! `faults_and_limits.rs`; replay by seed, connect faults and divergence in `replay.rs`.
+//! `faults_and_limits.rs`; replay by seed, connect faults and divergence in `replay.rs`; the
+//! simulated hour of 1,000 clients under chaos in `soak.rs`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -324,3 +325,4 @@ fn a_blackholed_connect_never_answers() {
 
 mod faults_and_limits;
 mod replay;
+mod soak;
