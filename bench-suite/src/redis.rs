@@ -384,3 +384,29 @@ pub fn run_all(cfg: &Config, setup: &Setup) -> Vec<Outcome> {
     }
     outcomes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_per_second_from_redis_benchmark_csv() {
+        let lines: Vec<String> = [
+            r#""test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms""#,
+            r#""LPUSH","40816.33","0.789","0.224","0.767","1.143","2.079","2.319""#,
+        ]
+        .map(str::to_string)
+        .to_vec();
+        assert_eq!(csv_rps(&lines, "lpush"), Ok(40816.33));
+        assert!(csv_rps(&lines, "lpop").unwrap_err().contains("no \"LPOP\" row"));
+    }
+
+    #[test]
+    fn cases_in_run_order() {
+        let g = groups(true);
+        assert_eq!(g.len(), 3);
+        assert_eq!(g[0].cases(), ["SET -P 1", "GET -P 1", "INCR -P 1", "LPUSH -P 1", "LPOP -P 1"]);
+        assert_eq!(g[1].cases()[4], "LPOP -P 16");
+        assert_eq!(g[2].cases(), ["10000 keys x 32 B"]);
+    }
+}

@@ -60,7 +60,7 @@ fn table(rows: &[Row], version: &str) -> String {
             Ok(v) => report::format_value(*v, r.metric.unit),
             Err(e) => e.clone(),
         };
-        let (arrow, better) = if r.metric.higher_is_better { ("↑", "higher") } else { ("↓", "lower") };
+        let (arrow, better) = (r.metric.arrow(), if r.metric.higher_is_better { "higher" } else { "lower" });
         let ratio = match r.ratio {
             Some(x) if r.behind() => format!("**{x:.2}**"),
             Some(x) => format!("{x:.2}"),
@@ -110,12 +110,7 @@ pub fn svg(rows: &[Row], title: &str) -> String {
     let bars: Vec<ChartRow> = rows
         .iter()
         .map(|r| ChartRow {
-            label: format!(
-                "{} · {} {}",
-                r.case,
-                r.metric.name,
-                if r.metric.higher_is_better { "↑" } else { "↓" }
-            ),
+            label: format!("{} · {} {}", r.case, r.metric.name, r.metric.arrow()),
             bars: vec![r.ratio.map(|x| (x, if r.behind() { BEHIND } else { AHEAD }))],
         })
         .collect();
@@ -159,4 +154,90 @@ pub fn parse(text: &str) -> Result<Option<(Vec<Row>, String)>, String> {
         });
     }
     Ok(Some((rows, version)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(case: &str, metric: Metric, cells: [Result<f64, String>; 2]) -> Row {
+        let ratio = match &cells {
+            [Ok(a), Ok(b)] => Some(a / b),
+            _ => None,
+        };
+        Row { case: case.into(), metric, cells, ratio }
+    }
+
+    fn sample() -> Vec<Row> {
+        vec![
+            row("SET -P 16", BENCH_METRICS[0], [Ok(250_000.0), Ok(200_000.0)]),
+            row("SET -P 16", BENCH_METRICS[1], [Ok(3.0), Ok(2.0)]),
+            row(
+                "GET -P 1",
+                BENCH_METRICS[0],
+                [Ok(30_000.0), Err("skipped: redis-server not installed".into())],
+            ),
+            row("1000 keys x 32 B", LOAD_METRICS[0], [Ok(50.0), Ok(100.0)]),
+        ]
+    }
+
+    /// The committed results.md: a run without the redis workload.
+    const OLD_RESULTS: &str = include_str!("../results.md");
+
+    #[test]
+    fn section_reads_back_as_written() {
+        let text =
+            format!("# bench-suite results\n\nheader\n\n{}", section(&sample(), "7.0.15", 200_000, 1000));
+        let (rows, version) = parse(&text).unwrap().expect("the section is found");
+        assert_eq!(version, "7.0.15");
+        let shown: Vec<(String, &str, Result<f64, String>, Result<f64, String>, Option<f64>)> = rows
+            .into_iter()
+            .map(|r| (r.case, r.metric.key, r.cells[0].clone(), r.cells[1].clone(), r.ratio))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("SET -P 16".into(), "requests_per_s", Ok(250_000.0), Ok(200_000.0), Some(1.25)),
+                ("SET -P 16".into(), "server_cpu_us_per_op", Ok(3.0), Ok(2.0), Some(1.5)),
+                (
+                    "GET -P 1".into(),
+                    "requests_per_s",
+                    Ok(30_000.0),
+                    Err("skipped: redis-server not installed".into()),
+                    None
+                ),
+                ("1000 keys x 32 B".into(), "rss_kib", Ok(50.0), Ok(100.0), Some(0.5)),
+            ]
+        );
+    }
+
+    #[test]
+    fn bold_where_mini_redis_is_behind_whichever_way_is_better() {
+        let t = table(&sample(), "7");
+        // Faster: ahead. More CPU per request (ratio above 1 where lower is better): behind.
+        assert!(t.contains("| SET -P 16 | requests/s ↑ | 250 k/s | 200 k/s | 1.25 | higher |"), "{t}");
+        assert!(
+            t.contains("| SET -P 16 | server CPU/request ↓ | 3.00 µs | 2.00 µs | **1.50** | lower |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| 1000 keys x 32 B | RSS after loading ↓ | 50.0 MiB | 100 MiB | 0.50 | lower |"),
+            "{t}"
+        );
+        let svg = svg(&sample(), "t");
+        assert_eq!(svg.matches(BEHIND).count(), 2, "one bar and the legend: {svg}");
+        assert_eq!(svg.matches(AHEAD).count(), 3, "two bars and the legend: {svg}");
+    }
+
+    #[test]
+    fn results_without_the_section_still_read() {
+        assert!(parse(OLD_RESULTS).unwrap().is_none());
+        let old = report::rows_from_results(OLD_RESULTS).unwrap();
+        assert!(!old.is_empty());
+        // The same file with the section after it: the same evloop rows, and the redis rows.
+        let both = format!("{OLD_RESULTS}\n{}", section(&sample(), "7.0.15", 200_000, 1000));
+        let main = both.split(HEADING).next().unwrap();
+        assert_eq!(report::rows_from_results(main).unwrap().len(), old.len());
+        assert_eq!(parse(&both).unwrap().unwrap().0.len(), sample().len());
+    }
 }

@@ -186,13 +186,7 @@ pub fn svg(rows: &[Row], title: &str) -> String {
     let bars: Vec<ChartRow> = rows
         .iter()
         .map(|row| ChartRow {
-            label: format!(
-                "{} · {} · {} {}",
-                row.workload,
-                row.case,
-                row.metric.name,
-                if row.metric.higher_is_better { "↑" } else { "↓" }
-            ),
+            label: format!("{} · {} · {} {}", row.workload, row.case, row.metric.name, row.metric.arrow()),
             bars: series.iter().map(|&(rt, color, _)| row.ratio(rt).map(|r| (r, color))).collect(),
         })
         .collect();

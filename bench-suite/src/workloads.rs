@@ -136,6 +136,17 @@ pub struct Metric {
     pub higher_is_better: bool,
 }
 
+impl Metric {
+    /// ↑ where higher is better, ↓ where lower is.
+    pub fn arrow(&self) -> &'static str {
+        if self.higher_is_better {
+            "↑"
+        } else {
+            "↓"
+        }
+    }
+}
+
 const fn m(key: &'static str, name: &'static str, unit: Unit, higher_is_better: bool) -> Metric {
     Metric { key, name, unit, scale: 1.0, higher_is_better }
 }
