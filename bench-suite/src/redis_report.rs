@@ -181,6 +181,9 @@ mod tests {
         ]
     }
 
+    /// A row as the tests compare it: case, metric key, the two cells, the ratio.
+    type Shown = (String, &'static str, Result<f64, String>, Result<f64, String>, Option<f64>);
+
     /// The committed results.md: a run without the redis workload.
     const OLD_RESULTS: &str = include_str!("../results.md");
 
@@ -190,7 +193,7 @@ mod tests {
             format!("# bench-suite results\n\nheader\n\n{}", section(&sample(), "7.0.15", 200_000, 1000));
         let (rows, version) = parse(&text).unwrap().expect("the section is found");
         assert_eq!(version, "7.0.15");
-        let shown: Vec<(String, &str, Result<f64, String>, Result<f64, String>, Option<f64>)> = rows
+        let shown: Vec<Shown> = rows
             .into_iter()
             .map(|r| (r.case, r.metric.key, r.cells[0].clone(), r.cells[1].clone(), r.ratio))
             .collect();
