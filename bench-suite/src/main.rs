@@ -203,10 +203,15 @@ fn orchestrate(args: &[String]) -> Result<bool, String> {
     let cases = workloads::cases(&cfg);
     let started = Instant::now();
     eprintln!(
-        "bench-suite: {} cases x {} runtimes{} x {} repetition(s){}; {}",
-        cases.len(),
-        RUNTIMES.len(),
-        if redis_setup.is_some() { ", and the redis workload (mini_redis vs redis-server)" } else { "" },
+        "bench-suite: {} x {} repetition(s){}; {}",
+        [
+            (!cases.is_empty()).then(|| format!("{} cases x {} runtimes", cases.len(), RUNTIMES.len())),
+            redis_setup.as_ref().map(|_| "the redis workload (mini_redis vs redis-server)".to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" and "),
         cfg.reps,
         if cfg.smoke { " (smoke: tiny counts)" } else { "" },
         match cfg.pin {
@@ -260,7 +265,7 @@ fn orchestrate(args: &[String]) -> Result<bool, String> {
     let redis_rows = redis_report::rows(&redis_outcomes);
     let redis_version = redis_setup.as_ref().map_or("", |s| s.redis_version.as_str());
     let elapsed = started.elapsed();
-    let header = header(&cfg, args, elapsed.as_secs_f64());
+    let header = header(&cfg, args, elapsed.as_secs_f64(), !rows.is_empty(), !redis_rows.is_empty());
     // The evloop-vs-runtimes part and the mini_redis-vs-redis-server part, each if it ran.
     let main_part =
         (!rows.is_empty()).then(|| format!("{}\n\n{}", report::RATIO_EXPLANATION, report::table(&rows)));
@@ -433,7 +438,9 @@ per message (the callback swaps the queue out and drains it). Unpinned; 4 produc
 - queue_work / fs_stat: a pool of 4 threads on every runtime (tokio: `max_blocking_threads(4)`).
 ";
 
-fn header(cfg: &Config, args: &[String], secs: f64) -> String {
+/// The header of results.md; `runtimes` and `redis`: whether the run had runtime workloads,
+/// and the redis workload.
+fn header(cfg: &Config, args: &[String], secs: f64, runtimes: bool, redis: bool) -> String {
     let cmd = if args.is_empty() {
         "cargo run --release -p bench-suite".to_string()
     } else {
@@ -445,9 +452,17 @@ fn header(cfg: &Config, args: &[String], secs: f64) -> String {
     };
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
-        "Command: `{cmd}`  \nMedian of {} repetition(s), runtimes interleaved (evloop, tokio, libuv, evloop, ...){}; \
+        "Command: `{cmd}`  \nMedian of {} repetition(s), {}{}; \
          {:.0} s in all.  \nMachine: {} CPUs, Linux {}; tokio {} current-thread runtime; {}.  \nPinning: {}.",
         cfg.reps,
+        [
+            runtimes.then_some("runtimes interleaved (evloop, tokio, libuv, evloop, ...)"),
+            redis.then_some("servers interleaved (mini_redis, redis-server, mini_redis, ...)"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", "),
         if cfg.smoke { "; SMOKE MODE: tiny counts, the figures mean nothing" } else { "" },
         secs,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -457,7 +472,7 @@ fn header(cfg: &Config, args: &[String], secs: f64) -> String {
         match cfg.pin {
             Some((s, c)) => format!(
                 "the TCP or Unix socket server (or writer) under test on CPU {s}, the load generator \
-                 on CPU {c} (taskset); other workloads unpinned"
+                 (or redis-benchmark) on CPU {c} (taskset); other workloads unpinned"
             ),
             None => "none (taskset missing or fewer than 2 CPUs, or --no-pin)".to_string(),
         }
