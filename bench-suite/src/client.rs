@@ -19,6 +19,10 @@
 //!   and `ops` (echoes).
 //! - `sink EXPECTED`: accepts one connection, reads it to the end, checks the byte count.
 //! - `hold PORT N`: opens N connections (blocking std ones), prints `connected`, keeps them until killed.
+//! - `redis_load PORT KEYS VALUE_SIZE BATCH`: stores KEYS keys (`key:0000001`, ...) with
+//!   VALUE_SIZE-byte values in a Redis-compatible server, BATCH pipelined `SET`s per write,
+//!   checking every reply and then `DBSIZE`. Blocking std: its speed is not measured (the
+//!   `redis` workload reads the server's memory afterwards). Prints `keys`.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -69,6 +73,12 @@ pub fn main(args: &[String]) -> Result<(), String> {
         ),
         "sink" => sink(parse(rest, 0, "EXPECTED")?),
         "hold" => hold(util::target(rest, 0)?, parse(rest, 1, "N")?),
+        "redis_load" => redis_load(
+            util::local_port(parse(rest, 0, "PORT")?),
+            parse(rest, 1, "KEYS")?,
+            parse(rest, 2, "VALUE_SIZE")?,
+            parse(rest, 3, "BATCH")?,
+        ),
         other => return Err(format!("unknown client mode {other:?}")),
     };
     r.map_err(|e| format!("client {mode}: {e}"))
@@ -485,5 +495,60 @@ fn hold(target: Target, n: usize) -> io::Result<()> {
     // Hold them until the orchestrator closes our stdin or kills us.
     let _ = io::stdin().read_to_end(&mut Vec::new());
     drop(conns);
+    Ok(())
+}
+
+// ---- redis_load (blocking std) ----
+
+/// A Redis command in RESP2 (an array of bulk strings).
+fn resp_command(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", parts.len()).as_bytes());
+    for p in parts {
+        out.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
+        out.extend_from_slice(p);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Reads exactly `want`'s length and checks it is `want`.
+fn expect_reply(stream: &mut std::net::TcpStream, want: &[u8], what: &str) -> io::Result<()> {
+    let mut got = vec![0u8; want.len()];
+    stream.read_exact(&mut got)?;
+    if got != want {
+        let shown = String::from_utf8_lossy(&got[..got.len().min(80)]).into_owned();
+        return Err(fail(format!("{what}: unexpected reply {shown:?}")));
+    }
+    Ok(())
+}
+
+fn redis_load(addr: SocketAddr, keys: u64, value_size: usize, batch: u64) -> io::Result<()> {
+    if batch == 0 || value_size == 0 {
+        return Err(fail("VALUE_SIZE and BATCH must be positive"));
+    }
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    // The orchestrator bounds the run too; this only turns a silent server into an error.
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let oks = b"+OK\r\n".repeat(batch as usize);
+    let mut out = Vec::new();
+    let mut first = 0;
+    while first < keys {
+        let n = batch.min(keys - first);
+        out.clear();
+        for i in first..first + n {
+            // Distinct values, none of them an integer (which a server may store compactly).
+            let key = format!("key:{:07}", i + 1);
+            let value = format!("v{:0>width$}", i + 1, width = value_size - 1);
+            resp_command(&mut out, &[b"SET", key.as_bytes(), &value.as_bytes()[..value_size]]);
+        }
+        stream.write_all(&out)?;
+        expect_reply(&mut stream, &oks[..n as usize * 5], "SET")?;
+        first += n;
+    }
+    out.clear();
+    resp_command(&mut out, &[b"DBSIZE"]);
+    stream.write_all(&out)?;
+    expect_reply(&mut stream, format!(":{keys}\r\n").as_bytes(), "DBSIZE")?;
+    util::result("keys", keys as f64);
     Ok(())
 }

@@ -13,6 +13,8 @@
 
 mod client;
 mod procs;
+mod redis;
+mod redis_report;
 mod report;
 mod rt_evloop;
 mod rt_tokio;
@@ -21,6 +23,7 @@ mod tokio_stream;
 mod util;
 mod workloads;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -186,12 +189,29 @@ fn orchestrate(args: &[String]) -> Result<bool, String> {
         );
         return Ok(false);
     }
+    let redis_setup = if cfg.only.is_empty() || cfg.only.iter().any(|o| o == redis::WORKLOAD) {
+        match redis::setup(&cfg, require_libuv) {
+            Ok(setup) => Some(setup),
+            Err(e) => {
+                eprintln!("bench-suite: {e}");
+                return Ok(false);
+            }
+        }
+    } else {
+        None
+    };
     let cases = workloads::cases(&cfg);
     let started = Instant::now();
     eprintln!(
-        "bench-suite: {} cases x {} runtimes x {} repetition(s){}; {}",
-        cases.len(),
-        RUNTIMES.len(),
+        "bench-suite: {} x {} repetition(s){}; {}",
+        [
+            (!cases.is_empty()).then(|| format!("{} cases x {} runtimes", cases.len(), RUNTIMES.len())),
+            redis_setup.as_ref().map(|_| "the redis workload (mini_redis vs redis-server)".to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" and "),
         cfg.reps,
         if cfg.smoke { " (smoke: tiny counts)" } else { "" },
         match cfg.pin {
@@ -238,12 +258,25 @@ fn orchestrate(args: &[String]) -> Result<bool, String> {
         }
         outcomes.push(o);
     }
-    let ok = !outcomes.iter().any(Outcome::failed);
+    let redis_outcomes = redis_setup.as_ref().map(|setup| redis::run_all(&cfg, setup)).unwrap_or_default();
+    let ok = !outcomes.iter().any(Outcome::failed)
+        && !redis_outcomes.iter().any(|o| o.errors.iter().any(|e| !e.is_empty()));
     let rows = report::rows(&outcomes);
-    let table = report::table(&rows);
+    let redis_rows = redis_report::rows(&redis_outcomes);
+    let redis_version = redis_setup.as_ref().map_or("", |s| s.redis_version.as_str());
     let elapsed = started.elapsed();
-    let header = header(&cfg, args, elapsed.as_secs_f64());
-    println!("{header}\n{}\n\n{table}", report::RATIO_EXPLANATION);
+    let header = header(&cfg, args, elapsed.as_secs_f64(), !rows.is_empty(), !redis_rows.is_empty());
+    // The evloop-vs-runtimes part and the mini_redis-vs-redis-server part, each if it ran.
+    let main_part =
+        (!rows.is_empty()).then(|| format!("{}\n\n{}", report::RATIO_EXPLANATION, report::table(&rows)));
+    let redis_part = (!redis_rows.is_empty()).then(|| {
+        let (requests, keys) = redis::sizes(cfg.smoke);
+        redis_report::section(&redis_rows, redis_version, requests, keys)
+    });
+    println!("{header}");
+    for part in [&main_part, &redis_part].into_iter().flatten() {
+        println!("\n{part}");
+    }
     for o in outcomes.iter().filter(|o| o.failed()) {
         for (i, errs) in o.errors.iter().enumerate() {
             for e in errs {
@@ -251,35 +284,74 @@ fn orchestrate(args: &[String]) -> Result<bool, String> {
             }
         }
     }
+    for o in &redis_outcomes {
+        for (i, errs) in o.errors.iter().enumerate() {
+            for e in errs {
+                eprintln!("FAILED {} {} on {}: {e}", redis::WORKLOAD, o.case, redis::SERVERS[i].name());
+            }
+        }
+    }
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    let summary = out_dir.join("summary.md");
     let libuv_version = match env!("BENCH_SUITE_LIBUV_VERSION") {
         "" => "(not found)",
         v => v,
     };
-    let doc = report::summary(&rows, TOKIO_VERSION, libuv_version, &summary_source(&header));
-    std::fs::write(&summary, doc).map_err(|e| format!("{}: {e}", summary.display()))?;
-    let md = out_dir.join("results.md");
-    let svg = out_dir.join("ratios.svg");
-    let doc = format!(
-        "# bench-suite results\n\n{header}\n\n{}\n\n{table}\n{}\n![ratios](ratios.svg)\n",
-        report::RATIO_EXPLANATION,
-        NOTES
+    let doc = summary_doc(
+        &rows,
+        libuv_version,
+        TOKIO_VERSION,
+        &redis_rows,
+        redis_version,
+        &summary_source(&header),
     );
-    std::fs::write(&md, doc).map_err(|e| format!("{}: {e}", md.display()))?;
-    let title = format!("evloop vs tokio (current-thread) and libuv — median of {} run(s)", cfg.reps);
-    std::fs::write(&svg, report::svg(&rows, &title)).map_err(|e| format!("{}: {e}", svg.display()))?;
-    eprintln!(
-        "wrote {}, {} and {} in {:.0} s",
-        md.display(),
-        summary.display(),
-        svg.display(),
-        elapsed.as_secs_f64()
-    );
+    let mut written = vec![write(&out_dir, "summary.md", &doc)?];
+    let mut doc = format!("# bench-suite results\n\n{header}\n");
+    if let Some(part) = &main_part {
+        let _ = write!(doc, "\n{part}\n{NOTES}\n![ratios](ratios.svg)\n");
+    }
+    if let Some(part) = &redis_part {
+        let _ = write!(doc, "\n{part}");
+    }
+    written.push(write(&out_dir, "results.md", &doc)?);
+    if !rows.is_empty() {
+        let title = format!("evloop vs tokio (current-thread) and libuv — median of {} run(s)", cfg.reps);
+        written.push(write(&out_dir, "ratios.svg", &report::svg(&rows, &title))?);
+    }
+    if !redis_rows.is_empty() {
+        let title = format!("mini_redis vs redis-server {redis_version} — median of {} run(s)", cfg.reps);
+        written.push(write(&out_dir, "redis.svg", &redis_report::svg(&redis_rows, &title))?);
+    }
+    eprintln!("wrote {} in {:.0} s", written.join(", "), elapsed.as_secs_f64());
     if !ok {
         eprintln!("bench-suite: some runs FAILED");
     }
     Ok(ok)
+}
+
+/// Writes `name` in `dir`; its path, for the log.
+fn write(dir: &std::path::Path, name: &str, text: &str) -> Result<String, String> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path.display().to_string())
+}
+
+/// summary.md: where it comes from, the summary of the evloop rows and the mini_redis vs
+/// redis-server rows, each if there are any.
+fn summary_doc(
+    rows: &[report::Row],
+    libuv: &str,
+    tokio: &str,
+    redis_rows: &[redis_report::Row],
+    redis_version: &str,
+    source: &str,
+) -> String {
+    let mut doc =
+        if rows.is_empty() { format!("{source}\n") } else { report::summary(rows, tokio, libuv, source) };
+    if !redis_rows.is_empty() {
+        doc.push('\n');
+        doc.push_str(&redis_report::summary(redis_rows, redis_version));
+    }
+    doc
 }
 
 /// The first lines of the summary: which run it comes from (from a results.md header).
@@ -305,19 +377,27 @@ fn word_after<'a>(text: &'a str, prefix: &str) -> &'a str {
 /// as summary.md beside it (or in `--out DIR`) and printed.
 fn summary_from_results(results: &std::path::Path, out_dir: Option<&PathBuf>) -> Result<bool, String> {
     let text = std::fs::read_to_string(results).map_err(|e| format!("{}: {e}", results.display()))?;
-    let rows = report::rows_from_results(&text).map_err(|e| format!("{}: {e}", results.display()))?;
-    let doc = report::summary(
+    let at = |e: String| format!("{}: {e}", results.display());
+    // The evloop table comes before the mini_redis vs redis-server section, if there is one.
+    let main = text.split(redis_report::HEADING).next().unwrap_or("");
+    let rows = report::rows_from_results(main).map_err(at)?;
+    let (redis_rows, redis_version) = redis_report::parse(&text).map_err(at)?.unwrap_or_default();
+    if rows.is_empty() && redis_rows.is_empty() {
+        return Err(at("no result rows found".into()));
+    }
+    let doc = summary_doc(
         &rows,
-        word_after(&text, "; tokio ").trim_end_matches(';'),
         word_after(&text, "; libuv ").trim_end_matches(';'),
+        word_after(&text, "; tokio ").trim_end_matches(';'),
+        &redis_rows,
+        &redis_version,
         &summary_source(&text),
     );
     let dir = out_dir.cloned().unwrap_or_else(|| results.parent().map_or_else(PathBuf::new, PathBuf::from));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let path = dir.join("summary.md");
-    std::fs::write(&path, &doc).map_err(|e| format!("{}: {e}", path.display()))?;
+    let path = write(&dir, "summary.md", &doc)?;
     print!("{doc}");
-    eprintln!("wrote {}", path.display());
+    eprintln!("wrote {path}");
     Ok(true)
 }
 
@@ -358,7 +438,9 @@ per message (the callback swaps the queue out and drains it). Unpinned; 4 produc
 - queue_work / fs_stat: a pool of 4 threads on every runtime (tokio: `max_blocking_threads(4)`).
 ";
 
-fn header(cfg: &Config, args: &[String], secs: f64) -> String {
+/// The header of results.md; `runtimes` and `redis`: whether the run had runtime workloads,
+/// and the redis workload.
+fn header(cfg: &Config, args: &[String], secs: f64, runtimes: bool, redis: bool) -> String {
     let cmd = if args.is_empty() {
         "cargo run --release -p bench-suite".to_string()
     } else {
@@ -370,9 +452,17 @@ fn header(cfg: &Config, args: &[String], secs: f64) -> String {
     };
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
-        "Command: `{cmd}`  \nMedian of {} repetition(s), runtimes interleaved (evloop, tokio, libuv, evloop, ...){}; \
+        "Command: `{cmd}`  \nMedian of {} repetition(s), {}{}; \
          {:.0} s in all.  \nMachine: {} CPUs, Linux {}; tokio {} current-thread runtime; {}.  \nPinning: {}.",
         cfg.reps,
+        [
+            runtimes.then_some("runtimes interleaved (evloop, tokio, libuv, evloop, ...)"),
+            redis.then_some("servers interleaved (mini_redis, redis-server, mini_redis, ...)"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", "),
         if cfg.smoke { "; SMOKE MODE: tiny counts, the figures mean nothing" } else { "" },
         secs,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -382,7 +472,7 @@ fn header(cfg: &Config, args: &[String], secs: f64) -> String {
         match cfg.pin {
             Some((s, c)) => format!(
                 "the TCP or Unix socket server (or writer) under test on CPU {s}, the load generator \
-                 on CPU {c} (taskset); other workloads unpinned"
+                 (or redis-benchmark) on CPU {c} (taskset); other workloads unpinned"
             ),
             None => "none (taskset missing or fewer than 2 CPUs, or --no-pin)".to_string(),
         }

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::util;
+
 pub type Results = BTreeMap<String, f64>;
 
 pub struct Proc {
@@ -119,26 +121,33 @@ impl Proc {
         }
     }
 
-    /// Waits for `listening PORT`.
-    pub fn port(&mut self, timeout: Duration) -> Result<u16, String> {
+    /// Waits for the first stdout line that `f` maps to `Some`, and returns that.
+    pub fn find_line<T>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut(&str) -> Option<Result<T, String>>,
+    ) -> Result<T, String> {
         let deadline = Instant::now() + timeout;
         while let Some(line) = self.next_line(deadline)? {
-            if let Some(p) = line.strip_prefix("listening ") {
-                return p.trim().parse().map_err(|_| format!("{}: bad line {line:?}", self.name));
+            if let Some(r) = f(&line) {
+                return r.map_err(|e| format!("{}: {e}", self.name));
             }
         }
-        Err(self.gone("exited before listening"))
+        Err(self.gone(&format!("exited before {what}")))
+    }
+
+    /// Waits for `listening PORT`.
+    pub fn port(&mut self, timeout: Duration) -> Result<u16, String> {
+        self.find_line(timeout, "listening", |line| {
+            let p = line.strip_prefix("listening ")?;
+            Some(p.trim().parse().map_err(|_| format!("bad line {line:?}")))
+        })
     }
 
     /// Waits for a line equal to `want`.
     pub fn expect(&mut self, want: &str, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        while let Some(line) = self.next_line(deadline)? {
-            if line.trim() == want {
-                return Ok(());
-            }
-        }
-        Err(self.gone(&format!("exited before saying {want:?}")))
+        self.find_line(timeout, &format!("saying {want:?}"), |line| (line.trim() == want).then_some(Ok(())))
     }
 
     /// Collects `result` lines until the keys in `until` are all there (the process keeps
@@ -163,16 +172,38 @@ impl Proc {
         if !until.is_empty() {
             return Err(self.gone("exited before reporting"));
         }
-        // Stdout closed: the process is exiting.
+        self.exited(deadline)?;
+        Ok(results)
+    }
+
+    /// Every stdout line until the process exits, which it must do with success by `timeout`.
+    pub fn output(&mut self, timeout: Duration) -> Result<Vec<String>, String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        while let Some(line) = self.next_line(deadline)? {
+            lines.push(line);
+        }
+        self.exited(deadline)?;
+        Ok(lines)
+    }
+
+    /// Once stdout is closed (the process is exiting): waits for its exit, which must be a
+    /// success, until `deadline`.
+    fn exited(&mut self, deadline: Instant) -> Result<(), String> {
         loop {
             match self.child.try_wait() {
-                Ok(Some(s)) if s.success() => return Ok(results),
+                Ok(Some(s)) if s.success() => return Ok(()),
                 Ok(Some(_)) => return Err(self.gone("failed")),
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
                 Ok(None) => return Err(self.gone("did not exit")),
                 Err(e) => return Err(format!("{}: wait: {e}", self.name)),
             }
         }
+    }
+
+    /// A field of the process's `/proc/PID/status` in KiB (`"VmRSS:"`).
+    pub fn status_kib(&self, field: &str) -> Option<u64> {
+        util::status_kib_of(&format!("/proc/{}/status", self.child.id()), field)
     }
 
     /// CPU time the process has used so far, all its threads, in nanoseconds (Linux:

@@ -68,17 +68,7 @@ pub fn rows(outcomes: &[Outcome]) -> Vec<Row> {
     let mut rows = Vec::new();
     for o in outcomes {
         for metric in o.case.metrics() {
-            let cells = std::array::from_fn(|i| {
-                if let Some(why) = &o.skipped[i] {
-                    return Err(why.clone());
-                }
-                if let Some(e) = o.errors[i].first() {
-                    return Err(format!("FAILED: {}", short(e)));
-                }
-                let mut v: Vec<f64> =
-                    o.runs[i].iter().filter_map(|r| r.get(metric.key)).map(|v| v * metric.scale).collect();
-                median(&mut v).ok_or_else(|| format!("FAILED: no {}", metric.key))
-            });
+            let cells = std::array::from_fn(|i| cell(&o.skipped[i], &o.errors[i], &o.runs[i], &metric));
             rows.push(Row {
                 workload: o.case.workload,
                 case: o.case.label.clone(),
@@ -91,7 +81,25 @@ pub fn rows(outcomes: &[Outcome]) -> Vec<Row> {
     rows
 }
 
-fn short(e: &str) -> String {
+/// One runtime's (or server's) cell of a row: the median of `metric` over its successful
+/// `runs`, or why there is none (skipped, or its first error).
+pub fn cell(
+    skipped: &Option<String>,
+    errors: &[String],
+    runs: &[Results],
+    metric: &Metric,
+) -> Result<f64, String> {
+    if let Some(why) = skipped {
+        return Err(why.clone());
+    }
+    if let Some(e) = errors.first() {
+        return Err(format!("FAILED: {}", short(e)));
+    }
+    let mut v: Vec<f64> = runs.iter().filter_map(|r| r.get(metric.key)).map(|v| v * metric.scale).collect();
+    median(&mut v).ok_or_else(|| format!("FAILED: no {}", metric.key))
+}
+
+pub fn short(e: &str) -> String {
     let e = e.replace('|', "/").replace('\n', " ");
     if e.chars().count() > 160 {
         format!("{}...", e.chars().take(160).collect::<String>())
@@ -123,7 +131,7 @@ pub fn format_value(v: f64, unit: Unit) -> String {
     }
 }
 
-fn format_ratio(r: Option<f64>) -> String {
+pub fn format_ratio(r: Option<f64>) -> String {
     match r {
         // Bold when it shows as below 1.00 (0.996 prints as a tie, 1.00).
         Some(r) if r < 0.995 => format!("**{r:.2}**"),
@@ -171,23 +179,49 @@ fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// A horizontal bar chart of the ratios on a log scale, with a line at 1.0.
+/// evloop's ratios against libuv and tokio as a chart (`ratios.svg`).
 pub fn svg(rows: &[Row], title: &str) -> String {
+    let series =
+        [(Runtime::Libuv, "#d9822b", "evloop vs libuv"), (Runtime::Tokio, "#3d7ebf", "evloop vs tokio")];
+    let bars: Vec<ChartRow> = rows
+        .iter()
+        .map(|row| ChartRow {
+            label: format!("{} · {} · {} {}", row.workload, row.case, row.metric.name, row.metric.arrow()),
+            bars: series.iter().map(|&(rt, color, _)| row.ratio(rt).map(|r| (r, color))).collect(),
+        })
+        .collect();
+    chart(
+        title,
+        "How many times better evloop is (log scale; right of 1.0: evloop ahead, left: behind).",
+        &series.map(|(_, color, label)| (color, label)),
+        &bars,
+    )
+}
+
+/// One row of a chart: its label, and per series a ratio and the colour of its bar (or none).
+pub struct ChartRow {
+    pub label: String,
+    pub bars: Vec<Option<(f64, &'static str)>>,
+}
+
+/// A horizontal bar chart of ratios on a log scale, with a line at 1.0: a title, a line
+/// saying how to read it, a legend of (colour, label), and the rows.
+pub fn chart(title: &str, subtitle: &str, legend: &[(&str, &str)], rows: &[ChartRow]) -> String {
     const LABEL_W: f64 = 330.0;
     const PLOT_W: f64 = 520.0;
     const RIGHT_W: f64 = 60.0;
     const TOP: f64 = 70.0;
     const BAR_H: f64 = 9.0;
-    const ROW_H: f64 = 26.0;
     // log2 scale from 1/8 to 8.
     const MIN_L: f64 = -3.0;
     const MAX_L: f64 = 3.0;
+    let per_row = rows.iter().map(|r| r.bars.len()).max().unwrap_or(1).max(1) as f64;
+    let row_h = per_row * (BAR_H + 1.0) + 6.0;
     let x_of = |r: f64| {
         let l = r.log2().clamp(MIN_L, MAX_L);
         LABEL_W + (l - MIN_L) / (MAX_L - MIN_L) * PLOT_W
     };
-    let colors = [(Runtime::Libuv, "#d9822b", "vs libuv"), (Runtime::Tokio, "#3d7ebf", "vs tokio")];
-    let height = TOP + rows.len() as f64 * ROW_H + 40.0;
+    let height = TOP + rows.len() as f64 * row_h + 40.0;
     let width = LABEL_W + PLOT_W + RIGHT_W;
     let mut s = String::new();
     let _ = writeln!(
@@ -197,16 +231,14 @@ pub fn svg(rows: &[Row], title: &str) -> String {
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ =
         writeln!(s, r#"<text x="10" y="20" font-size="14" font-weight="bold">{}</text>"#, xml_escape(title));
-    let _ = writeln!(
-        s,
-        r#"<text x="10" y="38">How many times better evloop is (log scale; right of 1.0: evloop ahead, left: behind).</text>"#
-    );
-    for (i, (_, color, label)) in colors.iter().enumerate() {
-        let x = LABEL_W + i as f64 * 110.0;
+    let _ = writeln!(s, r#"<text x="10" y="38">{}</text>"#, xml_escape(subtitle));
+    let mut x = LABEL_W;
+    for (color, label) in legend {
         let _ = writeln!(s, r#"<rect x="{x}" y="46" width="12" height="9" fill="{color}"/>"#);
-        let _ = writeln!(s, r#"<text x="{}" y="55">evloop {label}</text>"#, x + 16.0);
+        let _ = writeln!(s, r#"<text x="{}" y="55">{}</text>"#, x + 16.0, xml_escape(label));
+        x += 16.0 + 6.0 * label.chars().count() as f64 + 16.0;
     }
-    let plot_bottom = TOP + rows.len() as f64 * ROW_H;
+    let plot_bottom = TOP + rows.len() as f64 * row_h;
     for tick in [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0] {
         let x = x_of(tick);
         let (stroke, w) = if tick == 1.0 { ("#000", 1.5) } else { ("#ddd", 1.0) };
@@ -221,27 +253,25 @@ pub fn svg(rows: &[Row], title: &str) -> String {
     }
     let one = x_of(1.0);
     for (i, row) in rows.iter().enumerate() {
-        let y = TOP + i as f64 * ROW_H;
+        let y = TOP + i as f64 * row_h;
         if i % 2 == 0 {
             let _ = writeln!(
                 s,
-                r##"<rect x="0" y="{}" width="{width}" height="{ROW_H}" fill="#f6f6f6"/>"##,
+                r##"<rect x="0" y="{}" width="{width}" height="{row_h}" fill="#f6f6f6"/>"##,
                 y - 3.0
             );
         }
-        let arrow = if row.metric.higher_is_better { "↑" } else { "↓" };
-        let label = format!("{} · {} · {} {}", row.workload, row.case, row.metric.name, arrow);
         let _ = writeln!(
             s,
             r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
             LABEL_W - 8.0,
-            y + 13.0,
-            xml_escape(&label)
+            y + per_row * (BAR_H + 1.0) / 2.0 + 3.5,
+            xml_escape(&row.label)
         );
-        for (j, (rt, color, _)) in colors.iter().enumerate() {
+        for (j, bar) in row.bars.iter().enumerate() {
             let by = y + j as f64 * (BAR_H + 1.0);
-            match row.ratio(*rt) {
-                Some(r) => {
+            match *bar {
+                Some((r, color)) => {
                     let x = x_of(r);
                     let (x0, w) = if x >= one { (one, x - one) } else { (x, one - x) };
                     let _ = writeln!(
@@ -431,7 +461,7 @@ fn scaling(rows: &[Row]) -> Option<String> {
 }
 
 /// Parses a cell of `table` back into a value in the metric's units (an error cell as is).
-fn parse_cell(cell: &str) -> Result<f64, String> {
+pub fn parse_cell(cell: &str) -> Result<f64, String> {
     let (num, suffix) = match cell.split_once(' ') {
         Some((n, u)) => (n, u),
         None => match cell.strip_suffix("/s") {
@@ -448,7 +478,8 @@ fn parse_cell(cell: &str) -> Result<f64, String> {
 }
 
 /// The rows of a `results.md` written by an earlier run (its table), for `--summary-from`.
-/// Figures come back as printed (three significant digits); the ratios are the file's.
+/// Figures come back as printed (three significant digits); the ratios are the file's. No
+/// rows is not an error here: a run of `--only redis` has none.
 pub fn rows_from_results(text: &str) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     for line in text.lines().filter(|l| l.starts_with("| ")) {
@@ -473,9 +504,6 @@ pub fn rows_from_results(text: &str) -> Result<Vec<Row>, String> {
         let printed_ratios = Some([ratio(cells[6]), ratio(cells[7])]);
         let cells = [parse_cell(cells[3]), parse_cell(cells[4]), parse_cell(cells[5])];
         rows.push(Row { workload, case, metric, cells, printed_ratios });
-    }
-    if rows.is_empty() {
-        return Err("no result rows found".into());
     }
     Ok(rows)
 }

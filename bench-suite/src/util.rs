@@ -65,7 +65,12 @@ pub fn listening(port: u16) {
 
 /// A field of `/proc/self/status` in KiB (`"VmRSS:"`, `"VmHWM:"`).
 pub fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_kib_of("/proc/self/status", field)
+}
+
+/// A field of a `/proc/PID/status` file in KiB.
+pub fn status_kib_of(path: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(path).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line[field.len()..].split_whitespace().next()?.parse().ok()
 }

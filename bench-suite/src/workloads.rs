@@ -30,7 +30,7 @@ impl Runtime {
 }
 
 /// Every workload, in the order they run, with a one-line description.
-pub const WORKLOADS: [(&str, &str); 19] = [
+pub const WORKLOADS: [(&str, &str); 20] = [
     (
         "loop_count",
         "idle loop iterations per second with one idle TCP listener open, and with no socket \
@@ -75,6 +75,12 @@ pub const WORKLOADS: [(&str, &str); 19] = [
     ("memory", "resident memory per idle connection, 10,000 connections"),
     ("spawn", "2,000 spawn-and-wait of /bin/true, 1 and 16 at a time: processes/s"),
     ("unix_memory", "resident memory per idle Unix domain socket connection, 10,000 connections"),
+    (
+        "redis",
+        "examples/mini_redis (on evloop) vs redis-server: redis-benchmark -c 50 -n 200000 -t \
+         set,get,incr,lpush,lpop at -P 1 and -P 16 (requests/s, server CPU/request), RSS after 1,000,000 \
+         keys of 32 B (runs last; its own table, redis.svg)",
+    ),
 ];
 
 /// `LoopCount::listener`: a bound TCP listener nobody connects to is open during the count.
@@ -128,6 +134,17 @@ pub struct Metric {
     /// The child reports `key` in these units times `scale`.
     pub scale: f64,
     pub higher_is_better: bool,
+}
+
+impl Metric {
+    /// ↑ where higher is better, ↓ where lower is.
+    pub fn arrow(&self) -> &'static str {
+        if self.higher_is_better {
+            "↑"
+        } else {
+            "↓"
+        }
+    }
 }
 
 const fn m(key: &'static str, name: &'static str, unit: Unit, higher_is_better: bool) -> Metric {
@@ -361,7 +378,7 @@ fn client_spec(cfg: &Config, args: Vec<String>) -> Spec {
     Spec::new(&cfg.self_exe, ["client".to_string()].into_iter().chain(args))
 }
 
-fn strings(args: &[&dyn ToString]) -> Vec<String> {
+pub fn strings(args: &[&dyn ToString]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
