@@ -128,6 +128,7 @@ pub fn format_value(v: f64, unit: Unit) -> String {
         Unit::MiB => format!("{} MiB", sig(v)),
         Unit::MiBPerSec => format!("{} MiB/s", sig(v)),
         Unit::Bytes => format!("{} B", sig(v)),
+        Unit::Percent => format!("{} %", sig(v)),
     }
 }
 

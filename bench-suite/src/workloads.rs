@@ -123,6 +123,7 @@ pub enum Unit {
     MiB,
     MiBPerSec,
     Bytes,
+    Percent,
 }
 
 /// One figure a case reports: the child's result key, how to show it, which way is better.
