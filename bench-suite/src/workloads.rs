@@ -78,7 +78,7 @@ pub const WORKLOADS: [(&str, &str); 20] = [
     (
         "redis",
         "examples/mini_redis (on evloop) vs redis-server: redis-benchmark -c 50 -n 200000 -t \
-         set,get,incr,lpush,lpop at -P 1 and -P 16 (requests/s, server CPU/request), RSS after 1,000,000 \
+         set,get,incr,lpush,lpop at -P 1, -P 16 and -P 64 (requests/s, server CPU/request, core busy), RSS after 1,000,000 \
          keys of 32 B (runs last; its own table, redis.svg)",
     ),
 ];
