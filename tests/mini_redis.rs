@@ -438,6 +438,43 @@ fn redis_cli_speaks_to_it() {
     assert!(["100\n", "99\n"].contains(&ttl.as_str()), "{ttl}");
 }
 
+/// `redis-cli --no-raw` reading `commands` from its stdin, one per line; what it printed.
+fn redis_cli_script(addr: SocketAddr, commands: &str) -> String {
+    let mut child = Command::new("timeout")
+        .args(["60", "redis-cli", "--no-raw", "-h", "127.0.0.1", "-p", &addr.port().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(commands.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "redis-cli: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn redis_cli_prints_for_every_command_what_it_prints_for_redis_server() {
+    // The whole diff script (every command but the connection-state ones, which have their
+    // own tests), errors included, through redis-cli's own parser and printer.
+    if !have_client("redis_cli_prints_for_every_command_what_it_prints_for_redis_server", "redis-cli") {
+        return;
+    }
+    let Some(real) = redis_server("redis_cli_prints_for_every_command_what_it_prints_for_redis_server")
+    else {
+        return;
+    };
+    let mini = mini_redis();
+    let quote = |arg: &&str| format!("\"{}\"", arg.replace('\\', "\\\\").replace('"', "\\\""));
+    let script: String =
+        SCRIPT.iter().map(|request| request.iter().map(quote).collect::<Vec<_>>().join(" ") + "\n").collect();
+    let (ours, theirs) = (redis_cli_script(mini.addr, &script), redis_cli_script(real.addr, &script));
+    assert!(theirs.lines().count() >= SCRIPT.len(), "{theirs}");
+    for (i, (a, b)) in ours.lines().zip(theirs.lines()).enumerate() {
+        assert_eq!(a, b, "line {i} of redis-cli's output");
+    }
+    assert_eq!(ours, theirs);
+}
+
 #[test]
 fn redis_benchmark_runs_clean() {
     if !have_client("redis_benchmark_runs_clean", "redis-benchmark") {
