@@ -179,6 +179,10 @@ const SCRIPT: &[&[&str]] = &[
     &["CONFIG", "GET"],
     &["CLIENT", "SETNAME", "tester"],
     &["CLIENT", "SETNAME", "two words"],
+    &["FLUSHALL", "junk"],
+    &["FLUSHALL", "sync", "x"],
+    &["DBSIZE"],
+    &["FLUSHALL", "ASYNC"],
     &["DBSIZE"],
 ];
 

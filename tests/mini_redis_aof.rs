@@ -190,6 +190,39 @@ fn ask_until(c: &mut Client, request: &[&str], want: &str) {
 }
 
 #[test]
+fn a_key_that_expired_and_was_written_again_is_replayed_as_written() {
+    // Nothing expires during a replay: without the DEL logged at each expiry, the INCR below
+    // would replay onto the old 5, and the end of the load would then remove the key.
+    let dir = TempDir::new("aof-expired");
+    let path = dir.0.join("appendonly.aof");
+    let mut mini = start(&path);
+    let mut c = Client::connect(mini.addr);
+    for request in
+        [&["SET", "lazy", "5", "PX", "100"][..], &["RPUSH", "l", "a", "b"], &["PEXPIRE", "l", "100"]]
+    {
+        c.ask(request);
+    }
+    c.ask(&["SET", "active", "5", "PX", "100"]);
+    // Lazily: touched after its deadline. Actively: DBSIZE counts a key until the expiry
+    // cycle (every 100 ms) removes it, and nothing touches `active` meanwhile.
+    ask_until(&mut c, &["EXISTS", "lazy"], ":0\r\n");
+    ask_until(&mut c, &["DBSIZE"], ":0\r\n");
+    assert_eq!(c.ask(&["INCR", "lazy"]), ":1\r\n");
+    assert_eq!(c.ask(&["INCR", "active"]), ":1\r\n");
+    assert_eq!(c.ask(&["RPUSH", "l", "c"]), ":1\r\n");
+    assert!(terminate(&mut mini).success());
+    for _ in 0..2 {
+        // Twice: the restart must not lose them either.
+        let mut mini = start(&path);
+        let mut c = Client::connect(mini.addr);
+        assert_eq!(c.ask(&["MGET", "lazy", "active"]), "*2\r\n$1\r\n1\r\n$1\r\n1\r\n");
+        assert_eq!(c.ask(&["LRANGE", "l", "0", "-1"]), "*1\r\n$1\r\nc\r\n");
+        assert_eq!(c.ask(&["DBSIZE"]), ":3\r\n");
+        assert!(terminate(&mut mini).success());
+    }
+}
+
+#[test]
 fn a_failed_write_refuses_write_commands_until_a_retry_succeeds() {
     if !common::have_client("a_failed_write_refuses_write_commands_until_a_retry_succeeds", "prlimit") {
         return;
@@ -209,6 +242,8 @@ fn a_failed_write_refuses_write_commands_until_a_retry_succeeds() {
     // (A DEL of nothing is not logged: polling with it adds nothing to the file.)
     ask_until(&mut c, &["DEL", "nokey"], misconf);
     assert_eq!(c.ask(&["SET", "c", "1"]), misconf);
+    // PING too, as in Redis: a health check sees the failure.
+    assert_eq!(c.ask(&["PING"]), misconf);
     assert_eq!(c.ask(&["GET", "c"]), "$-1\r\n");
     assert_eq!(c.ask(&["DBSIZE"]), ":2\r\n");
     // Once the file may grow, the timer's retry writes the record again and writes are
@@ -223,6 +258,16 @@ fn a_failed_write_refuses_write_commands_until_a_retry_succeeds() {
     assert!(terminate(&mut mini).success());
     let expected = records(&[&["SET", "a", &value], &["SET", "b", &value], &["SET", "c", "1"]]);
     assert_eq!(std::fs::read(&path).unwrap(), expected);
+}
+
+#[test]
+fn a_file_that_starts_with_select_0_as_redis_writes_them_loads() {
+    let data = [resp::request(&["SELECT", "0"]), resp::request(&["SET", "k", "v"])].concat();
+    let mut server = Server::default();
+    assert_eq!(aof::replay(&data, &mut server, 0), Ok(data.len()));
+    assert_eq!(server.db.len(), 1);
+    let other_db = resp::request(&["SELECT", "1"]);
+    assert!(aof::replay(&other_db, &mut Server::default(), 0).is_err());
 }
 
 #[test]

@@ -255,6 +255,9 @@ fn glob_patterns_match_as_the_recursive_definition_says() {
     }
     assert!(matched > 1_000, "the inputs must match often enough to test something: {matched}");
     assert!(db::glob_match(b"h[ae]llo*[^0-9]", b"hello world"));
+    // As Redis' stringmatchlen: `a-]` is the range `]`..`a`, not `a` or `-`.
+    assert!(db::glob_match(b"[a-]", b"_") && db::glob_match(b"[a-]", b"]"));
+    assert!(!db::glob_match(b"[a-]", b"-"));
     assert!(!db::glob_match(b"h[ae]llo*[^0-9]", b"hallo 2"));
 }
 

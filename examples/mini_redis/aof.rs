@@ -69,6 +69,7 @@ use std::time::Duration;
 use evloop::{Loop, Prepare, Timer};
 
 use super::commands::{self, wall_ms, Server};
+use super::db::Db;
 use super::resp::{self, parse_i64};
 
 /// How often written data is fsynced (`appendfsync everysec`).
@@ -103,6 +104,7 @@ impl Aof {
     /// Opens the file at `path` (created if missing) and replays it into `server` at loop
     /// time `now`, repairing a truncated end. The error says why the server cannot start.
     pub fn open(path: &Path, server: &mut Server, now: u64) -> io::Result<Aof> {
+        server.db.track_expired = true;
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         let mut data = Vec::new();
         file.read_to_end(&mut data)?;
@@ -124,7 +126,7 @@ impl Aof {
             file.sync_data()?;
         }
         log::info!("{}: {} bytes replayed, {} keys", path.display(), end, server.db.len());
-        Ok(Aof(Rc::new(RefCell::new(Log {
+        let aof = Aof(Rc::new(RefCell::new(Log {
             file: Arc::new(file),
             path: path.to_owned(),
             end: end as u64,
@@ -135,7 +137,10 @@ impl Aof {
             unsynced: false,
             write_error: None,
             sync_error: None,
-        }))))
+        })));
+        // The keys whose deadline had passed by the end of the load: their DELs go first.
+        aof.feed_expired(&mut server.db);
+        Ok(aof)
     }
 
     /// Starts writing on `lp`: the per-iteration hand-off and the fsync timer, neither of
@@ -159,12 +164,23 @@ impl Aof {
     pub fn refusal(&self, name: &str) -> Option<String> {
         let log = self.0.borrow();
         let reason = log.write_error.as_ref().or(log.sync_error.as_ref())?;
-        is_write(name).then(|| format!("MISCONF Errors writing to the AOF file: {reason}"))
+        // PING too, as Redis refuses it: a health check must see the failure.
+        (is_write(name) || name == "ping")
+            .then(|| format!("MISCONF Errors writing to the AOF file: {reason}"))
     }
 
     /// Logs command `args` (named `name`, in lower case), which ran and replied `reply`.
     pub fn feed(&self, name: &str, args: &[Vec<u8>], reply: &[u8]) {
         record(&mut self.0.borrow_mut().buf, name, args, reply, wall_ms);
+    }
+
+    /// Logs a `DEL` for each key `db` removed by expiry since the last call (Redis
+    /// propagates one too): without it, a replay, in which nothing expires, would let a
+    /// later command act on the old value.
+    pub fn feed_expired(&self, db: &mut Db) {
+        for key in db.take_expired() {
+            self.feed("del", &[b"DEL".to_vec(), key], b":1\r\n");
+        }
     }
 
     /// Hands the buffer to the pool, unless a write is in flight (or failed and this is not
@@ -319,7 +335,7 @@ pub fn replay(data: &[u8], server: &mut Server, now: u64) -> Result<usize, Strin
     let due: Vec<Vec<u8>> =
         db.keys(0).filter(|k| db.deadline(k).is_some_and(|at| at <= now)).map(<[u8]>::to_vec).collect();
     for key in due {
-        db.remove(&key);
+        db.expire(&key);
     }
     result
 }

@@ -116,6 +116,8 @@ pub fn execute<S>(
         resp::error_reply(out, &e);
     }
     if let Some(aof) = &server.aof {
+        // Keys the command found expired were removed before it ran: their DELs first.
+        aof.feed_expired(&mut server.db);
         aof.feed(name, args, &out[start..]);
     }
     After::Continue
@@ -131,12 +133,21 @@ fn lowercase<'a>(name: &[u8], buf: &'a mut [u8; 16]) -> &'a str {
     std::str::from_utf8(buf).unwrap_or("")
 }
 
+fn flush_all(db: &mut Db, out: &mut Vec<u8>) {
+    db.clear();
+    resp::simple(out, "OK");
+}
+
 /// Runs a command read from the append-only file: no client, the reply (`out`) is scratch,
 /// and a command that fails is skipped, as Redis does. `Err` if it is not a write command or
 /// has the wrong arity: the file is not one of ours.
 pub fn replay(server: &mut Server, args: &[Vec<u8>], now: u64, out: &mut Vec<u8>) -> Result<(), Failed> {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let n = args.len() as i32;
+    // Redis' own files start with `SELECT 0` (one database here).
+    if name == "select" && args.get(1).map(|a| a.as_slice()) == Some(b"0") && n == 2 {
+        return Ok(());
+    }
     match arity(&name) {
         Some(arity) if aof::is_write(&name) && !((arity > 0 && n != arity) || n < -arity) => {
             let _ = server_or_data(server, &name, args, now, out);
@@ -221,10 +232,15 @@ fn server_or_data(
             Some(_) => return Err("ERR DB index is out of range".into()),
         },
         "dbsize" => resp::int(out, db.len() as i64),
-        "flushall" => {
-            db.clear();
-            resp::simple(out, "OK");
-        }
+        // Redis 7.0 takes `ASYNC` or `SYNC` (both flush at once here) and nothing else: a
+        // typo must not cost the whole dataset.
+        "flushall" => match &args[1..] {
+            [] => flush_all(db, out),
+            [mode] if mode.eq_ignore_ascii_case(b"async") || mode.eq_ignore_ascii_case(b"sync") => {
+                flush_all(db, out)
+            }
+            _ => return Err(SYNTAX.into()),
+        },
         "command" => resp::array(out, 0),
         "client" => client_command(args, out)?,
         "config" => config_command(args, server.aof.is_some(), out)?,

@@ -52,6 +52,10 @@ pub struct Db {
     volatile: Vec<Vec<u8>>,
     /// xorshift state for sampling: no need for a real generator.
     rng: u64,
+    /// Whether keys removed by expiry are kept in `expired` (for the AOF, which logs a `DEL`
+    /// for each, as Redis propagates one: a replay must not find the old value).
+    pub track_expired: bool,
+    expired: Vec<Vec<u8>>,
 }
 
 /// How many keys one round of the active expiry cycle samples (Redis' default).
@@ -87,8 +91,20 @@ impl Db {
     fn expire_if_due(&mut self, key: &[u8], now: u64) {
         // With no deadline at all (the common case), no second hash of the key.
         if !self.expires.is_empty() && self.expires.get(key).is_some_and(|&(at, _)| at < now) {
-            self.remove(key);
+            self.expire(key);
         }
+    }
+
+    /// Removes `key` because its deadline passed, noting it if expiries are tracked.
+    pub fn expire(&mut self, key: &[u8]) {
+        if self.remove(key) && self.track_expired {
+            self.expired.push(key.to_vec());
+        }
+    }
+
+    /// The keys removed by expiry since the last call (none unless `track_expired`).
+    pub fn take_expired(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.expired)
     }
 
     /// The value of `key`, unless expired.
@@ -180,7 +196,7 @@ impl Db {
                 let i = (self.next_random() % self.volatile.len() as u64) as usize;
                 let key = self.volatile[i].clone();
                 if self.deadline(&key).is_some_and(|at| at < now) {
-                    self.remove(&key);
+                    self.expire(&key);
                     expired += 1;
                 }
             }
@@ -273,7 +289,8 @@ fn class(mut p: &[u8], c: u8) -> (bool, &[u8]) {
                 matched |= *e == c;
                 p = rest;
             }
-            [a, b'-', b, rest @ ..] if *b != b']' => {
+            // As Redis: `a-]` is the range `a`..`]`, and the class goes on after it.
+            [a, b'-', b, rest @ ..] => {
                 let (lo, hi) = if a <= b { (*a, *b) } else { (*b, *a) };
                 matched |= (lo..=hi).contains(&c);
                 p = rest;

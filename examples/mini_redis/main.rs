@@ -117,7 +117,11 @@ pub fn serve<S: 'static>(
     let server = Rc::new(RefCell::new(server));
     let of_timer = server.clone();
     let timer = Timer::new(lp, move |lp, _| {
-        let removed = of_timer.borrow_mut().db.expire_cycle(lp.now());
+        let server = &mut *of_timer.borrow_mut();
+        let removed = server.db.expire_cycle(lp.now());
+        if let Some(aof) = &server.aof {
+            aof.feed_expired(&mut server.db);
+        }
         log::trace!("active expiry: {removed} keys");
     });
     timer.start(lp, EXPIRE_PERIOD, EXPIRE_PERIOD)?;
