@@ -167,6 +167,8 @@ fn reader<S: 'static>(
     scratch: Rc<RefCell<Scratch>>,
 ) -> impl FnMut(&mut Loop<S>, TcpStream, io::Result<&[u8]>) + 'static {
     let mut buf = Vec::new();
+    // How far the parser got into the incomplete request at the start of `buf`.
+    let mut progress = resp::Progress::default();
     let mut closing = false;
     move |lp, stream, data| match data {
         Err(e) => {
@@ -189,12 +191,13 @@ fn reader<S: 'static>(
             let out = &mut scratch.out;
             // Parse straight from the loop's buffer when nothing is left over.
             let (consumed, after) = if buf.is_empty() {
-                let (n, after) = serve_batch(lp, &server, stream, bytes, &mut scratch.args, out);
+                let (n, after) =
+                    serve_batch(lp, &server, stream, bytes, &mut scratch.args, &mut progress, out);
                 buf.extend_from_slice(&bytes[n..]);
                 (0, after)
             } else {
                 buf.extend_from_slice(bytes);
-                serve_batch(lp, &server, stream, &buf, &mut scratch.args, out)
+                serve_batch(lp, &server, stream, &buf, &mut scratch.args, &mut progress, out)
             };
             buf.drain(..consumed);
             let below_mark = out.is_empty() || stream.write(lp, out).unwrap_or(true);
@@ -232,6 +235,7 @@ fn serve_batch<S>(
     stream: TcpStream,
     input: &[u8],
     args: &mut resp::Args,
+    progress: &mut resp::Progress,
     out: &mut Vec<u8>,
 ) -> (usize, After) {
     let mut server = server.borrow_mut();
@@ -240,7 +244,7 @@ fn serve_batch<S>(
     loop {
         // What the last request left (a huge value) is freed before the next.
         args.shrink();
-        match resp::parse_into(&input[pos..], &limits, args) {
+        match resp::parse_resuming(&input[pos..], &limits, args, progress) {
             Ok(None) => return (pos, After::Continue),
             Ok(Some(used)) => {
                 pos += used;

@@ -49,12 +49,38 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, ProtocolErro
 /// parsing millions of small requests then allocates nothing per argument. Returns how many
 /// bytes the request took; `args` holds its arguments (none for a blank line or `*0`).
 pub fn parse_into(buf: &[u8], limits: &Limits, args: &mut Args) -> Result<Option<usize>, ProtocolError> {
+    parse_resuming(buf, limits, args, &mut Progress::default())
+}
+
+/// [`parse_into`], going on where the last call on the same request stopped (`progress`):
+/// while a request with many arguments arrives read by read, each call reads only what is
+/// new, instead of all of it again (quadratic: a 3-million-argument `RPUSH` stalled the
+/// server for half a minute). `buf` must hold the same request, grown, as in the last call;
+/// `progress` is reset when the request completes or fails.
+pub fn parse_resuming(
+    buf: &[u8],
+    limits: &Limits,
+    args: &mut Args,
+    progress: &mut Progress,
+) -> Result<Option<usize>, ProtocolError> {
     args.clear();
-    match buf.first() {
+    let parsed = match buf.first() {
         None => Ok(None),
-        Some(b'*') => parse_multibulk(buf, limits, args),
+        Some(b'*') => parse_multibulk(buf, limits, args, progress),
         Some(_) => parse_inline(buf, limits, args),
+    };
+    if !matches!(parsed, Ok(None)) {
+        *progress = Progress::default();
     }
+    parsed
+}
+
+/// Where the scan of an incomplete multibulk request stopped: the first argument not
+/// complete yet, and how many were still to come there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pos: usize,
+    remaining: i64,
 }
 
 /// The arguments of one request, in buffers kept for the next one.
@@ -129,18 +155,53 @@ fn line(buf: &[u8], from: usize, limits: &Limits, too_big: &str) -> Result<Optio
     }
 }
 
-fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Args) -> Result<Option<usize>, ProtocolError> {
+fn parse_multibulk(
+    buf: &[u8],
+    limits: &Limits,
+    args: &mut Args,
+    progress: &mut Progress,
+) -> Result<Option<usize>, ProtocolError> {
     let Some(cr) = line(buf, 0, limits, "too big mbulk count string")? else { return Ok(None) };
     let count = match parse_i64(&buf[1..cr]) {
         Some(n) if n <= limits.max_multibulk => n,
         _ => return Err(error("invalid multibulk length")),
     };
-    let mut pos = cr + 2;
+    let start = cr + 2;
     if count <= 0 {
-        return Ok(Some(pos));
+        return Ok(Some(start));
     }
-    for _ in 0..count {
-        let Some(cr) = line(buf, pos, limits, "too big bulk count string")? else { return Ok(None) };
+    // Check that every argument is here, from where the last call stopped; copy them only
+    // then, in a second walk that cannot fail.
+    let resume = if progress.pos > 0 { *progress } else { Progress { pos: start, remaining: count } };
+    match walk(buf, resume, limits, |_| {})? {
+        Walk::Incomplete(stopped) => {
+            *progress = stopped;
+            Ok(None)
+        }
+        Walk::Complete(end) => {
+            walk(buf, Progress { pos: start, remaining: count }, limits, |arg| args.push(arg))?;
+            Ok(Some(end))
+        }
+    }
+}
+
+enum Walk {
+    /// Every argument is here; the request ends there.
+    Complete(usize),
+    Incomplete(Progress),
+}
+
+/// Walks the bulk arguments `from` says, calling `each` with each complete one.
+fn walk(
+    buf: &[u8],
+    from: Progress,
+    limits: &Limits,
+    mut each: impl FnMut(&[u8]),
+) -> Result<Walk, ProtocolError> {
+    let Progress { mut pos, mut remaining } = from;
+    while remaining > 0 {
+        let stopped = Walk::Incomplete(Progress { pos, remaining });
+        let Some(cr) = line(buf, pos, limits, "too big bulk count string")? else { return Ok(stopped) };
         if buf[pos] != b'$' {
             return Err(ProtocolError(format!("expected '$', got '{}'", buf[pos] as char)));
         }
@@ -148,15 +209,16 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Args) -> Result<Optio
             Some(n) if n >= 0 && n as u64 <= limits.max_bulk as u64 => n as usize,
             _ => return Err(error("invalid bulk length")),
         };
-        pos = cr + 2;
+        let data = cr + 2;
         // Like Redis, the two bytes after the data are skipped unread.
-        if buf.len() - pos < len.saturating_add(2) {
-            return Ok(None);
+        if buf.len() - data < len.saturating_add(2) {
+            return Ok(stopped);
         }
-        args.push(&buf[pos..pos + len]);
-        pos += len + 2;
+        each(&buf[data..data + len]);
+        pos = data + len + 2;
+        remaining -= 1;
     }
-    Ok(Some(pos))
+    Ok(Walk::Complete(pos))
 }
 
 fn parse_inline(buf: &[u8], limits: &Limits, args: &mut Args) -> Result<Option<usize>, ProtocolError> {

@@ -12,15 +12,18 @@ mod parser;
 pub type Framed = (Vec<Vec<Vec<u8>>>, Option<String>);
 
 /// Parses `chunks` as the server does: into one set of argument buffers, reused (and shrunk)
-/// from request to request, which must give what a fresh parse gives.
+/// from request to request, resuming an incomplete request where the last call stopped;
+/// which must give what a fresh parse of the whole buffer gives.
 pub fn frame(chunks: &[&[u8]], limits: &parser::Limits) -> Framed {
     let (mut buf, mut out) = (Vec::new(), Vec::new());
     let mut args = parser::Args::default();
+    // As the server: the parse of an incomplete request goes on where the last one stopped.
+    let mut progress = parser::Progress::default();
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         loop {
             args.shrink();
-            let parsed = parser::parse_into(&buf, limits, &mut args);
+            let parsed = parser::parse_resuming(&buf, limits, &mut args, &mut progress);
             let fresh = parser::parse(&buf, limits);
             match parsed {
                 Ok(Some(used)) => {
