@@ -170,16 +170,27 @@ fn parse_multibulk(
     if count <= 0 {
         return Ok(Some(start));
     }
-    // Check that every argument is here, from where the last call stopped; copy them only
-    // then, in a second walk that cannot fail.
-    let resume = if progress.pos > 0 { *progress } else { Progress { pos: start, remaining: count } };
-    match walk(buf, resume, limits, |_| {})? {
+    let whole = Progress { pos: start, remaining: count };
+    if progress.pos == 0 {
+        // The usual case, the request whole in the buffer: one walk checks and copies.
+        return match walk(buf, whole, limits, |arg| args.push(arg))? {
+            Walk::Complete(end) => Ok(Some(end)),
+            Walk::Incomplete(stopped) => {
+                args.clear();
+                *progress = stopped;
+                Ok(None)
+            }
+        };
+    }
+    // Going on from where the last call stopped, only checking; the copies once it is whole,
+    // in a second walk that cannot fail.
+    match walk(buf, *progress, limits, |_| {})? {
         Walk::Incomplete(stopped) => {
             *progress = stopped;
             Ok(None)
         }
         Walk::Complete(end) => {
-            walk(buf, Progress { pos: start, remaining: count }, limits, |arg| args.push(arg))?;
+            walk(buf, whole, limits, |arg| args.push(arg))?;
             Ok(Some(end))
         }
     }
