@@ -514,3 +514,15 @@ fn sigterm_closes_the_connections_and_exits_0() {
     assert!(status.success(), "{status:?}");
     assert!(TcpStream::connect(mini.addr).is_err(), "still accepting after SIGTERM");
 }
+
+#[test]
+fn bad_arguments_get_one_line_and_exit_2() {
+    for args in [&["--aof"][..], &["not-an-address"], &["127.0.0.1:0", "127.0.0.1:0"]] {
+        let out = Command::new(fresh_example("mini_redis")).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("mini_redis: ") && stderr.lines().count() == 1, "{args:?}: {stderr}");
+    }
+    let out = Command::new(fresh_example("mini_redis")).arg("--aof").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "mini_redis: usage: mini_redis [ADDR] [--aof PATH]\n");
+}

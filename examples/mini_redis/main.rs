@@ -49,10 +49,25 @@ use commands::{After, Server};
 /// How often the active expiry cycle runs (Redis' `hz` 10).
 const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 
-fn main() -> io::Result<ExitCode> {
+/// Errors as one line for a person (`mini_redis: ...`), not `Debug`: a bad argument exits
+/// with 2, as usage errors do, anything else (a port in use) with 1.
+fn main() -> ExitCode {
     env_logger::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (addr, aof_path) = parse_args(&args)?;
+    let (addr, aof_path) = match parse_args(&args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("mini_redis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    run(addr, aof_path).unwrap_or_else(|e| {
+        eprintln!("mini_redis: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn run(addr: SocketAddr, aof_path: Option<PathBuf>) -> io::Result<ExitCode> {
     let mut lp = Loop::new()?;
     let mut server = Server::default();
     if let Some(path) = &aof_path {
