@@ -44,6 +44,17 @@
 //! succeeds). A failed fsync is logged and refuses writes the same way until an fsync
 //! succeeds.
 //!
+//! **Rewrite** (`BGREWRITEAOF`, or by itself once the file has doubled since the load or the
+//! last rewrite and is at least `--auto-aof-rewrite-min-size`, 64 MiB by default, as Redis'
+//! `auto-aof-rewrite-percentage 100`): once no write is in flight, the data is written out
+//! as the shortest commands that rebuild it ([`aof_rewrite::snapshot`], on the loop), and the
+//! pool writes them to `PATH.rewrite`, fsyncs it and renames it over PATH, so the file is
+//! the old one or the new one, whole, whatever happens. What was logged and not yet written
+//! when the snapshot was taken is in the snapshot, so it is held back, and dropped once the
+//! new file is in place; commands logged during the rewrite wait in the buffer and are
+//! appended to the new file. If the rewrite fails, the held-back commands and the new ones
+//! go to the old file, as if nothing had happened.
+//!
 //! **Memory.** The buffer holds what arrived since the last hand-off: one loop iteration's
 //! commands, plus, while a write is in flight, what arrives during that write(2). During a
 //! write error nothing accumulates, since write commands are refused. The file is read
@@ -68,6 +79,7 @@ use std::time::Duration;
 
 use evloop::{Loop, Prepare, Timer};
 
+use super::aof_rewrite;
 use super::commands::{self, wall_ms, Server};
 use super::db::Db;
 use super::resp::{self, parse_i64};
@@ -98,7 +110,21 @@ struct Log {
     unsynced: bool,
     write_error: Option<String>,
     sync_error: Option<String>,
+    /// While a rewrite is under way: what was logged before its snapshot and not written,
+    /// held back (nothing is appended meanwhile) and dropped once the new file is in place,
+    /// or appended to the old file after all if the rewrite fails.
+    rewriting: Option<Vec<u8>>,
+    /// `BGREWRITEAOF` came while a write was in flight: the rewrite starts after it.
+    rewrite_wanted: bool,
+    /// The file's size after the load or the last rewrite: an automatic rewrite waits until
+    /// the file has doubled from it (Redis' `auto-aof-rewrite-percentage 100`) ...
+    base: u64,
+    /// ... and is at least this big (`auto-aof-rewrite-min-size`).
+    rewrite_min_size: u64,
 }
+
+/// Redis' default `auto-aof-rewrite-min-size`.
+pub const REWRITE_MIN_SIZE: u64 = 64 << 20;
 
 impl Aof {
     /// Opens the file at `path` (created if missing) and replays it into `server` at loop
@@ -137,6 +163,10 @@ impl Aof {
             unsynced: false,
             write_error: None,
             sync_error: None,
+            rewriting: None,
+            rewrite_wanted: false,
+            base: end as u64,
+            rewrite_min_size: REWRITE_MIN_SIZE,
         })));
         // The keys whose deadline had passed by the end of the load: their DELs go first.
         aof.feed_expired(&mut server.db);
@@ -187,7 +217,11 @@ impl Aof {
     /// the retry).
     fn flush<S: 'static>(&self, lp: &mut Loop<S>, retry: bool) {
         let mut log = self.0.borrow_mut();
-        if log.writing || log.buf.is_empty() || (log.write_error.is_some() && !retry) {
+        if log.writing
+            || log.rewriting.is_some()
+            || log.buf.is_empty()
+            || (log.write_error.is_some() && !retry)
+        {
             return;
         }
         let spare = std::mem::take(&mut log.spare);
@@ -273,6 +307,80 @@ impl Aof {
         }
     }
 
+    /// Sets the size below which the file is not rewritten automatically.
+    pub fn set_rewrite_min_size(&self, bytes: u64) {
+        self.0.borrow_mut().rewrite_min_size = bytes;
+    }
+
+    /// `BGREWRITEAOF`: rewrites the file from `db` now, or as soon as the write in flight is
+    /// done. The reply's text, or the error's.
+    pub fn request_rewrite<S: 'static>(
+        &self,
+        lp: &mut Loop<S>,
+        db: &Db,
+    ) -> Result<&'static str, &'static str> {
+        let mut log = self.0.borrow_mut();
+        if log.rewriting.is_some() {
+            return Err("ERR Background append only file rewriting already in progress");
+        }
+        log.rewrite_wanted = true;
+        drop(log);
+        Ok(if self.maybe_rewrite(lp, db) {
+            "Background append only file rewriting started"
+        } else {
+            "Background append only file rewriting scheduled"
+        })
+    }
+
+    /// Starts a rewrite if one was asked for or the file has doubled past its minimum size,
+    /// unless a write is in flight (the snapshot must cover everything not yet written, and
+    /// that write's result must land on the old file's end). Called by the server's 100 ms
+    /// timer too. Whether it started.
+    pub fn maybe_rewrite<S: 'static>(&self, lp: &mut Loop<S>, db: &Db) -> bool {
+        let mut log = self.0.borrow_mut();
+        let grown = log.end >= log.rewrite_min_size && log.end >= log.base.saturating_mul(2);
+        if log.writing || log.rewriting.is_some() || !(log.rewrite_wanted || grown) {
+            return false;
+        }
+        log.rewrite_wanted = false;
+        // Everything logged so far is in the snapshot: what is not written yet is held back.
+        let held = std::mem::take(&mut log.buf);
+        log.rewriting = Some(held);
+        let path = log.path.clone();
+        drop(log);
+        let data = aof_rewrite::snapshot(db, lp.now(), wall_ms());
+        let len = data.len() as u64;
+        let aof = self.clone();
+        let queued = lp.queue_work(
+            move || replace_file(&path, &data),
+            move |_, r| aof.rewritten(len, r.and_then(|r| r)),
+        );
+        if let Err(e) = queued {
+            self.rewritten(len, Err(e));
+        }
+        true
+    }
+
+    fn rewritten(&self, len: u64, r: io::Result<File>) {
+        let mut log = self.0.borrow_mut();
+        let held = log.rewriting.take().unwrap_or_default();
+        match r {
+            Ok(file) => {
+                log::info!("AOF rewritten: {} is {len} bytes", log.path.display());
+                log.file = Arc::new(file);
+                (log.end, log.base) = (len, len);
+                // The new file holds everything, fsynced: an old error is past.
+                (log.unsynced, log.write_error, log.sync_error) = (false, None, None);
+            }
+            Err(e) => {
+                log::error!("AOF rewrite of {} failed: {e}; appending to the old file", log.path.display());
+                let mut buf = held;
+                buf.extend_from_slice(&log.buf);
+                log.buf = buf;
+            }
+        }
+    }
+
     /// Writes what is left and fsyncs, on this thread: for after the loop has ended.
     pub fn finish(&self) -> io::Result<()> {
         let mut log = self.0.borrow_mut();
@@ -286,6 +394,25 @@ impl Aof {
         }
         log.file.sync_data()
     }
+}
+
+/// Writes `data` to a temporary file beside `path`, fsyncs it and renames it over `path`:
+/// the file is the old one or the new one, whole, whenever the process dies. The new file,
+/// open for the appends that follow.
+fn replace_file(path: &Path, data: &[u8]) -> io::Result<File> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".rewrite");
+    let temp = PathBuf::from(temp);
+    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&temp)?;
+    let written = file
+        .write_all_at(data, 0)
+        .and_then(|()| file.sync_data())
+        .and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    Ok(file)
 }
 
 /// What the MISCONF reply says of `e`: the system's text, as Redis' `strerror`, without

@@ -40,7 +40,7 @@ pub const SYNTAX: &str = "ERR syntax error";
 fn arity(name: &str) -> Option<i32> {
     Some(match name {
         "ping" | "unsubscribe" | "quit" | "command" | "info" | "flushall" => -1,
-        "dbsize" => 1,
+        "dbsize" | "bgrewriteaof" => 1,
         "echo" | "select" | "get" | "incr" | "decr" | "strlen" | "ttl" | "pttl" | "persist" | "type"
         | "keys" | "llen" | "hgetall" | "smembers" | "scard" => 2,
         "getset" | "incrby" | "decrby" | "append" | "hget" | "publish" => 3,
@@ -54,7 +54,7 @@ fn arity(name: &str) -> Option<i32> {
 }
 
 /// Runs one command, appending its reply to `out`.
-pub fn execute<S>(
+pub fn execute<S: 'static>(
     lp: &mut Loop<S>,
     server: &mut Server,
     client: TcpStream,
@@ -106,6 +106,12 @@ pub fn execute<S>(
             resp::simple(out, "OK");
             return After::Close;
         }
+        "bgrewriteaof" => match server.aof.clone() {
+            Some(aof) => {
+                aof.request_rewrite(lp, &server.db).map(|text| resp::simple(out, text)).map_err(String::from)
+            }
+            None => Err("ERR Append only file is off: start mini_redis with --aof PATH".into()),
+        },
         "subscribe" | "unsubscribe" | "publish" => {
             subscriptions(lp, &mut server.pubsub, client, name, &args[1..], out);
             Ok(())

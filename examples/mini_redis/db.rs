@@ -155,6 +155,17 @@ impl Db {
         self.map.keys().map(|k| &**k).filter(move |k| self.expires.get(*k).is_none_or(|&(at, _)| at >= now))
     }
 
+    /// Every key not expired at `now`, with its value and deadline.
+    pub fn entries(&self, now: u64) -> impl Iterator<Item = (&[u8], &Value, Option<u64>)> {
+        self.map.iter().filter_map(move |(key, value)| {
+            let deadline = if self.expires.is_empty() { None } else { self.deadline(key) };
+            match deadline {
+                Some(at) if at < now => None,
+                _ => Some((&**key, value, deadline)),
+            }
+        })
+    }
+
     /// The deadline of `key` (which must exist), if it has one.
     pub fn deadline(&self, key: &[u8]) -> Option<u64> {
         self.expires.get(key).map(|&(at, _)| at)

@@ -1,15 +1,17 @@
 //! A Redis-compatible server: RESP2, pipelining, strings, lists, hashes, sets, expiry and
 //! pub/sub, enough for `redis-cli` and `redis-benchmark`.
 //!
-//! Usage: `mini_redis [ADDR] [--aof PATH]` (default `127.0.0.1:6379`; port 0 picks a free
-//! one). Prints `listening on ADDR` once bound. On SIGINT or SIGTERM it stops accepting,
+//! Usage: `mini_redis [ADDR] [--aof PATH] [--auto-aof-rewrite-min-size BYTES]` (default
+//! `127.0.0.1:6379`; port 0 picks a free one). Prints `listening on ADDR` once bound. On SIGINT or SIGTERM it stops accepting,
 //! closes its connections (as Redis does) and exits 0; a second SIGINT exits at once
 //! (status 130).
 //!
 //! With `--aof PATH`, write commands are appended to PATH (Redis' AOF format, `everysec`
 //! fsync, written through the thread pool) and PATH is replayed before `listening on`; a
 //! truncated end is repaired, a malformed file stops the start (exit status 1). SIGINT or
-//! SIGTERM writes and fsyncs what is left before exiting. See [`aof`].
+//! SIGTERM writes and fsyncs what is left before exiting. `BGREWRITEAOF`, or the file doubling
+//! past the minimum size (64 MiB by default), rewrites it as the shortest commands that
+//! rebuild the data ([`aof_rewrite`]). See [`aof`].
 //!
 //! One loop, one thread, like Redis' own `ae` loop. Each connection parses every complete
 //! request in what it has received ([`resp::parse`], a pure function), runs them in order,
@@ -24,6 +26,7 @@
 
 // Public so that a test can include this file and reach them.
 pub mod aof;
+pub mod aof_rewrite;
 pub mod commands;
 pub mod db;
 pub mod encodings;
@@ -54,25 +57,28 @@ const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 fn main() -> ExitCode {
     env_logger::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (addr, aof_path) = match parse_args(&args) {
+    let options = match parse_args(&args) {
         Ok(parsed) => parsed,
         Err(e) => {
             eprintln!("mini_redis: {e}");
             return ExitCode::from(2);
         }
     };
-    run(addr, aof_path).unwrap_or_else(|e| {
+    run(options).unwrap_or_else(|e| {
         eprintln!("mini_redis: {e}");
         ExitCode::FAILURE
     })
 }
 
-fn run(addr: SocketAddr, aof_path: Option<PathBuf>) -> io::Result<ExitCode> {
+fn run(options: Options) -> io::Result<ExitCode> {
     let mut lp = Loop::new()?;
     let mut server = Server::default();
-    if let Some(path) = &aof_path {
+    if let Some(path) = &options.aof {
         match aof::Aof::open(path, &mut server, lp.now()) {
-            Ok(aof) => server.aof = Some(aof),
+            Ok(aof) => {
+                aof.set_rewrite_min_size(options.rewrite_min_size);
+                server.aof = Some(aof);
+            }
             Err(e) => {
                 eprintln!("mini_redis: {e}");
                 return Ok(ExitCode::FAILURE);
@@ -80,7 +86,7 @@ fn run(addr: SocketAddr, aof_path: Option<PathBuf>) -> io::Result<ExitCode> {
         }
     }
     let aof = server.aof.clone();
-    let (listener, _) = serve(&mut lp, addr, server)?;
+    let (listener, _) = serve(&mut lp, options.addr, server)?;
     if let Some(aof) = &aof {
         aof.start(&mut lp)?;
     }
@@ -96,23 +102,44 @@ fn run(addr: SocketAddr, aof_path: Option<PathBuf>) -> io::Result<ExitCode> {
     Ok(shutdown::exit_status(outcome.get()))
 }
 
-/// `[ADDR] [--aof PATH]`, in any order.
-fn parse_args(args: &[String]) -> io::Result<(SocketAddr, Option<PathBuf>)> {
-    let usage = || io::Error::new(io::ErrorKind::InvalidInput, "usage: mini_redis [ADDR] [--aof PATH]");
-    let (mut addr, mut aof) = (None, None);
+const USAGE: &str = "usage: mini_redis [ADDR] [--aof PATH] [--auto-aof-rewrite-min-size BYTES]";
+
+/// The command line.
+struct Options {
+    addr: SocketAddr,
+    aof: Option<PathBuf>,
+    /// Redis' `auto-aof-rewrite-min-size`: the file is rewritten once it has doubled since the
+    /// last rewrite and is at least this big (default 64 MiB).
+    rewrite_min_size: u64,
+}
+
+/// `[ADDR] [--aof PATH] [--auto-aof-rewrite-min-size BYTES]`, in any order.
+fn parse_args(args: &[String]) -> io::Result<Options> {
+    let usage = || io::Error::new(io::ErrorKind::InvalidInput, USAGE);
+    let invalid = |arg: &str, e: &dyn std::fmt::Display| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{arg}: {e}"))
+    };
+    let mut options = Options {
+        addr: "127.0.0.1:6379".parse().unwrap(),
+        aof: None,
+        rewrite_min_size: aof::REWRITE_MIN_SIZE,
+    };
+    let mut addr_seen = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         if arg == "--aof" {
-            aof = Some(PathBuf::from(args.next().ok_or_else(usage)?));
-        } else if addr.is_none() {
-            let parsed =
-                arg.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{arg}: {e}")));
-            addr = Some(parsed?);
+            options.aof = Some(PathBuf::from(args.next().ok_or_else(usage)?));
+        } else if arg == "--auto-aof-rewrite-min-size" {
+            let bytes = args.next().ok_or_else(usage)?;
+            options.rewrite_min_size = bytes.parse().map_err(|e| invalid(bytes, &e))?;
+        } else if !addr_seen && !arg.starts_with("--") {
+            options.addr = arg.parse().map_err(|e| invalid(arg, &e))?;
+            addr_seen = true;
         } else {
             return Err(usage());
         }
     }
-    Ok((addr.unwrap_or_else(|| "127.0.0.1:6379".parse().unwrap()), aof))
+    Ok(options)
 }
 
 /// Redis ends its clients' connections when it shuts down: so do we, at once.
@@ -136,6 +163,7 @@ pub fn serve<S: 'static>(
         let removed = server.db.expire_cycle(lp.now());
         if let Some(aof) = &server.aof {
             aof.feed_expired(&mut server.db);
+            aof.maybe_rewrite(lp, &server.db);
         }
         log::trace!("active expiry: {removed} keys");
     });
@@ -244,7 +272,7 @@ fn end<S>(lp: &mut Loop<S>, stream: TcpStream) {
 /// Runs every complete request in `input`, replies appended to `out`. Returns how many bytes
 /// it consumed and whether the connection must end after the replies (`QUIT`, or a protocol
 /// error, whose reply is then the last).
-fn serve_batch<S>(
+fn serve_batch<S: 'static>(
     lp: &mut Loop<S>,
     server: &RefCell<Server>,
     stream: TcpStream,
