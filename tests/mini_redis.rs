@@ -517,12 +517,22 @@ fn sigterm_closes_the_connections_and_exits_0() {
 
 #[test]
 fn bad_arguments_get_one_line_and_exit_2() {
-    for args in [&["--aof"][..], &["not-an-address"], &["127.0.0.1:0", "127.0.0.1:0"]] {
+    let bad: [&[&str]; 5] = [
+        &["--aof"],
+        &["not-an-address"],
+        &["127.0.0.1:0", "127.0.0.1:0"],
+        &["--auto-aof-rewrite-min-size", "64mb"],
+        &["--bogus"],
+    ];
+    for args in bad {
         let out = Command::new(fresh_example("mini_redis")).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.starts_with("mini_redis: ") && stderr.lines().count() == 1, "{args:?}: {stderr}");
     }
     let out = Command::new(fresh_example("mini_redis")).arg("--aof").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "mini_redis: usage: mini_redis [ADDR] [--aof PATH]\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "mini_redis: usage: mini_redis [ADDR] [--aof PATH] [--auto-aof-rewrite-min-size BYTES]\n"
+    );
 }
