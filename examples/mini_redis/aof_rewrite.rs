@@ -4,7 +4,7 @@
 //! it the file grows for as long as the server writes, and so does the time a restart takes.
 //!
 //! Redis forks and writes the snapshot from the child; mini_redis has one thread and no
-//! fork, so [`snapshot`] runs on the loop (a million small keys: about a tenth of a second)
+//! fork, so [`snapshot`] runs on the loop (a million small keys: about 0.4 s, measured)
 //! and only the file's write, fsync and rename go to the thread pool. See `Aof::rewrite` for
 //! how the commands logged meanwhile are kept.
 
