@@ -126,6 +126,20 @@ fn sim_echo_three_clients() {
     sim_echo::check(&input);
 }
 
+/// Found by `fuzz/run 600 sim_echo` (crash-5f284f04...): a client that paused reading, so the
+/// server waits for room to write, then half-closes and asks for 7 spurious readiness
+/// events. The server does not read any more, so nothing used them up, and the simulator
+/// reported the socket writable on every poll while any were left: a loop spinning without
+/// time passing. A spurious event is now reported once, like any other edge.
+#[test]
+fn sim_echo_regression_livelock_at_51_ms() {
+    let input = [
+        7, 2, 0, 1, 0, 0, 1, 0, 200, 1, 4, 1, 1, 1, 255, 3, 9, 0, 50, 6, 255, 255, 255, 255, 255, 61, 255,
+        255, 0, 0, 1, 2, 10, 0, 8, 2, 9, 0, 255, 255, 251, 9, 20,
+    ];
+    sim_echo::check(&input);
+}
+
 /// mini_redis's RESP parser on seeded inputs, and on a pipeline of every request form cut at
 /// every byte (the `resp` target's checks).
 #[test]

@@ -574,7 +574,7 @@ fn collect_ready(w: &mut World, ready: &mut Vec<Readiness>, consume: bool) {
                 let readable = input.arrived(now) > 0 || input.ended(now) || spurious;
                 let room = c.pipes[*side].room() > 0;
                 let events = input.arrivals(now) + fin as u64 + reset as u64 + spurious as u64;
-                (readable, room || spurious, reset, fin, events, (room && e.out_of_room) || spurious)
+                (readable, room || spurious, reset, fin, events, room && e.out_of_room)
             }
             SockKind::Stream { conn: None, .. } => (false, false, false, false, 0, false),
         };
