@@ -82,7 +82,7 @@ use evloop::{Loop, Prepare, Timer};
 use super::aof_rewrite;
 use super::commands::{self, wall_ms, Server};
 use super::db::Db;
-use super::resp::{self, parse_i64};
+use super::resp::{self, command, parse_i64};
 
 /// How often written data is fsynced (`appendfsync everysec`).
 pub const FSYNC_PERIOD: Duration = Duration::from_secs(1);
@@ -506,8 +506,10 @@ pub fn record(out: &mut Vec<u8>, name: &str, args: &[Vec<u8>], reply: &[u8], wal
     }
     match name {
         "set" => match set_deadline(args, wall_ms) {
-            Some(at) => command(out, &[b"SET", &args[1], &args[2], b"PXAT", at.to_string().as_bytes()]),
-            None => command(out, &args.iter().map(Vec::as_slice).collect::<Vec<_>>()),
+            Some(at) => {
+                command::<&[u8]>(out, &[b"SET", &args[1], &args[2], b"PXAT", at.to_string().as_bytes()])
+            }
+            None => command(out, args),
         },
         "expire" | "pexpire" | "expireat" | "pexpireat" => {
             let n = parse_i64(&args[2]).unwrap_or(0);
@@ -515,12 +517,12 @@ pub fn record(out: &mut Vec<u8>, name: &str, args: &[Vec<u8>], reply: &[u8], wal
             let now = wall_ms();
             let at = if name.ends_with("at") { ms } else { now.saturating_add(ms) };
             if at <= now {
-                command(out, &[b"DEL", &args[1]]);
+                command::<&[u8]>(out, &[b"DEL", &args[1]]);
             } else {
-                command(out, &[b"PEXPIREAT", &args[1], at.to_string().as_bytes()]);
+                command::<&[u8]>(out, &[b"PEXPIREAT", &args[1], at.to_string().as_bytes()]);
             }
         }
-        _ => command(out, &args.iter().map(Vec::as_slice).collect::<Vec<_>>()),
+        _ => command(out, args),
     }
 }
 
@@ -557,12 +559,4 @@ fn set_deadline(args: &[Vec<u8>], wall_ms: impl FnOnce() -> i64) -> Option<i64> 
         b"PX" => wall_ms().saturating_add(n),
         _ => n.saturating_mul(1000),
     })
-}
-
-/// One record: `args` as a multibulk.
-fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    resp::array(out, args.len());
-    for arg in args {
-        resp::bulk(out, arg);
-    }
 }

@@ -9,7 +9,7 @@
 //! how the commands logged meanwhile are kept.
 
 use super::db::{Db, Value};
-use super::resp;
+use super::resp::command;
 
 /// Items per command for lists, hashes and sets.
 const ITEMS_PER_COMMAND: usize = 64;
@@ -21,48 +21,36 @@ pub fn snapshot(db: &Db, now: u64, wall_now: i64) -> Vec<u8> {
     let mut out = Vec::new();
     for (key, value, deadline) in db.entries(now) {
         match value {
-            Value::Str(s) => command(&mut out, b"SET", key, [s.as_slice()].into_iter(), 1),
+            Value::Str(s) => command::<&[u8]>(&mut out, &[b"SET", key, s]),
             Value::List(list) => {
                 let items: Vec<&[u8]> = list.iter().map(Vec::as_slice).collect();
                 for chunk in items.chunks(ITEMS_PER_COMMAND) {
-                    command(&mut out, b"RPUSH", key, chunk.iter().copied(), chunk.len());
+                    command(&mut out, &with_head(b"RPUSH", key, chunk.iter().copied()));
                 }
             }
             Value::Hash(hash) => {
                 let pairs: Vec<(&[u8], &[u8])> = hash.iter().collect();
                 for chunk in pairs.chunks(ITEMS_PER_COMMAND) {
-                    let flat = chunk.iter().flat_map(|&(f, v)| [f, v]);
-                    command(&mut out, b"HSET", key, flat, chunk.len() * 2);
+                    command(&mut out, &with_head(b"HSET", key, chunk.iter().flat_map(|&(f, v)| [f, v])));
                 }
             }
             Value::Set(set) => {
                 let mut members = Vec::with_capacity(set.len());
                 set.for_each(|m| members.push(m.to_vec()));
                 for chunk in members.chunks(ITEMS_PER_COMMAND) {
-                    command(&mut out, b"SADD", key, chunk.iter().map(Vec::as_slice), chunk.len());
+                    command(&mut out, &with_head(b"SADD", key, chunk.iter().map(Vec::as_slice)));
                 }
             }
         }
         if let Some(at) = deadline {
             let unix_ms = wall_now.saturating_add(at as i64 - now as i64);
-            command(&mut out, b"PEXPIREAT", key, [unix_ms.to_string().as_bytes()].into_iter(), 1);
+            command::<&[u8]>(&mut out, &[b"PEXPIREAT", key, unix_ms.to_string().as_bytes()]);
         }
     }
     out
 }
 
-/// `name key items...` as a multibulk; `count` is the number of items.
-fn command<'a>(
-    out: &mut Vec<u8>,
-    name: &[u8],
-    key: &[u8],
-    items: impl Iterator<Item = &'a [u8]>,
-    count: usize,
-) {
-    resp::array(out, 2 + count);
-    resp::bulk(out, name);
-    resp::bulk(out, key);
-    for item in items {
-        resp::bulk(out, item);
-    }
+/// `name key items...`: the arguments of one command.
+fn with_head<'a>(name: &'a [u8], key: &'a [u8], items: impl Iterator<Item = &'a [u8]>) -> Vec<&'a [u8]> {
+    [name, key].into_iter().chain(items).collect()
 }

@@ -359,11 +359,16 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 /// A request as a client sends it: a multibulk of `args`.
 pub fn request(args: &[&str]) -> Vec<u8> {
     let mut out = Vec::new();
-    array(&mut out, args.len());
-    for arg in args {
-        bulk(&mut out, arg.as_bytes());
-    }
+    command(&mut out, args);
     out
+}
+
+/// A command as a multibulk of `args` (a client's request, an AOF record), appended to `out`.
+pub fn command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
+    array(out, args.len());
+    for arg in args {
+        bulk(out, arg.as_ref());
+    }
 }
 
 /// `+text`.
