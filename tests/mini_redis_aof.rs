@@ -106,11 +106,13 @@ fn writes_survive_sigterm_and_a_restart() {
     assert!(terminate(&mut mini).success());
 
     // Restart once `short`'s deadline has passed, on the wall clock (bounded).
-    let limit = Instant::now() + Duration::from_secs(10);
-    while wall_ms() <= short_deadline + 5 {
-        assert!(Instant::now() < limit, "the clock did not pass the deadline");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    retry(|| {
+        if wall_ms() > short_deadline + 5 {
+            Ok(())
+        } else {
+            Err("the clock did not pass the deadline".into())
+        }
+    });
     let mini = start(&path);
     let mut c = Client::connect(mini.addr);
     let reads: &[(&[&str], &str)] = &[
@@ -178,14 +180,22 @@ fn the_shutdown_flush_writes_what_no_iteration_handed_off() {
 
 /// Asks `request` until the reply is `want`, for at most 10 s.
 fn ask_until(c: &mut Client, request: &[&str], want: &str) {
-    let limit = Instant::now() + Duration::from_secs(10);
-    loop {
+    retry(|| {
         let reply = c.ask(request);
         if reply == want {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{request:?} still replies {reply:?}, not {want:?}"))
         }
-        assert!(Instant::now() < limit, "{request:?} still replies {reply:?}, not {want:?}");
-        std::thread::sleep(Duration::from_millis(20));
+    });
+}
+
+/// Runs `attempt` every 10 ms until it succeeds; after 10 s, fails with its last complaint.
+fn retry(mut attempt: impl FnMut() -> Result<(), String>) {
+    let limit = Instant::now() + Duration::from_secs(10);
+    while let Err(why) = attempt() {
+        assert!(Instant::now() < limit, "{why}");
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -279,11 +289,14 @@ fn a_write_in_the_file_survives_sigkill() {
     assert_eq!(c.ask(&["RPUSH", "l", "a", "b"]), ":2\r\n");
     let expected = records(&[&["RPUSH", "l", "a", "b"]]);
     // No shutdown flush with SIGKILL: wait until the pool's write has reached the file.
-    let limit = Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&path).unwrap().len() < expected.len() as u64 {
-        assert!(Instant::now() < limit, "the write did not reach the file within 10 s");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    retry(|| {
+        let reached = std::fs::metadata(&path).unwrap().len() >= expected.len() as u64;
+        if reached {
+            Ok(())
+        } else {
+            Err("the write did not reach the file within 10 s".into())
+        }
+    });
     mini.child.kill().unwrap();
     mini.child.wait().unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), expected);
@@ -415,15 +428,14 @@ fn records_are_redis_7_propagation() {
 
 /// Waits until the file at `path` is smaller than `bytes`.
 fn wait_until_smaller(path: &Path, bytes: u64) {
-    let limit = Instant::now() + Duration::from_secs(10);
-    loop {
+    retry(|| {
         let size = std::fs::metadata(path).unwrap().len();
         if size < bytes {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{} is still {size} bytes, not under {bytes}", path.display()))
         }
-        assert!(Instant::now() < limit, "{} is still {size} bytes, not under {bytes}", path.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    });
 }
 
 #[test]
